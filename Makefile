@@ -1,0 +1,43 @@
+# Everything runs inside a git-ignored virtual environment at .venv/, made on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NT_VENV := .venv-nt
+
+.PHONY: install run test test-slow bench reference clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: a small default experiment that ends in a plot and a table.
+run: $(STAMP)
+	$(PY) -m experiments.quickstart_ntk --out runs/quickstart
+
+## The default (fast) test suite.
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+## The slower suite (large N, blocking at scale); CI runs it after `make test`.
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+## Benchmarks of the empirical NTK (writes JSON + Markdown under results/).
+bench: $(STAMP)
+	$(PY) -m experiments.bench_empirical_ntk --out results
+
+## neural-tangents 0.6.5 in its own pinned environment, for cross-checks and side-by-side timings.
+reference: $(NT_VENV)/.installed
+$(NT_VENV)/.installed: reference/requirements-nt.txt
+	$(PYTHON) -m venv $(NT_VENV)
+	$(NT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(NT_VENV)/bin/python -m pip install --quiet -r reference/requirements-nt.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV) $(NT_VENV) runs .pytest_cache

@@ -1,0 +1,333 @@
+"""Functional fully-connected networks in NTK and standard parametrization.
+
+The contract, as in `jax.example_libraries.stax`: a model is a frozen, hashable spec with two pure
+functions, ``init(key, in_dim) -> params`` and ``apply(params, x) -> (N, out_dim)``. Params are a
+plain pytree: a list with one dict per layer, ``{"W": (n_in, n_out), "b": (n_out,)}`` (no ``"b"``
+when ``b_std is None``), exactly the arrays of neural-tangents' ``stax.Dense`` (whose ``b`` has
+shape ``(1, n_out)``), so kernels compare 1:1.
+
+With h₀ = x and layers l = 1 … L (L = len(hidden) + 1), the network computes
+
+    z_l = a_l · h_{l−1} W_l + β_l · b_l,    h_l = ρ(z_l),    f(x) = z_L,
+
+where NTK parametrization has a_l = W_std/√n_{l−1}, β_l = b_std and W, b ~ N(0, 1), and standard
+parametrization has a_l = β_l = 1 with W ~ N(0, W_std²/n_{l−1}), b ~ N(0, b_std²).
+This is seed 000's eq 4 (ρ applied between layers, 1/√w_j scaling) and seed 001/002/003's
+f(x) = (1/√m) Σ_r a_r σ(w_rᵀx) for one hidden layer, W_std = 1 and no biases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from ntk_lab import _checks
+from ntk_lab.activations import Activation, get_activation, value_and_derivative
+
+__all__ = ["MLP", "Centered", "centered", "apply_fn_of"]
+
+PARAMETRIZATIONS = ("ntk", "standard")
+READOUT_INITS = ("gaussian", "rademacher", "symmetric")
+_TRAINABLE_NAMES = ("all", "hidden", "readout")
+
+
+@dataclasses.dataclass(frozen=True)
+class MLP:
+  """A fully-connected network spec: frozen, hashable, usable as a static argument of `jax.jit`.
+
+  Args:
+    hidden: widths of the hidden layers, e.g. ``(512, 512)``; ``()`` is a linear model.
+    out_dim: number of outputs O.
+    activation: a name (``relu``, ``leaky_relu``, ``abs``, ``erf``, ``tanh``, ``sigmoid``,
+      ``gelu``, ``softplus``, ``sin``, ``identity``), an `ntk_lab.Activation` (e.g. to set the
+      leaky slope) or any elementwise callable.
+    parametrization: ``"ntk"`` or ``"standard"``, with the conventions of NT's ``stax.Dense``.
+    W_std: weight scale σ_w, one number or one per layer (e.g. ``(math.sqrt(d), 1.0)`` for the
+      seeds' σ(w_rᵀx) first layer, which has no 1/√d).
+    b_std: bias scale σ_b; ``None`` means the layers have no biases (the seeds' networks).
+    trainable: which layers train: ``"all"``, ``"hidden"`` (readout fixed, seed 002),
+      ``"readout"``, or one bool per layer. Frozen layers still compute; they only drop out of
+      gradients and of the NTK.
+    readout_init: ``"gaussian"`` (N(0, 1)), ``"rademacher"`` (±1, seed 003) or ``"symmetric"``
+      (seed 003 Q1(b): the last hidden layer's units come in identical pairs whose readout weights
+      are ±c, so f(x; θ₀) = 0 for every x, up to rounding; readout bias starts at 0).
+
+  Example:
+    >>> import jax, ntk_lab as nl
+    >>> net = nl.MLP((64, 64), out_dim=2, activation="erf", b_std=0.1)
+    >>> params = net.init(jax.random.PRNGKey(0), 3)
+    >>> net.apply(params, jax.numpy.ones((5, 3))).shape
+    (5, 2)
+  """
+
+  hidden: tuple[int, ...] = ()
+  out_dim: int = dataclasses.field(default=1, kw_only=True)
+  activation: Any = dataclasses.field(default="relu", kw_only=True)
+  parametrization: str = dataclasses.field(default="ntk", kw_only=True)
+  W_std: float = dataclasses.field(default=1.0, kw_only=True)
+  b_std: float | None = dataclasses.field(default=0.0, kw_only=True)
+  trainable: Any = dataclasses.field(default="all", kw_only=True)
+  readout_init: str = dataclasses.field(default="gaussian", kw_only=True)
+
+  def __post_init__(self):
+    if isinstance(self.hidden, (int, str)) or not isinstance(self.hidden, Sequence):
+      raise TypeError(f"hidden: expected a sequence of widths like (512, 512), got {self.hidden!r}.")
+    hidden = tuple(_checks.positive_int(w, f"hidden[{i}]") for i, w in enumerate(self.hidden))
+    object.__setattr__(self, "hidden", hidden)
+    _checks.positive_int(self.out_dim, "out_dim")
+    object.__setattr__(self, "activation", get_activation(self.activation))
+    _checks.choice(self.parametrization, "parametrization", PARAMETRIZATIONS)
+    if isinstance(self.W_std, Sequence) and not isinstance(self.W_std, str):
+      if len(self.W_std) != len(hidden) + 1:
+        raise ValueError(f"W_std: needs one value per layer ({len(hidden) + 1}), got {len(self.W_std)}.")
+      object.__setattr__(self, "W_std", tuple(self.W_std))
+    for i, w in enumerate(self.W_std if isinstance(self.W_std, tuple) else (self.W_std,)):
+      if not _finite_number(w) or w <= 0:
+        raise ValueError(f"W_std: must be finite and > 0, got {w!r}" +
+                         (f" at layer {i}." if isinstance(self.W_std, tuple) else "."))
+    if self.b_std is not None and (not _finite_number(self.b_std) or self.b_std < 0):
+      raise ValueError(f"b_std: must be a finite number >= 0, or None for no biases, got {self.b_std!r}.")
+    object.__setattr__(self, "trainable", self._normalise_trainable(self.trainable))
+    _checks.choice(self.readout_init, "readout_init", READOUT_INITS)
+    if self.readout_init == "symmetric" and (not hidden or hidden[-1] % 2):
+      raise ValueError(
+          "readout_init='symmetric' pairs the units of the last hidden layer, so it needs at least "
+          f"one hidden layer of even width; got hidden={hidden}.")
+
+  def _normalise_trainable(self, trainable) -> tuple[bool, ...]:
+    n = len(self.hidden) + 1
+    if isinstance(trainable, str):
+      _checks.choice(trainable, "trainable", _TRAINABLE_NAMES)
+      mask = {"all": (True,) * n, "hidden": (True,) * (n - 1) + (False,),
+              "readout": (False,) * (n - 1) + (True,)}[trainable]
+    elif isinstance(trainable, Sequence) and all(isinstance(t, (bool, jnp.bool_)) for t in trainable):
+      mask = tuple(bool(t) for t in trainable)
+      if len(mask) != n:
+        raise ValueError(f"trainable: needs one bool per layer ({n} layers), got {len(mask)}.")
+    else:
+      raise TypeError(f"trainable: expected 'all', 'hidden', 'readout' or {n} bools, got {trainable!r}.")
+    if not any(mask):
+      raise ValueError("trainable: no layer is trainable; the NTK and gradient flow would be zero.")
+    return mask
+
+  # ---------------------------------------------------------------- structure
+  @property
+  def n_layers(self) -> int:
+    """L, the number of affine layers (hidden layers + readout)."""
+    return len(self.hidden) + 1
+
+  @property
+  def has_bias(self) -> bool:
+    return self.b_std is not None
+
+  def widths(self, in_dim: int) -> tuple[int, ...]:
+    """(n₀, n₁, …, n_L) = (in_dim, *hidden, out_dim)."""
+    return (in_dim, *self.hidden, self.out_dim)
+
+  def w_std(self, layer: int) -> float:
+    """σ_w of layer `layer` (0-based)."""
+    return self.W_std[layer] if isinstance(self.W_std, tuple) else self.W_std
+
+  def layer_scales(self, layer: int, n_in: int) -> tuple[float, float]:
+    """(a_l, β_l): the multipliers of h W and of b in layer `layer` (0-based) with fan-in n_in."""
+    if self.parametrization == "ntk":
+      return self.w_std(layer) / math.sqrt(n_in), (self.b_std or 0.0)
+    return 1.0, 1.0
+
+  def ntk_scales(self, layer: int, n_in: int) -> tuple[float, float]:
+    """(c_W, c_b) = (a_l², β_l²), the weights of layer l's terms in the NTK; c_b = 0 without bias."""
+    a, beta = self.layer_scales(layer, n_in)
+    return a * a, (beta * beta if self.has_bias else 0.0)
+
+  # ------------------------------------------------------------------ init/apply
+  def init(self, key, in_dim: int, *, dtype=None) -> list[dict]:
+    """Draws θ₀. Returns a list of L dicts {"W": (n_{l−1}, n_l)[, "b": (n_l,)]}."""
+    in_dim = _checks.positive_int(in_dim, "in_dim")
+    dtype = dtype or jnp.result_type(float)
+    widths = self.widths(in_dim)
+    keys = jax.random.split(key, self.n_layers)
+    params = []
+    for l, (k, n_in, n_out) in enumerate(zip(keys, widths[:-1], widths[1:])):
+      kw, kb = jax.random.split(k)
+      is_readout = l == self.n_layers - 1
+      if is_readout and self.readout_init != "gaussian":
+        W = jax.random.rademacher(kw, (n_in, n_out), dtype=dtype)
+      else:
+        W = jax.random.normal(kw, (n_in, n_out), dtype)
+      b = jax.random.normal(kb, (n_out,), dtype) if self.has_bias else None
+      if self.parametrization == "standard":
+        W = W * (self.w_std(l) / math.sqrt(n_in))
+        b = None if b is None else b * self.b_std
+      layer = {"W": W} if b is None else {"W": W, "b": b}
+      params.append(layer)
+    if self.readout_init == "symmetric":
+      params = self._pair_units(params)
+    return params
+
+  def _pair_units(self, params):
+    half = self.hidden[-1] // 2
+    last, out = dict(params[-2]), dict(params[-1])
+    last["W"] = jnp.concatenate([last["W"][:, :half]] * 2, axis=1)
+    if "b" in last:
+      last["b"] = jnp.concatenate([last["b"][:half]] * 2)
+    out["W"] = jnp.concatenate([out["W"][:half], -out["W"][:half]], axis=0)
+    if "b" in out:
+      out["b"] = jnp.zeros_like(out["b"])
+    return [*params[:-2], last, out]
+
+  def apply(self, params, x):
+    """f(x; θ), shape (N, out_dim), for inputs x of shape (N, in_dim)."""
+    in_dim = self.check_params(params)
+    x = _checks.as_inputs(x, "x", in_dim, finite=False)
+    h = x
+    for l, layer in enumerate(params):
+      z = self._affine(l, layer, h)
+      h = z if l == self.n_layers - 1 else self.activation(z)
+    return h
+
+  def _affine(self, l, layer, h):
+    a, beta = self.layer_scales(l, h.shape[-1])
+    z = (h @ layer["W"]) * a if a != 1.0 else h @ layer["W"]
+    if "b" in layer:
+      z = z + beta * layer["b"]
+    return z
+
+  # --------------------------------------------------------------- validation
+  def check_params(self, params) -> int:
+    """Checks that `params` fit this spec (works on tracers); returns in_dim."""
+    if not isinstance(params, (list, tuple)) or len(params) != self.n_layers:
+      got = f"a {type(params).__name__} of length {len(params)}" if isinstance(params, (list, tuple)) \
+          else type(params).__name__
+      raise ValueError(
+          f"params: expected a list of {self.n_layers} layer dicts (from net.init), got {got}; "
+          "were they made for another MLP spec?")
+    keys = {"W", "b"} if self.has_bias else {"W"}
+    in_dim = None
+    for l, layer in enumerate(params):
+      if not isinstance(layer, dict) or set(layer) != keys:
+        found = sorted(layer) if isinstance(layer, dict) else type(layer).__name__
+        raise ValueError(
+            f"params[{l}]: expected a dict with keys {sorted(keys)} (b_std={self.b_std}), got {found}; "
+            "re-create the params with net.init for this spec.")
+      W = layer["W"]
+      if getattr(W, "ndim", None) != 2:
+        raise ValueError(f"params[{l}]['W']: expected a 2-D array, got shape {getattr(W, 'shape', None)}.")
+      n_in, n_out = W.shape
+      expected_out = self.widths(0)[l + 1]
+      if in_dim is None:
+        in_dim = n_in
+      elif n_in != prev_out:
+        raise ValueError(f"params[{l}]['W']: has {n_in} input rows but layer {l - 1} has {prev_out} outputs.")
+      if n_out != expected_out:
+        raise ValueError(
+            f"params[{l}]['W']: has {n_out} columns but the spec says width {expected_out}; "
+            "re-create the params with net.init for this spec.")
+      if "b" in layer and tuple(layer["b"].shape) != (n_out,):
+        raise ValueError(f"params[{l}]['b']: expected shape ({n_out},), got {tuple(layer['b'].shape)}.")
+      prev_out = n_out
+    return in_dim
+
+  # ------------------------------------------------------------- trainable split
+  def split(self, params):
+    """(trainable, frozen): two lists shaped like `params`, with None where a layer is absent."""
+    trainable = [p if t else None for p, t in zip(params, self.trainable)]
+    frozen = [None if t else p for p, t in zip(params, self.trainable)]
+    return trainable, frozen
+
+  @staticmethod
+  def merge(trainable, frozen):
+    """Inverse of `split`."""
+    return [t if t is not None else f for t, f in zip(trainable, frozen)]
+
+  # ------------------------------------------------- structured NTK ingredients
+  def ntk_features(self, params, x):
+    """Per-point ingredients of the layerwise NTK (seed 000 eqs 5–7).
+
+    Returns (H, D): for each layer l = 1 … L, ``H[l-1]`` is the layer's input h_{l−1}(x), shape
+    (N, n_{l−1}), and ``D[l-1]`` the backprop signal Δ_l = ∂f/∂z_l, shape (N, O, n_l), for hidden
+    layers (``None`` for the readout, where Δ_L = I_O). Entries for frozen layers, and signals below
+    the lowest trainable layer, are ``None``. Then
+
+        Θ(x, x')_{ab} = Σ_l (c_W,l ⟨h_{l−1}, h'_{l−1}⟩ + c_b,l) ⟨Δ_l[a], Δ'_l[b]⟩.
+    """
+    in_dim = self.check_params(params)
+    h = _checks.as_inputs(x, "x", in_dim, finite=False)
+    L = self.n_layers
+    H, slopes = [], []
+    for l, layer in enumerate(params):
+      H.append(h if self.trainable[l] else None)
+      z = self._affine(l, layer, h)
+      if l < L - 1:
+        h, slope = value_and_derivative(self.activation, z)
+        slopes.append(slope)
+    lowest = self.trainable.index(True)
+    D = [None] * L
+    delta = None  # Δ_{l+1}, shape (N, O, n_{l+1}); None stands for I_O at the readout
+    for l in range(L - 2, lowest - 1, -1):
+      W_next = params[l + 1]["W"]
+      a_next, _ = self.layer_scales(l + 1, W_next.shape[0])
+      if delta is None:  # Δ_{L−1} = ρ'(z_{L−1}) ⊙ a_L W_Lᵀ
+        back = jnp.broadcast_to((a_next * W_next.T)[None], (slopes[l].shape[0], *W_next.T.shape))
+      else:
+        back = a_next * (delta @ W_next.T)
+      delta = back * slopes[l][:, None, :]
+      D[l] = delta if self.trainable[l] else None
+    return H, D
+
+
+def _finite_number(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@jax.tree_util.register_pytree_node_class
+class Centered:
+  """The centred model f̂(x; θ) = f(x; θ) − f(x; θ₀) of seed 001, so that f̂(x; θ₀) = 0.
+
+  Build it with `centered`. It has the same NTK as the model it wraps (f(x; θ₀) does not depend
+  on θ), and `empirical_ntk` takes it wherever it takes the model.
+  """
+
+  def __init__(self, model, params0):
+    self.model = model
+    self.params0 = params0
+
+  def apply(self, params, x):
+    base = apply_fn_of(self.model)
+    return base(params, x) - base(self.params0, x)
+
+  def tree_flatten(self):
+    return (self.params0,), self.model
+
+  @classmethod
+  def tree_unflatten(cls, model, children):
+    return cls(model, children[0])
+
+
+def centered(model, params0) -> Centered:
+  """f̂(x; θ) = f(x; θ) − f(x; θ₀) for an `MLP` or an ``apply_fn(params, x)``.
+
+  Example:
+    >>> import jax, ntk_lab as nl
+    >>> net = nl.MLP((16,), b_std=None)
+    >>> p0 = net.init(jax.random.PRNGKey(0), 2)
+    >>> float(abs(nl.centered(net, p0).apply(p0, jax.numpy.ones((3, 2)))).max())
+    0.0
+  """
+  if not (isinstance(model, MLP) or callable(model)):
+    raise TypeError(f"model: expected an ntk_lab.MLP or an apply_fn(params, x), got {type(model).__name__}.")
+  return Centered(model, params0)
+
+
+def apply_fn_of(model) -> Callable:
+  """The ``apply(params, x)`` function of an MLP, a Centered model or a plain callable."""
+  if isinstance(model, (MLP, Centered)):
+    return model.apply
+  if callable(model):
+    return model
+  raise TypeError(
+      f"model: expected an ntk_lab.MLP, ntk_lab.centered(...) or an apply_fn(params, x), "
+      f"got {type(model).__name__}.")
