@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NT_VENV := .venv-nt
 
-.PHONY: install run test test-slow bench reference clean
+.PHONY: install run test test-slow bench reference golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,7 @@ $(NT_VENV)/.installed: reference/requirements-nt.txt
 
 clean:
 	rm -rf $(VENV) $(NT_VENV) runs .pytest_cache
+
+## Regenerate the golden files of NT's answers (needs `make reference`).
+golden: $(STAMP) reference
+	$(PY) reference/make_golden.py

@@ -50,7 +50,7 @@ class Activation:
 
   Example:
     >>> import ntk_lab as nl
-    >>> float(nl.Activation("leaky_relu", alpha=0.1)(-2.0))
+    >>> round(float(nl.Activation("leaky_relu", alpha=0.1)(-2.0)), 6)
     -0.2
   """
 

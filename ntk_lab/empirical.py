@@ -23,7 +23,7 @@ import numpy as np
 from ntk_lab import _checks, _tiling
 from ntk_lab.mlp import MLP, Centered, apply_fn_of
 
-__all__ = ["empirical_ntk", "METHODS"]
+__all__ = ["empirical_ntk", "structured_flops", "METHODS"]
 
 METHODS = ("auto", "structured", "jacobian", "ntvp")
 
@@ -69,8 +69,9 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
     batch_size = _checks.positive_int(batch_size, "batch_size")
   if not (isinstance(memory_budget, (int, float)) and memory_budget > 0):
     raise ValueError(f"memory_budget: must be a positive number of bytes, got {memory_budget!r}.")
+  # Centring does not change Θ (f(x; θ₀) is constant in θ), so a centred model's base is used.
   base = model.model if isinstance(model, Centered) else model
-  apply_fn = apply_fn_of(model)
+  apply_fn = apply_fn_of(base)
   is_mlp = isinstance(base, MLP)
   if method == "structured" and not is_mlp:
     raise ValueError(
@@ -99,14 +100,11 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
         f"layers, got {type(params).__name__}.")
   if batch_size is None:
     n_terms = (base.n_layers if is_mlp else len(_top_level_groups(params))) if per_layer else 1
-    tile_bytes = _tile_bytes_fn(method, _n_params(params), n_out, trace_outputs, n_terms,
-                                jnp.dtype(x1.dtype).itemsize)
-    batch_size = _tiling.choose_block(n1, n2, tile_bytes, memory_budget)
+    batch_size = _auto_block(method, n1, n2, _n_params(params), n_out, trace_outputs, n_terms,
+                             jnp.dtype(x1.dtype).itemsize, memory_budget)
 
   if method == "structured":
     return _structured(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer, block=batch_size)
-  # Centring does not change Θ (f(x; θ₀) is constant in θ), so the wrapped model's apply is used.
-  apply_fn = apply_fn_of(base)
   if is_mlp:
     theta, const = base.split(params)
     groups = tuple(i for i, t in enumerate(base.trainable) if t)
@@ -157,14 +155,48 @@ def _cheaper_general_method(params, n1, n2, n_out, budget):
   return "jacobian" if jac_bytes <= budget else "ntvp"
 
 
-def _tile_bytes_fn(method, n_params, n_out, trace, n_terms, itemsize):
-  """bytes(B): an estimate of the temporaries of one B × B tile."""
+def _auto_block(method, n1, n2, n_params, n_out, trace, n_terms, itemsize, budget):
+  """The tile side for `batch_size=None`: None if one tile fits the budget."""
   out = 1 if trace else n_out * n_out
   if method == "structured":  # two Gram blocks, their product and the running sum, per term
-    return lambda B: B * B * itemsize * out * (4 + 2 * n_terms)
-  if method == "jacobian":  # two B-point Jacobians of O·P numbers (and jacrev's own copy)
-    return lambda B: itemsize * (B * B * out * 2 * n_terms + 4 * B * n_out * n_params)
-  return lambda B: itemsize * B * B * n_out * n_out * 3 * n_terms  # ntvp
+    tile_bytes = lambda B: B * B * itemsize * out * (4 + 2 * n_terms)
+  elif method == "jacobian":  # two B-point Jacobians of O·P numbers (and jacrev's own copy)
+    tile_bytes = lambda B: itemsize * (B * B * out * 2 * n_terms + 4 * B * n_out * n_params)
+  else:  # ntvp
+    tile_bytes = lambda B: itemsize * B * B * n_out * n_out * 3 * n_terms
+  return _tiling.choose_block(n1, n2, tile_bytes, budget)
+
+
+def structured_flops(model: MLP, in_dim: int, n1: int, n2: int | None = None, *,
+                     trace_outputs: bool = True, batch_size: int | None = None,
+                     memory_budget: float = _tiling.DEFAULT_MEMORY_BUDGET, itemsize: int = 4) -> int:
+  """Matrix-product FLOPs that ``empirical_ntk(model, ..., method="structured")`` executes.
+
+  Counts the forward pass, the backprop signals Δ_l and the per-tile Gram products (only the upper
+  tiles when x2 is None and the kernel is blocked), as 2·m·n·k per (m × k)·(k × n) product.
+  Elementwise work is not counted, so achieved/peak rates computed from it are conservative.
+  """
+  widths = model.widths(in_dim)
+  O, L = model.out_dim, model.n_layers
+  symmetric = n2 is None
+  n2 = n1 if symmetric else n2
+  lowest = model.trainable.index(True)
+  points = n1 if symmetric else n1 + n2
+  flops = sum(2 * points * a * b for a, b in zip(widths[:-1], widths[1:]))
+  flops += sum(2 * points * O * widths[l + 1] * widths[l + 2] for l in range(lowest, L - 2))
+  o_pairs = O if trace_outputs else O * O
+  per_pair = sum(2 * widths[l] + (2 * o_pairs * widths[l + 1] if l < L - 1 else 0)
+                 for l in range(L) if model.trainable[l])
+  if batch_size is None:
+    n_params = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    batch_size = _auto_block("structured", n1, n2, n_params, O, trace_outputs, 1, itemsize, memory_budget)
+  if batch_size is None or (batch_size >= n1 and batch_size >= n2):
+    pairs = n1 * n2
+  else:
+    nb1, nb2 = -(-n1 // batch_size), -(-n2 // batch_size)
+    tiles = nb1 * (nb1 + 1) // 2 if symmetric else nb1 * nb2
+    pairs = tiles * batch_size * batch_size
+  return int(flops + pairs * per_pair)
 
 
 # ----------------------------------------------------------------------- structured

@@ -225,3 +225,20 @@ def test_auto_picks_structured_for_mlp_and_ntvp_when_jacobians_do_not_fit():
   apply_fn = net.apply
   tiny_budget = nl.empirical_ntk(apply_fn, params, x, memory_budget=64)  # forces ntvp, 8-point tiles
   assert rel_err(tiny_budget, nl.empirical_ntk(net, params, x, method="jacobian")) <= 1e-10
+
+
+@pytest.mark.parametrize("n2,trace,out_dim,trainable", [
+    (None, True, 1, "all"), (40, True, 3, "all"), (40, False, 2, "all"), (None, True, 2, "hidden"),
+    (None, True, 1, (False, True, True, False)),
+])
+def test_structured_flops_match_xla_cost_analysis(n2, trace, out_dim, trainable):
+  net = nl.MLP((96, 64, 48), out_dim=out_dim, b_std=0.1, trainable=trainable)
+  params = net.init(jax.random.PRNGKey(0), 10)
+  x1 = inputs(60, 10)
+  x2 = None if n2 is None else inputs(n2, 10, seed=2)
+  lowered = jax.jit(lambda p, a, b: nl.empirical_ntk(net, p, a, b, trace_outputs=trace)).lower(params, x1, x2)
+  cost = lowered.compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  ours = nl.structured_flops(net, 10, 60, n2, trace_outputs=trace)
+  # XLA also counts elementwise work (activations, Hadamard products), which ours leaves out.
+  assert 0.9 * cost["flops"] <= ours <= cost["flops"]

@@ -1,0 +1,149 @@
+"""neural-tangents 0.6.5 as an oracle. Runs ONLY in the pinned NT environment (`make reference`).
+
+    .venv-nt/bin/python reference/nt_oracle.py empirical IN.npz OUT.npz
+    .venv-nt/bin/python reference/nt_oracle.py analytic IN.npz OUT.npz
+    .venv-nt/bin/python reference/nt_oracle.py bench --n 1000 --width 512 --depth 3 --impl 1 2 3
+
+`empirical` reads a spec (JSON string under key "spec": hidden, out_dim, activation, alpha,
+parametrization, W_std, b_std) with ntk_lab-layout params (W0, b0, W1, …) and inputs x1[, x2], and
+writes NT's `empirical_ntk_fn` kernels for implementations 1–3, traced (`ntk_trace_<impl>`, shape
+(N1, N2)) and full (`ntk_full_<impl>`, shape (N1, N2, O, O)). `analytic` writes NT's
+infinite-width `kernel_fn` kernels (`nngp`, `ntk`, each (N1, N2)) for the same spec. `bench` times NT's empirical NTK of
+a ReLU MLP and prints one JSON line. Data crosses the boundary only as files and JSON, so ntk_lab's
+own environment never imports NT or its TensorFlow.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import neural_tangents as nt  # noqa: E402
+from neural_tangents import stax  # noqa: E402
+
+
+NUMERICAL_DEG = 300  # converged for the golden grid (tanh at 80 is off by ~1e-4)
+
+
+def activation_layer(name, alpha):
+  table = {
+      "relu": stax.Relu, "abs": stax.Abs, "identity": stax.Identity,
+      "leaky_relu": lambda: stax.LeakyRelu(alpha), "erf": stax.Erf, "gelu": stax.Gelu,
+      "sin": stax.Sin,
+      # No closed form in NT: its own Gauss–Hermite quadrature (apply_fn is the plain function).
+      "tanh": lambda: stax.ElementwiseNumerical(jnp.tanh, deg=NUMERICAL_DEG),
+      "sigmoid": lambda: stax.ElementwiseNumerical(jax.nn.sigmoid, deg=NUMERICAL_DEG),
+      "softplus": lambda: stax.ElementwiseNumerical(jax.nn.softplus, deg=NUMERICAL_DEG),
+  }
+  return table[name]()
+
+
+def build(spec):
+  layers = []
+  hidden = spec["hidden"]
+  W_std = spec["W_std"]
+  W_stds = W_std if isinstance(W_std, list) else [W_std] * (len(hidden) + 1)
+  for l, width in enumerate(list(hidden) + [spec["out_dim"]]):
+    layers.append(stax.Dense(width, W_std=W_stds[l], b_std=spec["b_std"],
+                             parameterization=spec["parametrization"]))
+    if l < len(hidden):
+      layers.append(activation_layer(spec["activation"], spec.get("alpha", 0.01)))
+  return stax.serial(*layers)
+
+
+def to_nt_params(data, spec):
+  params = []
+  n_layers = len(spec["hidden"]) + 1
+  for l in range(n_layers):
+    W = jnp.asarray(data[f"W{l}"])
+    b = jnp.asarray(data[f"b{l}"]).reshape(1, -1) if f"b{l}" in data else None
+    params.append((W, b))
+    if l < n_layers - 1:
+      params.append(())
+  return params
+
+
+def cmd_empirical(args):
+  jax.config.update("jax_enable_x64", True)
+  data = dict(np.load(args.inp))
+  spec = json.loads(str(data.pop("spec")))
+  _, apply_fn, _ = build(spec)
+  params = to_nt_params(data, spec)
+  x1 = jnp.asarray(data["x1"])
+  x2 = jnp.asarray(data["x2"]) if "x2" in data else None
+  out = {}
+  for impl in (1, 2, 3):
+    for name, axes in (("trace", (-1,)), ("full", ())):
+      fn = nt.empirical_ntk_fn(apply_fn, trace_axes=axes, implementation=impl)
+      out[f"ntk_{name}_{impl}"] = np.asarray(fn(x1, x2, params))
+  np.savez(args.out, **out)
+
+
+def cmd_analytic(args):
+  jax.config.update("jax_enable_x64", True)
+  data = dict(np.load(args.inp))
+  spec = json.loads(str(data.pop("spec")))
+  _, _, kernel_fn = build(spec)
+  x1 = jnp.asarray(data["x1"])
+  x2 = jnp.asarray(data["x2"]) if "x2" in data else None
+  k = kernel_fn(x1, x2, ("nngp", "ntk"))
+  np.savez(args.out, nngp=np.asarray(k.nngp), ntk=np.asarray(k.ntk))
+
+
+def cmd_bench(args):
+  if args.dtype == "float64":
+    jax.config.update("jax_enable_x64", True)
+  dtype = jnp.float64 if args.dtype == "float64" else jnp.float32
+  init_fn, apply_fn, _ = build({"hidden": [args.width] * args.depth, "out_dim": 1, "activation": "relu",
+                                "W_std": 1.0, "b_std": 0.1, "parametrization": "ntk"})
+  x = jax.random.normal(jax.random.PRNGKey(1), (args.n, args.in_dim), dtype)
+  _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+  params = jax.tree_util.tree_map(lambda a: a.astype(dtype), params)
+  results = {}
+  for impl in args.impl:
+    fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), implementation=impl))
+    try:
+      fn(x, None, params).block_until_ready()
+      times = []
+      for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        fn(x, None, params).block_until_ready()
+        times.append(time.perf_counter() - t0)
+      results[str(impl)] = {"median_s": statistics.median(times), "times_s": times,
+                            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    except Exception as e:  # noqa: BLE001 - an implementation that fails is reported, not fatal
+      results[str(impl)] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+  print(json.dumps({"nt_version": nt.__version__, "jax_version": jax.__version__, "results": results}))
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description="neural-tangents oracle for ntk_lab cross-checks")
+  sub = parser.add_subparsers(dest="cmd", required=True)
+  e = sub.add_parser("empirical")
+  e.add_argument("inp")
+  e.add_argument("out")
+  a = sub.add_parser("analytic")
+  a.add_argument("inp")
+  a.add_argument("out")
+  b = sub.add_parser("bench")
+  b.add_argument("--n", type=int, required=True)
+  b.add_argument("--width", type=int, required=True)
+  b.add_argument("--depth", type=int, required=True)
+  b.add_argument("--in-dim", type=int, default=100)
+  b.add_argument("--impl", type=int, nargs="+", default=[1, 2, 3])
+  b.add_argument("--repeats", type=int, default=5)
+  b.add_argument("--dtype", default="float32")
+  args = parser.parse_args(argv)
+  {"empirical": cmd_empirical, "analytic": cmd_analytic, "bench": cmd_bench}[args.cmd](args)
+
+
+if __name__ == "__main__":
+  sys.exit(main())
