@@ -25,7 +25,7 @@ test: $(STAMP)
 
 ## The slower suite (large N, blocking at scale); CI runs it after `make test`.
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]  # 5: no slow tests collected, not a failure
 
 ## Benchmarks of the empirical NTK (writes JSON + Markdown under results/).
 bench: $(STAMP)

@@ -38,27 +38,23 @@ def main(argv=None):
   net = nl.MLP((args.width, args.width), activation="relu", parametrization="ntk", W_std=1.0, b_std=0.1)
   params = net.init(jax.random.PRNGKey(0), 2)
 
-  kernels, rows = {}, []
+  kernels, times = {}, {}
   for method in ("structured", "jacobian", "ntvp"):
     fn = jax.jit(lambda p, x, m=method: nl.empirical_ntk(net, p, x, method=m))
-    t, _ = median_time(fn, params, x, repeats=args.repeats)
+    times[method], _ = median_time(fn, params, x, repeats=args.repeats)
     kernels[method] = np.asarray(fn(params, x))
-    rows.append([method, f"{t * 1e3:.1f}"])
   ref = kernels["jacobian"]
-  for row in rows:
-    k = kernels[row[0]]
-    row.append(f"{np.linalg.norm(k - ref) / np.linalg.norm(ref):.1e}")
-  t_struct = float(rows[0][1])
-  for row in rows:
-    row.append(f"{float(row[1]) / t_struct:.1f}×")
+  diffs = {m: float(np.linalg.norm(k - ref) / np.linalg.norm(ref)) for m, k in kernels.items()}
+  rows = [[m, f"{times[m] * 1e3:.1f}", f"{diffs[m]:.1e}", f"{times[m] / times['structured']:.1f}×"]
+          for m in kernels]
 
   K = kernels["structured"]
   eig = np.linalg.eigvalsh(K)
   summary = {
       "model": f"MLP(({args.width}, {args.width}), relu, ntk, W_std=1, b_std=0.1)",
       "n_points": args.n, "dtype": str(K.dtype), "device": jax.devices()[0].platform,
-      "median_ms": {r[0]: float(r[1]) for r in rows},
-      "rel_diff_vs_jacobian": {r[0]: float(r[2]) for r in rows},
+      "median_ms": {m: t * 1e3 for m, t in times.items()},
+      "rel_diff_vs_jacobian": diffs,
       "diag_mean": float(np.mean(np.diag(K))), "lambda_min": float(eig[0]), "lambda_max": float(eig[-1]),
       "condition_number": float(eig[-1] / eig[0]),
   }

@@ -105,3 +105,17 @@ def test_method_and_function_agree_and_get_selects():
   K = nl.analytic_kernel(net, x1)
   assert rel_err(K.ntk, K.ntk.T) == 0
   assert np.linalg.eigvalsh(np.asarray(K.ntk)).min() > -1e-12
+
+
+def test_readout_initialisation_and_frozen_layers():
+  x = inputs(5, 3)
+  base = nl.MLP((10, 10), activation="erf", b_std=0.2)
+  sym = nl.MLP((10, 10), activation="erf", b_std=0.2, readout_init="symmetric")
+  k, ks = base.kernel(x), sym.kernel(x)
+  assert rel_err(ks.ntk, k.ntk) == 0  # E[c²] = 1 either way
+  assert float(jnp.abs(ks.nngp).max()) == 0  # f(x; θ₀) ≡ 0 has no prior variance
+  # Frozen layers drop their own terms: the per-layer terms of the all-trainable kernel add up.
+  only_readout = nl.MLP((10, 10), activation="erf", b_std=0.2, trainable="readout").kernel(x).ntk
+  assert rel_err(only_readout, k.nngp) <= 1e-15  # Θ_readout = Σ_{L+1}, the NNGP
+  hidden = nl.MLP((10, 10), activation="erf", b_std=0.2, trainable="hidden").kernel(x).ntk
+  assert rel_err(hidden + only_readout, k.ntk) <= 1e-13

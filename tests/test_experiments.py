@@ -1,0 +1,25 @@
+"""Smoke tests of the experiment scripts (they are checked for output, never for timings)."""
+
+import json
+import pathlib
+
+from experiments import bench_empirical_ntk, quickstart_ntk
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_quickstart_writes_plot_and_tables(tmp_path, capsys):
+  quickstart_ntk.main(["--out", str(tmp_path), "--n", "24", "--width", "32", "--repeats", "1"])
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert (tmp_path / "ntk_heatmap.png").stat().st_size > 10_000
+  assert all(d < 1e-5 for d in summary["rel_diff_vs_jacobian"].values())
+  assert summary["lambda_min"] > 0
+  assert "| structured |" in capsys.readouterr().out
+
+
+def test_benchmark_report_reproduces_the_committed_table(tmp_path):
+  data = (ROOT / "results" / "bench_empirical_ntk.json").read_text()
+  (tmp_path / "bench_empirical_ntk.json").write_text(data)
+  bench_empirical_ntk.main(["report", str(tmp_path)])
+  assert (tmp_path / "bench_empirical_ntk.md").read_text() == \
+      (ROOT / "results" / "bench_empirical_ntk.md").read_text()
