@@ -13,26 +13,35 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def as_inputs(x, name: str, in_dim: int | None = None, *, finite: bool = True):
-  """Validates a batch of inputs of shape (N, in_dim) and returns it as a floating jax array."""
+def as_batch(x, name: str, *, finite: bool = True):
+  """Validates a batch of N ≥ 1 points of any per-point shape; returns a floating jax array."""
   if not hasattr(x, "shape") or not hasattr(x, "dtype"):
     try:
       x = jnp.asarray(x)
     except TypeError as e:
-      raise TypeError(f"{name}: expected an array of shape (N, in_dim), got {type(x).__name__}.") from e
+      raise TypeError(f"{name}: expected an array with a leading axis of N points, got "
+                      f"{type(x).__name__}.") from e
   if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
     raise TypeError(f"{name}: expected a real floating array, got dtype {x.dtype}.")
+  if x.ndim < 1 or x.shape[0] == 0:
+    raise ValueError(f"{name}: needs at least one point, got shape {tuple(x.shape)}.")
+  if jnp.issubdtype(x.dtype, jnp.integer):
+    x = x.astype(jnp.result_type(float))
+  if finite:
+    check_finite(x, name)
+  return x
+
+
+def as_inputs(x, name: str, in_dim: int | None = None, *, finite: bool = True):
+  """Validates MLP inputs of shape (N, in_dim); returns a floating jax array."""
+  x = as_batch(x, name, finite=False)
   if x.ndim != 2:
     fix = " Use x[None, :] for a single point." if x.ndim == 1 else ""
     raise ValueError(f"{name}: expected rank 2 (N, in_dim), got shape {tuple(x.shape)}.{fix}")
-  if x.shape[0] == 0:
-    raise ValueError(f"{name}: needs at least one point, got shape {tuple(x.shape)}.")
   if in_dim is not None and x.shape[1] != in_dim:
     raise ValueError(
         f"{name}: has {x.shape[1]} features but the params were built for in_dim={in_dim}; "
         f"pass inputs of shape (N, {in_dim}) or re-init with net.init(key, {x.shape[1]}).")
-  if jnp.issubdtype(x.dtype, jnp.integer):
-    x = x.astype(jnp.result_type(float))
   if finite:
     check_finite(x, name)
   return x

@@ -120,16 +120,9 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
 
 # ----------------------------------------------------------------------------- helpers
 def _general_inputs(x1, x2):
-  def conv(x, name):
-    if not hasattr(x, "shape"):
-      x = jnp.asarray(x)
-    if x.ndim < 1 or x.shape[0] == 0:
-      raise ValueError(f"{name}: expected a batch with a leading axis of N points, got shape {x.shape}.")
-    _checks.check_finite(x, name)
-    return x
-  x1 = conv(x1, "x1")
+  x1 = _checks.as_batch(x1, "x1")
   if x2 is not None:
-    x2 = conv(x2, "x2")
+    x2 = _checks.as_batch(x2, "x2")
     if x1.shape[1:] != x2.shape[1:]:
       raise ValueError(f"x2: per-point shape {x2.shape[1:]} differs from x1's {x1.shape[1:]}.")
   return x1, x2
