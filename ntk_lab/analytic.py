@@ -92,7 +92,10 @@ def _kernel(model, x1, x2, nodes):
     if l < model.n_layers - 1:
       t, tdot = gaussian_expectations(model.activation, var1[:, None], var2[None, :], cov, nodes=nodes)
       v1, _ = gaussian_expectations(model.activation, var1, var1, var1, nodes=nodes, derivative=False)
-      v2, _ = gaussian_expectations(model.activation, var2, var2, var2, nodes=nodes, derivative=False)
+      if x2 is None:  # the same points on both sides: their variances are the same too
+        v2 = v1
+      else:
+        v2, _ = gaussian_expectations(model.activation, var2, var2, var2, nodes=nodes, derivative=False)
       cov, ntk, var1, var2 = t, ntk * tdot, v1, v2
   return cov, ntk
 

@@ -180,9 +180,8 @@ def structured_flops(model: MLP, in_dim: int, n1: int, n2: int | None = None, *,
   o_pairs = O if trace_outputs else O * O
   per_pair = sum(2 * widths[l] + (2 * o_pairs * widths[l + 1] if l < L - 1 else 0)
                  for l in range(L) if model.trainable[l])
-  if batch_size is None:
-    n_params = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
-    batch_size = _auto_block("structured", n1, n2, n_params, O, trace_outputs, 1, itemsize, memory_budget)
+  if batch_size is None:  # the structured tile estimate does not depend on the parameter count
+    batch_size = _auto_block("structured", n1, n2, 0, O, trace_outputs, 1, itemsize, memory_budget)
   if batch_size is None or (batch_size >= n1 and batch_size >= n2):
     pairs = n1 * n2
   else:

@@ -71,14 +71,19 @@ def to_nt_params(data, spec):
   return params
 
 
-def cmd_empirical(args):
+def load_request(path):
+  """(spec, arrays, x1, x2) from a request file written by ntk_lab (float64)."""
   jax.config.update("jax_enable_x64", True)
-  data = dict(np.load(args.inp))
+  data = dict(np.load(path))
   spec = json.loads(str(data.pop("spec")))
+  x2 = jnp.asarray(data["x2"]) if "x2" in data else None
+  return spec, data, jnp.asarray(data["x1"]), x2
+
+
+def cmd_empirical(args):
+  spec, data, x1, x2 = load_request(args.inp)
   _, apply_fn, _ = build(spec)
   params = to_nt_params(data, spec)
-  x1 = jnp.asarray(data["x1"])
-  x2 = jnp.asarray(data["x2"]) if "x2" in data else None
   out = {}
   for impl in (1, 2, 3):
     for name, axes in (("trace", (-1,)), ("full", ())):
@@ -88,12 +93,8 @@ def cmd_empirical(args):
 
 
 def cmd_analytic(args):
-  jax.config.update("jax_enable_x64", True)
-  data = dict(np.load(args.inp))
-  spec = json.loads(str(data.pop("spec")))
+  spec, _, x1, x2 = load_request(args.inp)
   _, _, kernel_fn = build(spec)
-  x1 = jnp.asarray(data["x1"])
-  x2 = jnp.asarray(data["x2"]) if "x2" in data else None
   k = kernel_fn(x1, x2, ("nngp", "ntk"))
   np.savez(args.out, nngp=np.asarray(k.nngp), ntk=np.asarray(k.ntk))
 
