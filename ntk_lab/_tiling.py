@@ -1,14 +1,18 @@
 """Blockwise evaluation of kernels over x1 × x2, under a memory budget.
 
-`tiled` evaluates ``fn(a_block, b_block) -> (B, B, *rest)`` on square tiles of two per-point
-pytrees (raw inputs, or per-point features computed once beforehand), sequentially with
-`jax.lax.map` so only one tile's temporaries are alive at a time, and assembles the (N1, N2, *rest)
-result. For a symmetric kernel (x2 = x1) it computes only the tiles on and above the diagonal and
-mirrors the rest.
+`tiled` evaluates ``fn(a_block, b_block) -> (B1, B2, *rest)`` (or a pytree of such arrays) on tiles of two per-point pytrees
+(raw inputs, or per-point features computed once beforehand), one tile at a time in a
+`jax.lax.fori_loop`, and writes each tile straight into the (N1, N2, *rest) output with
+`dynamic_update_slice`. XLA updates the loop-carried output in place, so the only N1·N2-sized
+buffer is the output itself: no stack of tiles, no padding, no final slice.
+
+The last tile of each axis is shifted back to end at N (its start is clamped), so it overlaps its
+neighbour instead of running past the end; overlapping entries are written twice with the same
+value. For a symmetric kernel (x2 = x1) only the tiles on and above the diagonal are computed, and
+each is also written, transposed, below it.
 """
 
 from __future__ import annotations
-
 
 import jax
 import jax.numpy as jnp
@@ -33,43 +37,43 @@ def choose_block(n1: int, n2: int, tile_bytes, budget: float) -> int | None:
   return lo // 128 * 128 if lo >= 128 else lo
 
 
+def tile_starts(n: int, block: int) -> np.ndarray:
+  """Start rows of the tiles of one axis: multiples of `block`, the last clamped to n − block."""
+  return np.minimum(np.arange(0, n, block), n - block)
+
+
 def tiled(fn, a, b, block: int | None, *, symmetric: bool, swap_axes: tuple[int, int] | None):
   """Evaluates fn over tiles. `swap_axes`: trailing output axes exchanged when a tile is mirrored."""
   n1, n2 = leading_dim(a), leading_dim(b)
   if block is None or (block >= n1 and block >= n2):
     return fn(a, b)
-  nb1, nb2 = -(-n1 // block), -(-n2 // block)
-  a_pad = _pad(a, nb1 * block)
-  b_pad = a_pad if symmetric else _pad(b, nb2 * block)
+  b1, b2 = min(block, n1), min(block, n2)
+  s1, s2 = tile_starts(n1, b1), tile_starts(n2, b2)
   if symmetric:
-    pairs = [(i, j) for i in range(nb1) for j in range(i, nb1)]
+    pairs = [(i, j) for i in range(len(s1)) for j in range(i, len(s1))]
   else:
-    pairs = [(i, j) for i in range(nb1) for j in range(nb2)]
-  I, J = (jnp.asarray(np.array(v, dtype=np.int32)) for v in zip(*pairs))
+    pairs = [(i, j) for i in range(len(s1)) for j in range(len(s2))]
+  rows = jnp.asarray(np.array([s1[i] for i, _ in pairs], dtype=np.int32))
+  cols = jnp.asarray(np.array([s2[j] for _, j in pairs], dtype=np.int32))
+  shapes = jax.eval_shape(fn, _block(a, 0, b1), _block(b, 0, b2))  # a pytree of (B1, B2, *rest)
+  out = jax.tree_util.tree_map(lambda s: jnp.zeros((n1, n2, *s.shape[2:]), s.dtype), shapes)
 
-  def one(ij):
-    i, j = ij
-    return fn(_block(a_pad, i, block), _block(b_pad, j, block))
+  def write(out, tile, r, c):
+    return jax.lax.dynamic_update_slice(out, tile, (r, c) + (np.int32(0),) * (tile.ndim - 2))
 
-  tiles = jax.lax.map(one, (I, J))  # (T, B, B, *rest)
-  rest = tiles.shape[3:]
-  if symmetric:
-    out = jnp.zeros((nb1, nb1, block, block, *rest), tiles.dtype)
-    mirrored = jnp.swapaxes(tiles, 1, 2)
-    if swap_axes is not None:
-      mirrored = jnp.swapaxes(mirrored, *swap_axes)
-    out = out.at[J, I].set(mirrored).at[I, J].set(tiles)  # diagonal tiles keep their own values
-  else:
-    out = tiles.reshape(nb1, nb2, block, block, *rest)
-  out = jnp.swapaxes(out, 1, 2).reshape(nb1 * block, nb2 * block, *rest)
-  return out[:n1, :n2]
+  def mirror(tile):
+    tile = jnp.swapaxes(tile, 0, 1)
+    return tile if swap_axes is None else jnp.swapaxes(tile, *swap_axes)
 
+  def body(t, out):
+    r, c = rows[t], cols[t]
+    tile = fn(_block(a, r, b1), _block(b, c, b2))
+    if symmetric:  # the mirror first, so a diagonal tile keeps its own values
+      out = jax.tree_util.tree_map(lambda o, v: write(o, mirror(v), c, r), out, tile)
+    return jax.tree_util.tree_map(lambda o, v: write(o, v, r, c), out, tile)
 
-def _pad(tree, n):
-  def pad(x):
-    return jnp.pad(x, [(0, n - x.shape[0])] + [(0, 0)] * (x.ndim - 1))
-  return jax.tree_util.tree_map(pad, tree)
+  return jax.lax.fori_loop(0, len(pairs), body, out)
 
 
-def _block(tree, i, block):
-  return jax.tree_util.tree_map(lambda x: jax.lax.dynamic_slice_in_dim(x, i * block, block), tree)
+def _block(tree, start, size):
+  return jax.tree_util.tree_map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, size), tree)

@@ -8,27 +8,30 @@ With Σ₁(x, x') = xᵀx'/n₀ the input kernel, each layer maps (Σ, Θ) as NT
   Σ ← E[ρ(u)ρ(v)] (eq 2) and Θ ← Θ · Σ̇, Σ̇ = E[ρ'(u)ρ'(v)] (eq 3).
 
 so that the readout gives the NNGP Σ_{L+1} and the NTK Θ = Σ_j Σ_j Σ̇_{j+1} ⋯ Σ̇_L (eq 8).
-The expectations are closed forms for relu, leaky_relu, abs (arc-cosine kernels), erf, sin and
-identity, and Gauss–Hermite quadrature for every other activation, with ρ' by autodiff.
+The expectations are closed forms for relu, leaky_relu, abs (arc-cosine kernels), erf, sin, gelu
+and identity, and Gauss–Hermite quadrature for every other activation, with ρ' by autodiff.
+
+Large N: the per-point variances Σ(x, x) are computed once; x1 × x2 is then evaluated in tiles
+written in place into the output (`_tiling`), and optionally split by rows of x1 over devices.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntk_lab import _checks
+from ntk_lab import _checks, _tiling
 from ntk_lab.activations import Activation, value_and_derivative
 from ntk_lab.mlp import MLP
 
 __all__ = ["Kernel", "analytic_kernel", "gaussian_expectations", "CLOSED_FORMS"]
 
-CLOSED_FORMS = ("relu", "leaky_relu", "abs", "erf", "sin", "identity")
+CLOSED_FORMS = ("relu", "leaky_relu", "abs", "erf", "sin", "gelu", "identity")
 
 
 class Kernel(NamedTuple):
@@ -38,66 +41,170 @@ class Kernel(NamedTuple):
   ntk: jax.Array | None
 
 
-def analytic_kernel(model: MLP, x1, x2=None, *, get=("nngp", "ntk"), quadrature_nodes: int = 64) -> Kernel:
-  """The infinite-width NNGP and NTK of the network that `model` describes.
+def analytic_kernel(model: MLP, x1, x2=None, *, get=("nngp", "ntk"), W_std=None, b_std=None,
+                    quadrature_nodes: int = 64, batch_size: int | None = None,
+                    memory_budget: float = _tiling.DEFAULT_MEMORY_BUDGET,
+                    devices: Sequence[jax.Device] | None = None) -> Kernel:
+  """The infinite-width NNGP Σ_{L+1}(x, x') and NTK Θ(x, x') of the network `model` describes.
 
   Args:
     model: an `MLP` (depth, W_std, b_std or no bias, parametrization, frozen layers, readout init).
     x1: inputs (N1, in_dim); x2: inputs (N2, in_dim) or None for x1.
-    get: which of ``"nngp"``, ``"ntk"`` to return.
-    quadrature_nodes: Gauss–Hermite nodes per dimension for activations without a closed form.
+    get: which of ``"nngp"``, ``"ntk"`` to compute (the other field is None).
+    W_std: overrides the spec's σ_w: a scalar or one value per layer (L,), and may be a traced
+      array, so ``jax.grad`` of a kernel w.r.t. it works (hyperparameter fitting).
+    b_std: overrides the spec's σ_b likewise (the spec must have a bias: b_std not None).
+    quadrature_nodes: Gauss–Hermite nodes per dimension for activations without a closed form;
+      the error falls quickly with it (64 gives ~1e-6 relative for tanh at unit variance).
+    batch_size: tile side B: x1 × x2 is evaluated in B × B tiles written into the output, one at
+      a time. ``None``: one tile if its temporaries fit ``memory_budget`` bytes, else the largest
+      B that does.
+    memory_budget: bytes of temporaries one tile may use when ``batch_size`` is None.
+    devices: optional devices (e.g. ``jax.devices()``) over which the rows of x1 are split with
+      `jax.shard_map`; each device evaluates its rows tile by tile. None: the default device.
 
   Returns:
-    `Kernel(nngp, ntk)`, each of shape (N1, N2), per output (the same for every output).
+    `Kernel(nngp, ntk)`, each of shape (N1, N2), per output (the same for every output). With a
+    symmetric readout initialisation f(x; θ₀) ≡ 0, so the NNGP is 0.
 
   Example:
-    >>> import jax.numpy as jnp, ntk_lab as nl
-    >>> k = nl.analytic_kernel(nl.MLP((1,), b_std=None), jnp.eye(2))
+    >>> import jax, jax.numpy as jnp, ntk_lab as nl
+    >>> net = nl.MLP((1,), b_std=None)
+    >>> k = nl.analytic_kernel(net, jnp.eye(2))
     >>> k.ntk.shape
     (2, 2)
+    >>> grad = jax.grad(lambda s: nl.analytic_kernel(net, jnp.eye(2), W_std=s).ntk.sum())(1.5)
+    >>> bool(jnp.isfinite(grad))
+    True
   """
   if not isinstance(model, MLP):
     raise TypeError(f"model: expected an ntk_lab.MLP, got {type(model).__name__}.")
   get = (get,) if isinstance(get, str) else tuple(get)
   for g in get:
     _checks.choice(g, "get", ("nngp", "ntk"))
+  if not get:
+    raise ValueError("get: asks for nothing; pass 'nngp', 'ntk' or both.")
   x1 = _checks.as_inputs(x1, "x1")
   x2 = None if x2 is None else _checks.as_inputs(x2, "x2", x1.shape[1])
   _checks.positive_int(quadrature_nodes, "quadrature_nodes")
-  nngp, ntk = _kernel(model, x1, x2, quadrature_nodes)
-  if model.readout_init == "symmetric":  # f(x; θ₀) ≡ 0: the outputs at init have no variance
+  if batch_size is not None:
+    batch_size = _checks.positive_int(batch_size, "batch_size")
+  if not (isinstance(memory_budget, (int, float)) and memory_budget > 0):
+    raise ValueError(f"memory_budget: must be a positive number of bytes, got {memory_budget!r}.")
+  dtype = jnp.result_type(x1.dtype, x2.dtype) if x2 is not None else x1.dtype
+  w = _layer_values(W_std, "W_std", model, dtype)
+  if b_std is not None and not model.has_bias:
+    raise ValueError("b_std: the model has no bias (MLP(..., b_std=None)); build it with a bias "
+                     "(e.g. b_std=0.0) to set or differentiate σ_b.")
+  b = _layer_values(b_std, "b_std", model, dtype)
+  n_dev = None
+  if devices is not None:
+    devices = list(devices)
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+      raise TypeError("devices: expected a non-empty sequence of jax.Device, e.g. jax.devices().")
+    n_dev = len(devices)
+  n1 = x1.shape[0]
+  n2 = n1 if x2 is None else x2.shape[0]
+  if batch_size is None:
+    per_entry = 16 + (0 if model.activation.name in CLOSED_FORMS else 6 * quadrature_nodes)
+    rows = n1 if n_dev is None else -(-n1 // n_dev)
+    batch_size = _tiling.choose_block(rows, n2, lambda B: B * B * per_entry * dtype.itemsize,
+                                      memory_budget)
+  mesh = None if devices is None else jax.sharding.Mesh(np.array(devices), ("points",))
+  out = _kernel(model, x1, x2, w, b, nodes=quadrature_nodes, get=get, block=batch_size, mesh=mesh)
+  nngp, ntk = out.get("nngp"), out.get("ntk")
+  if nngp is not None and model.readout_init == "symmetric":  # f(x; θ₀) ≡ 0: no output variance
     nngp = jnp.zeros_like(nngp)
-  return Kernel(nngp if "nngp" in get else None, ntk if "ntk" in get else None)
+  return Kernel(nngp, ntk)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "nodes"))
-def _kernel(model, x1, x2, nodes):
-  xb = x1 if x2 is None else x2
-  d = x1.shape[1]
-  var1 = jnp.sum(x1 * x1, axis=1) / d
-  var2 = jnp.sum(xb * xb, axis=1) / d
-  cov = x1 @ xb.T / d
-  ntk = jnp.zeros_like(cov)
+def _layer_values(value, name, model, dtype):
+  """σ_w or σ_b of every layer as a (L,) array: the spec's, or `value` (scalar or (L,))."""
+  L = model.n_layers
+  if value is None:
+    if name == "W_std":
+      value = [model.w_std(l) for l in range(L)]
+    else:
+      value = (model.b_std or 0.0) if model.has_bias else 0.0
+  try:
+    arr = jnp.asarray(value, dtype)
+  except TypeError as e:
+    raise TypeError(f"{name}: expected a number or one per layer, got {type(value).__name__}.") from e
+  if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != L):
+    raise ValueError(f"{name}: expected a scalar or {L} values (one per layer), got shape "
+                     f"{tuple(arr.shape)}.")
+  return jnp.broadcast_to(arr, (L,))
+
+
+@functools.partial(jax.jit, static_argnames=("model", "nodes", "get", "block", "mesh"))
+def _kernel(model, x1, x2, w, b, *, nodes, get, block, mesh):
+  # Per-point features: the inputs, their per-layer variances and diagonal values, and (x2 = x1)
+  # their indices, so every tile gives a point's pair with itself the same, pointwise value.
+  a = (x1, _point_variances(model, x1, w, b, nodes), jnp.arange(x1.shape[0]))
+  c = a if x2 is None else (x2, _point_variances(model, x2, w, b, nodes), None)
+  tile = functools.partial(_tile, model, w=w, b=b, nodes=nodes, get=get)
+  if mesh is None:
+    return _tiling.tiled(tile, a, c, block, symmetric=x2 is None, swap_axes=None)
+  # Rows of x1 split over devices; each device runs the tiled evaluation of its rows locally.
+  n1, n_dev = x1.shape[0], mesh.devices.size
+  pad = -n1 % n_dev
+  a = jax.tree_util.tree_map(lambda v: jnp.pad(v, [(0, pad)] + [(0, 0)] * (v.ndim - 1)), a)
+  rows = jax.P("points")
+
+  def local(a_local, b_all):
+    return _tiling.tiled(tile, a_local, b_all, block, symmetric=False, swap_axes=None)
+
+  # check_vma=False: the tiles' loop carry starts as replicated zeros and becomes per-device.
+  out = jax.shard_map(local, mesh=mesh, in_specs=(rows, jax.P()), out_specs=rows,
+                      check_vma=False)(a, c)
+  return out if pad == 0 else jax.tree_util.tree_map(lambda v: v[:n1], out)
+
+
+def _point_variances(model, x, w, b, nodes):
+  """Per layer l < L−1, per point: (Σ_l(x, x), E[ρ(u)²], E[ρ'(u)²]) with u ~ N(0, Σ_l(x, x)),
+  each (N,): the diagonal the tiles' Gaussians need, and the exact values of a point's pair
+  with itself."""
+  var = jnp.sum(x * x, axis=1) / x.shape[1]
+  out = []
+  for l in range(model.n_layers - 1):
+    var = w[l] ** 2 * var + b[l] ** 2
+    t, tdot = gaussian_expectations(model.activation, var, var, var, nodes=nodes)
+    out.append((var, t, tdot))
+    var = t
+  return out
+
+
+def _tile(model, a, c, *, w, b, nodes, get):
+  (xa, qa, ia), (xc, qc, ic) = a, c
+  d = xa.shape[1]
   widths = model.widths(d)
+  want_ntk = "ntk" in get
+  same = None if ia is None or ic is None else ia[:, None] == ic[None, :]  # (x, x), if x2 = x1
+  cov = xa @ xc.T / d
+  ntk = jnp.zeros_like(cov)
   for l in range(model.n_layers):
-    w2 = model.w_std(l) ** 2
-    b2 = (model.b_std or 0.0) ** 2 if model.has_bias else 0.0
-    prev_cov = cov
-    var1, var2, cov = w2 * var1 + b2, w2 * var2 + b2, w2 * cov + b2
-    if model.parametrization == "ntk":
-      own = cov
-    else:  # standard: dΘ = n_in·Σ_in (weights) + 1 (bias), and the lower terms scaled by σ_w²
-      own = widths[l] * prev_cov + (1.0 if model.has_bias else 0.0)
-    ntk = (own if model.trainable[l] else 0.0) + w2 * ntk
+    prev = cov
+    cov = w[l] ** 2 * cov + b[l] ** 2
+    if want_ntk:
+      if model.parametrization == "ntk":
+        own = cov
+      else:  # standard: dΘ = n_in·Σ_in (weights) + 1 (bias), and the lower terms scaled by σ_w²
+        own = widths[l] * prev + (1.0 if model.has_bias else 0.0)
+      ntk = (own if model.trainable[l] else 0.0) + w[l] ** 2 * ntk
     if l < model.n_layers - 1:
-      t, tdot = gaussian_expectations(model.activation, var1[:, None], var2[None, :], cov, nodes=nodes)
-      v1, _ = gaussian_expectations(model.activation, var1, var1, var1, nodes=nodes, derivative=False)
-      if x2 is None:  # the same points on both sides: their variances are the same too
-        v2 = v1
-      else:
-        v2, _ = gaussian_expectations(model.activation, var2, var2, var2, nodes=nodes, derivative=False)
-      cov, ntk, var1, var2 = t, ntk * tdot, v1, v2
-  return cov, ntk
+      cov, tdot = gaussian_expectations(model.activation, qa[l][0][:, None], qc[l][0][None, :], cov,
+                                        nodes=nodes, derivative=want_ntk)
+      if same is not None:  # cos θ is 1 only up to rounding here, which arccos turns into ~1e-8
+        cov = jnp.where(same, qa[l][1][:, None], cov)
+        tdot = jnp.where(same, qa[l][2][:, None], tdot) if want_ntk else None
+      if want_ntk:
+        ntk = ntk * tdot
+  out = {}
+  if "nngp" in get:
+    out["nngp"] = cov
+  if want_ntk:
+    out["ntk"] = ntk
+  return out
 
 
 def gaussian_expectations(act: Activation, k11, k22, k12, *, nodes: int = 64, derivative: bool = True):
@@ -120,6 +227,8 @@ def gaussian_expectations(act: Activation, k11, k22, k12, *, nodes: int = 64, de
   if name == "sin":
     e = jnp.exp(-(k11 + k22) / 2)
     return e * jnp.sinh(k12), (e * jnp.cosh(k12) if derivative else None)
+  if name == "gelu":
+    return _gelu(k11, k22, k12, derivative)
   if name == "identity":
     return k12, (jnp.ones_like(k12) if derivative else None)
   return _gauss_hermite(act, k11, k22, k12, nodes, derivative)
@@ -151,22 +260,43 @@ def _ab_relu(a, b, k11, k22, k12, derivative):
   return t, tdot
 
 
+def _gelu(k11, k22, k12, derivative):
+  """ρ(x) = x Φ(x). With s = (1 + k11)(1 + k22) and δ² = s − k12² (≥ 1 + k11 + k22 > 0):
+
+      E[ρ(u)ρ(v)] = k12/4 + (k12·arcsin(k12/√s) + (k12² + k11·k22·δ²) / (s·δ)) / (2π)
+
+  (Tsuchida et al. 2020; NT's `stax.Gelu`). Σ̇ = E[ρ'(u)ρ'(v)] = ∂/∂k12 E[ρ(u)ρ(v)] by Price's
+  theorem, which autodiff gives exactly.
+  """
+  def t_of(c):
+    s = (1 + k11) * (1 + k22)
+    delta2 = s - c * c
+    delta = jnp.sqrt(delta2)
+    return c / 4 + (c * jnp.arctan2(c, delta) + (c * c + k11 * k22 * delta2) / (s * delta)) / (2 * math.pi)
+  if not derivative:
+    return t_of(k12), None
+  return jax.jvp(t_of, (k12,), (jnp.ones_like(k12),))
+
+
 def _gauss_hermite(act, k11, k22, k12, nodes, derivative):
+  """Tensor-product Gauss–Hermite rule for E[g(u)g(v)], in a form symmetric in the two points:
+  u = s1(α z1 + β z2), v = s2(α z1 − β z2) with α = √((1 + c)/2), β = √((1 − c)/2), z ~ N(0, I₂).
+  Exchanging the points maps z2 to −z2, which leaves the (symmetric) rule unchanged, so the kernel
+  matrix stays symmetric although the rule is not exact."""
   t, w = np.polynomial.hermite.hermgauss(nodes)
   z = jnp.asarray(t * math.sqrt(2), k12.dtype)  # nodes of ∫ φ(z) dz after z = √2 t
   w = jnp.asarray(w / math.sqrt(math.pi), k12.dtype)
   s1, s2 = _safe_sqrt(k11), _safe_sqrt(k22)
   c = jnp.clip(k12 / jnp.where(s1 * s2 > 0, s1 * s2, 1.0), -1.0, 1.0)
-  r = _safe_sqrt(1 - c * c)
-  # u = s1·z1, v = s2·(c·z1 + r·z2); sum over z1 in a scan so memory stays at N1·N2·nodes.
+  alpha, beta = _safe_sqrt((1 + c) / 2), _safe_sqrt((1 - c) / 2)
+  # Sum over z1 in a scan, so memory stays at N1·N2·nodes.
   def step(acc, zw):
     z1, w1 = zw
-    u = s1 * z1
-    v = s2[..., None] * (c[..., None] * z1 + r[..., None] * z)  # (..., nodes)
-    fu, du = value_and_derivative(act, u)
-    fv, dv = value_and_derivative(act, v)
-    acc_t = acc[0] + w1 * fu * jnp.sum(w * fv, axis=-1)
-    acc_d = acc[1] + w1 * du * jnp.sum(w * dv, axis=-1) if derivative else acc[1]
+    common, diff = (alpha * z1)[..., None], beta[..., None] * z  # (..., nodes)
+    fu, du = value_and_derivative(act, s1[..., None] * (common + diff))
+    fv, dv = value_and_derivative(act, s2[..., None] * (common - diff))
+    acc_t = acc[0] + w1 * jnp.sum(w * fu * fv, axis=-1)
+    acc_d = acc[1] + w1 * jnp.sum(w * du * dv, axis=-1) if derivative else acc[1]
     return (acc_t, acc_d), None
   zero = jnp.zeros_like(k12)
   (t_out, d_out), _ = jax.lax.scan(step, (zero, zero), (z, w))

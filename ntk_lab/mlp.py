@@ -196,10 +196,11 @@ class MLP:
       z = z + beta * layer["b"]
     return z
 
-  def kernel(self, x1, x2=None, *, get=("nngp", "ntk"), quadrature_nodes: int = 64):
-    """The infinite-width `Kernel(nngp, ntk)` of this network; see `ntk_lab.analytic_kernel`."""
+  def kernel(self, x1, x2=None, **options):
+    """The infinite-width `Kernel(nngp, ntk)` of this network: ``ntk_lab.analytic_kernel(self,
+    x1, x2, **options)``, with the same keyword options (get, W_std, b_std, batch_size, …)."""
     from ntk_lab.analytic import analytic_kernel  # analytic builds on this module
-    return analytic_kernel(self, x1, x2, get=get, quadrature_nodes=quadrature_nodes)
+    return analytic_kernel(self, x1, x2, **options)
 
   # --------------------------------------------------------------- validation
   def check_params(self, params) -> int:

@@ -1,0 +1,118 @@
+"""Monte Carlo estimates of the NNGP and NTK from finite networks (seed 000 eqs 1 and 8).
+
+Over independent draws θ₀ ~ p(θ₀) of an `MLP`'s parameters,
+
+    Σ̂(x, x') = (1/S) Σ_s (1/O) Σ_a f_a(x; θ_s) f_a(x'; θ_s),      Θ̂(x, x') = (1/S) Σ_s Θ_{θ_s}(x, x'),
+
+with Θ_θ the empirical NTK (traced over the O outputs, NT's `monte_carlo_kernel_fn` convention).
+As the widths grow both converge to `analytic_kernel`; for one hidden layer their expectations
+equal it at every width (each is an average of i.i.d. per-neuron terms). The entrywise standard
+errors come with the estimate, so a comparison can use a tolerance that follows from S.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ntk_lab import _checks
+from ntk_lab.empirical import empirical_ntk
+from ntk_lab.mlp import MLP
+
+__all__ = ["MonteCarloKernel", "monte_carlo_kernel"]
+
+
+class MonteCarloKernel(NamedTuple):
+  """Sample means (N1, N2) and their standard errors (N1, N2); None for what was not asked for."""
+
+  nngp: jax.Array | None
+  ntk: jax.Array | None
+  nngp_stderr: jax.Array | None
+  ntk_stderr: jax.Array | None
+  n_samples: int
+
+
+def monte_carlo_kernel(model: MLP, key, x1, x2=None, *, n_samples: int, get=("nngp", "ntk"),
+                       samples_per_step: int = 1) -> MonteCarloKernel:
+  """Estimates the NNGP and NTK of `model` by averaging over `n_samples` random initialisations.
+
+  Args:
+    model: an `MLP`; its `init` draws the samples (so width, parametrization and readout init
+      all matter).
+    key: a `jax.random` key; sample s uses ``jax.random.fold_in(key, s)``.
+    x1: inputs (N1, in_dim); x2: inputs (N2, in_dim) or None for x1.
+    n_samples: S ≥ 2, the number of networks drawn.
+    get: which of ``"nngp"``, ``"ntk"`` to estimate.
+    samples_per_step: networks evaluated at once (vmapped); more is faster, with memory for that
+      many parameter sets.
+
+  Returns:
+    `MonteCarloKernel(nngp, ntk, nngp_stderr, ntk_stderr, n_samples)`, arrays of shape (N1, N2);
+    stderr = sample standard deviation / √S, entrywise.
+
+  Example:
+    >>> import jax, ntk_lab as nl
+    >>> net = nl.MLP((256,), activation="erf", b_std=0.1)
+    >>> x = jax.random.normal(jax.random.PRNGKey(0), (3, 2))
+    >>> mc = nl.monte_carlo_kernel(net, jax.random.PRNGKey(1), x, n_samples=8)
+    >>> mc.ntk.shape, mc.ntk_stderr.shape
+    ((3, 3), (3, 3))
+  """
+  if not isinstance(model, MLP):
+    raise TypeError(f"model: expected an ntk_lab.MLP (its init draws the samples), got "
+                    f"{type(model).__name__}.")
+  get = (get,) if isinstance(get, str) else tuple(get)
+  for g in get:
+    _checks.choice(g, "get", ("nngp", "ntk"))
+  if not get:
+    raise ValueError("get: asks for nothing; pass 'nngp', 'ntk' or both.")
+  n_samples = _checks.positive_int(n_samples, "n_samples")
+  if n_samples < 2:
+    raise ValueError("n_samples: needs at least 2 samples for a standard error, got 1.")
+  samples_per_step = _checks.positive_int(samples_per_step, "samples_per_step")
+  x1 = _checks.as_inputs(x1, "x1")
+  x2 = None if x2 is None else _checks.as_inputs(x2, "x2", x1.shape[1])
+  step = min(samples_per_step, n_samples)
+  sums = _sums(model, key, x1, x2, n_samples=n_samples, step=step, get=get)
+  out = {}
+  for g in ("nngp", "ntk"):
+    if g not in get:
+      out[g], out[g + "_stderr"] = None, None
+      continue
+    total, total_sq = sums[g]
+    mean = total / n_samples
+    var = jnp.maximum(total_sq - n_samples * mean * mean, 0.0) / (n_samples - 1)
+    out[g], out[g + "_stderr"] = mean, jnp.sqrt(var / n_samples)
+  return MonteCarloKernel(n_samples=n_samples, **out)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "n_samples", "step", "get"))
+def _sums(model, key, x1, x2, *, n_samples, step, get):
+  in_dim = x1.shape[1]
+  xb = x1 if x2 is None else x2
+
+  def one(s):
+    params = model.init(jax.random.fold_in(key, s), in_dim, dtype=x1.dtype)
+    out = {}
+    if "nngp" in get:
+      f1 = model.apply(params, x1)
+      f2 = f1 if x2 is None else model.apply(params, xb)
+      out["nngp"] = f1 @ f2.T / model.out_dim
+    if "ntk" in get:
+      out["ntk"] = empirical_ntk(model, params, x1, x2, method="structured")
+    return out
+
+  def body(acc, idx):
+    batch = jax.vmap(one)(idx)
+    valid = (idx < n_samples).astype(x1.dtype)[:, None, None]  # the last step may run past S
+    return {g: (acc[g][0] + jnp.sum(valid * batch[g], 0), acc[g][1] + jnp.sum(valid * batch[g] ** 2, 0))
+            for g in acc}, None
+
+  zero = jnp.zeros((x1.shape[0], xb.shape[0]), x1.dtype)
+  steps = -(-n_samples // step)
+  idx = jnp.arange(steps * step).reshape(steps, step)
+  acc, _ = jax.lax.scan(body, {g: (zero, zero) for g in get}, idx)
+  return acc

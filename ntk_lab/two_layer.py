@@ -1,0 +1,145 @@
+"""The seeds' named kernels of two-layer networks f(x) = (1/√m) Σ_r a_r σ(w_rᵀx), as functions.
+
+* seed 001: G^∞(x, x') = E_w[σ(wᵀx) σ(wᵀx')] (readout layer) and
+  H^∞(x, x') = xᵀx' E[a²] E_w[σ'(wᵀx) σ'(wᵀx')] (first layer); K^∞ = G^∞ + H^∞ when both train.
+* seed 002 (d): ReLU, readout fixed: H^∞ = xᵀx' (π − θ) / (2π), θ the angle between x and x'
+  (θ = arccos(xᵀx') for unit-norm inputs), and its power series (002 P2 a)
+  H^∞ = xᵀx'/4 + (1/2π) Σ_l (2l)! / (2^{2l} (l!)²) · (xᵀx')^{2l+2} / (2l+1)  (unit norm).
+* seed 003 Q3 (a): ReLU, all weights trained: K = E[xᵀx' 1{wᵀx ≥ 0} 1{wᵀx' ≥ 0}] + E[σ(wᵀx) σ(wᵀx')].
+
+Here w ~ N(0, s² I_d) (`w_std` = s). Gradients are taken w.r.t. w and a themselves, as in the
+seeds, so these differ from `analytic_kernel` of the matching `MLP((m,), W_std=(s√d, σ_a))` only
+by the parametrization's constants: H^∞ = Θ_hidden / s² (with σ_a² = E[a²]) and G^∞ = Θ_readout / σ_a².
+Each input is (N, d); each output (N1, N2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ntk_lab import _checks
+from ntk_lab.activations import get_activation
+from ntk_lab.analytic import gaussian_expectations
+
+__all__ = ["g_infinity", "h_infinity", "relu_h_infinity", "relu_h_infinity_series",
+           "relu_ntk_all_weights", "Series"]
+
+
+class Series(NamedTuple):
+  """A truncated series: its value and a bound on |value − limit|, entrywise (N1, N2)."""
+
+  value: jax.Array
+  error_bound: jax.Array
+
+
+def _gram(x1, x2, w_std):
+  x1 = _checks.as_inputs(x1, "x1")
+  x2 = x1 if x2 is None else _checks.as_inputs(x2, "x2", x1.shape[1])
+  s2 = jnp.asarray(w_std, x1.dtype) ** 2
+  k11 = s2 * jnp.sum(x1 * x1, 1)[:, None]
+  k22 = s2 * jnp.sum(x2 * x2, 1)[None, :]
+  return x1 @ x2.T, k11, k22, s2
+
+
+def g_infinity(x1, x2=None, *, activation="relu", w_std=1.0, quadrature_nodes: int = 64):
+  """Seed 001: G^∞(x, x') = E_{w ~ N(0, s²I)}[σ(wᵀx) σ(wᵀx')], (N1, N2).
+
+  Example:
+    >>> import jax.numpy as jnp, ntk_lab as nl
+    >>> nl.g_infinity(jnp.eye(2), activation="relu").shape
+    (2, 2)
+  """
+  act = get_activation(activation)
+  g, k11, k22, s2 = _gram(x1, x2, w_std)
+  t, _ = gaussian_expectations(act, k11, k22, s2 * g, nodes=quadrature_nodes, derivative=False)
+  return t
+
+
+def h_infinity(x1, x2=None, *, activation="relu", w_std=1.0, a_second_moment=1.0,
+               quadrature_nodes: int = 64):
+  """Seed 001: H^∞(x, x') = xᵀx' E[a²] E_{w ~ N(0, s²I)}[σ'(wᵀx) σ'(wᵀx')], (N1, N2).
+
+  With σ = ReLU, s = 1 and E[a²] = 1 it is seed 002 (d)'s H^∞ (`relu_h_infinity`).
+  """
+  act = get_activation(activation)
+  g, k11, k22, s2 = _gram(x1, x2, w_std)
+  _, tdot = gaussian_expectations(act, k11, k22, s2 * g, nodes=quadrature_nodes)
+  return g * a_second_moment * tdot
+
+
+def _angle(g, k11, k22):
+  """θ = arccos(g / √(k11·k22)), with θ = π/2 when a side is 0 (then g = 0 anyway)."""
+  s = jnp.sqrt(k11 * k22)
+  c = jnp.clip(g / jnp.where(s > 0, s, 1.0), -1.0, 1.0)
+  return jnp.arccos(jnp.where(s > 0, c, 0.0))
+
+
+def relu_h_infinity(x1, x2=None):
+  """Seed 002 (d): H^∞(x, x') = xᵀx' (π − θ) / (2π), ReLU with the readout fixed, w ~ N(0, I).
+
+  For unit-norm inputs θ = arccos(xᵀx'), the seed's formula.
+
+  Example:
+    >>> import jax.numpy as jnp, ntk_lab as nl
+    >>> float(nl.relu_h_infinity(jnp.array([[1.0, 0.0]]))[0, 0])
+    0.5
+  """
+  g, k11, k22, _ = _gram(x1, x2, 1.0)
+  return g * (math.pi - _angle(g, k11, k22)) / (2 * math.pi)
+
+
+def relu_h_infinity_series(x1, x2=None, *, terms: int) -> Series:
+  """Seed 002 P2 (a): H^∞ for unit-norm inputs as its power series in z = xᵀx', truncated.
+
+      H^∞ = z/4 + (1/2π) Σ_{l<terms} c_l z^{2l+2} / (2l+1),   c_l = (2l)! / (2^{2l} (l!)²),
+
+  from arccos(z) = π/2 − Σ_l c_l z^{2l+1}/(2l+1). The remainder R = (1/2π) Σ_{l≥L} c_l z^{2l+2}/(2l+1),
+  L = `terms`, is bounded using c_l ≤ c_L (c_l decreases) and c_L ≤ 1/√(πL):
+  R ≤ c_L z^{2L+2} / ((2L+1)(1 − z²)) / (2π) for |z| < 1, and, for any |z| ≤ 1,
+  R ≤ (1/2π) Σ_{l≥L} 1/(√(πl)(2l+1)) ≤ (1/2π) (1/√π) (L^{−3/2}/2 + L^{−1/2});
+  `error_bound` is the smaller of the two.
+
+  Args:
+    x1, x2: unit-norm inputs (N, d) (x2 None for x1); checked to 1e-6.
+    terms: L ≥ 1, the number of series terms kept.
+  """
+  terms = _checks.positive_int(terms, "terms")
+  g, k11, k22, _ = _gram(x1, x2, 1.0)
+  norms = jnp.concatenate([k11.ravel(), k22.ravel()])
+  try:
+    unit = bool(jnp.all(jnp.abs(norms - 1) <= 1e-6))
+  except jax.errors.ConcretizationTypeError:
+    unit = True  # under jit: the caller's responsibility
+  if not unit:
+    raise ValueError("x1/x2: the series is for unit-norm inputs; normalise them "
+                     "(x / |x|) or use relu_h_infinity for any inputs.")
+  z = jnp.clip(g, -1.0, 1.0)
+  l = np.arange(terms)
+  c = np.exp(np.cumsum(np.concatenate([[0.0], np.log((2 * l[1:] - 1) / (2 * l[1:]))])))  # c_l
+  coef = jnp.asarray(c / (2 * l + 1), z.dtype)
+  powers = z[..., None] ** (2 * l + 2)
+  value = z / 4 + jnp.sum(coef * powers, -1) / (2 * math.pi)
+  L = terms
+  c_L = float(c[-1] * (2 * L - 1) / (2 * L))
+  z2 = z * z
+  geometric = jnp.where(z2 < 1, c_L * z2 ** (L + 1) / ((2 * L + 1) * jnp.where(z2 < 1, 1 - z2, 1.0)),
+                        jnp.inf) / (2 * math.pi)
+  uniform = (0.5 * L ** -1.5 + L ** -0.5) / math.sqrt(math.pi) / (2 * math.pi)
+  return Series(value, jnp.minimum(geometric, uniform))
+
+
+def relu_ntk_all_weights(x1, x2=None, *, w_std=1.0):
+  """Seed 003 Q3 (a): K(x, x') = E[xᵀx' 1{wᵀx ≥ 0} 1{wᵀx' ≥ 0}] + E[σ(wᵀx) σ(wᵀx')], w ~ N(0, s²I).
+
+  In closed form (arc-cosine kernels, θ the angle between x and x'):
+  K = xᵀx' (π − θ)/(2π) + s² |x||x'| (sin θ + (π − θ) cos θ)/(2π).
+  """
+  g, k11, k22, s2 = _gram(x1, x2, w_std)
+  theta = _angle(s2 * g, k11, k22)
+  norms = jnp.sqrt(k11 * k22)  # s²|x||x'|
+  return (g * (math.pi - theta) + norms * (jnp.sin(theta) + (math.pi - theta) * jnp.cos(theta))) / (2 * math.pi)
