@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NT_VENV := .venv-nt
 
-.PHONY: install run test test-slow bench reference golden clean
+.PHONY: install run test test-slow test-nt bench reference golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 ## The slower suite (large N, blocking at scale); CI runs it after `make test`.
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]  # 5: no slow tests collected, not a failure
+
+## Live cross-checks against neural-tangents (builds its pinned environment first); CI runs them.
+test-nt: $(STAMP) reference
+	$(PY) -m pytest -q -m nt
 
 ## Benchmarks of the empirical NTK (writes JSON + Markdown under results/).
 bench: $(STAMP)

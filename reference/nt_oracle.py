@@ -2,13 +2,18 @@
 
     .venv-nt/bin/python reference/nt_oracle.py empirical IN.npz OUT.npz
     .venv-nt/bin/python reference/nt_oracle.py analytic IN.npz OUT.npz
+    .venv-nt/bin/python reference/nt_oracle.py batch IN.npz OUT.npz
     .venv-nt/bin/python reference/nt_oracle.py bench --n 1000 --width 512 --depth 3 --impl 1 2 3
 
 `empirical` reads a spec (JSON string under key "spec": hidden, out_dim, activation, alpha,
 parametrization, W_std, b_std) with ntk_lab-layout params (W0, b0, W1, …) and inputs x1[, x2], and
 writes NT's `empirical_ntk_fn` kernels for implementations 1–3, traced (`ntk_trace_<impl>`, shape
 (N1, N2)) and full (`ntk_full_<impl>`, shape (N1, N2, O, O)). `analytic` writes NT's
-infinite-width `kernel_fn` kernels (`nngp`, `ntk`, each (N1, N2)) for the same spec. `bench` times NT's empirical NTK of
+infinite-width `kernel_fn` kernels (`nngp`, `ntk`, each (N1, N2)) for the same spec. `batch` does
+many cases in one interpreter: keys `c{i}_spec`, `c{i}_x1`, `c{i}_x2`, `c{i}_W0`, … and a JSON list
+`c{i}_modes` of "analytic", "empirical" (traced, implementations 1–3) and "mc" (NT's
+`monte_carlo_kernel_fn` with `c{i}_mc_samples` draws from PRNGKey(`c{i}_mc_seed`)); outputs are
+`c{i}_nngp`, `c{i}_ntk`, `c{i}_ntk_trace_{impl}`, `c{i}_mc_nngp`, `c{i}_mc_ntk`. `bench` times NT's empirical NTK of
 a ReLU MLP and prints one JSON line. Data crosses the boundary only as files and JSON, so ntk_lab's
 own environment never imports NT or its TensorFlow.
 """
@@ -99,6 +104,34 @@ def cmd_analytic(args):
   np.savez(args.out, nngp=np.asarray(k.nngp), ntk=np.asarray(k.ntk))
 
 
+def cmd_batch(args):
+  jax.config.update("jax_enable_x64", True)
+  data = dict(np.load(args.inp))
+  out = {}
+  for i in range(int(data["n_cases"])):
+    p = f"c{i}_"
+    spec = json.loads(str(data[p + "spec"]))
+    modes = json.loads(str(data[p + "modes"]))
+    x1, x2 = jnp.asarray(data[p + "x1"]), jnp.asarray(data[p + "x2"])
+    init_fn, apply_fn, kernel_fn = build(spec)
+    if "analytic" in modes:
+      k = kernel_fn(x1, x2, ("nngp", "ntk"))
+      out[p + "nngp"], out[p + "ntk"] = np.asarray(k.nngp), np.asarray(k.ntk)
+    if "empirical" in modes:
+      arrays = {k[len(p):]: v for k, v in data.items() if k.startswith(p) and k[len(p)] in "Wb"}
+      params = to_nt_params(arrays, spec)
+      for impl in (1, 2, 3):
+        fn = nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), implementation=impl)
+        out[p + f"ntk_trace_{impl}"] = np.asarray(fn(x1, x2, params))
+    if "mc" in modes:
+      key = jax.random.PRNGKey(int(data[p + "mc_seed"]))
+      fn = nt.monte_carlo_kernel_fn(init_fn, apply_fn, key, int(data[p + "mc_samples"]),
+                                    trace_axes=(-1,), implementation=1)
+      k = fn(x1, x2, ("nngp", "ntk"))
+      out[p + "mc_nngp"], out[p + "mc_ntk"] = np.asarray(k.nngp), np.asarray(k.ntk)
+  np.savez(args.out, **out)
+
+
 def cmd_bench(args):
   if args.dtype == "float64":
     jax.config.update("jax_enable_x64", True)
@@ -125,6 +158,33 @@ def cmd_bench(args):
   print(json.dumps({"nt_version": nt.__version__, "jax_version": jax.__version__, "results": results}))
 
 
+def cmd_bench_analytic(args):
+  """Times NT's infinite-width kernel_fn (nngp and ntk) of a depth-`depth` ReLU MLP, float32."""
+  init_fn, apply_fn, kernel_fn = build({"hidden": [512] * args.depth, "out_dim": 1, "activation": "relu",
+                                        "W_std": 1.0, "b_std": 0.1, "parametrization": "ntk"})
+  x = jax.random.normal(jax.random.PRNGKey(1), (args.n, args.in_dim), jnp.float32)
+  x.block_until_ready()
+  base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  if args.impl == "batch":
+    fn = nt.batch(kernel_fn, batch_size=args.batch_size, store_on_device=True)
+  else:
+    fn = jax.jit(kernel_fn, static_argnames="get")
+  try:
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(x, None, ("nngp", "ntk")))
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(args.repeats):
+      t0 = time.perf_counter()
+      jax.block_until_ready(fn(x, None, ("nngp", "ntk")))
+      times.append(time.perf_counter() - t0)
+    out = {"median_s": statistics.median(times), "times_s": times, "first_call_s": first,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "baseline_rss_mb": base}
+  except Exception as e:  # noqa: BLE001 - reported, not fatal
+    out = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+  print(json.dumps(out))
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description="neural-tangents oracle for ntk_lab cross-checks")
   sub = parser.add_subparsers(dest="cmd", required=True)
@@ -134,6 +194,9 @@ def main(argv=None):
   a = sub.add_parser("analytic")
   a.add_argument("inp")
   a.add_argument("out")
+  c = sub.add_parser("batch")
+  c.add_argument("inp")
+  c.add_argument("out")
   b = sub.add_parser("bench")
   b.add_argument("--n", type=int, required=True)
   b.add_argument("--width", type=int, required=True)
@@ -142,8 +205,16 @@ def main(argv=None):
   b.add_argument("--impl", type=int, nargs="+", default=[1, 2, 3])
   b.add_argument("--repeats", type=int, default=5)
   b.add_argument("--dtype", default="float32")
+  ba = sub.add_parser("bench-analytic")
+  ba.add_argument("--n", type=int, required=True)
+  ba.add_argument("--depth", type=int, default=3)
+  ba.add_argument("--in-dim", type=int, default=100)
+  ba.add_argument("--impl", choices=("kernel_fn", "batch"), required=True)
+  ba.add_argument("--batch-size", type=int, default=1000)
+  ba.add_argument("--repeats", type=int, default=3)
   args = parser.parse_args(argv)
-  {"empirical": cmd_empirical, "analytic": cmd_analytic, "bench": cmd_bench}[args.cmd](args)
+  {"bench-analytic": cmd_bench_analytic, "empirical": cmd_empirical, "analytic": cmd_analytic, "batch": cmd_batch,
+   "bench": cmd_bench}[args.cmd](args)
 
 
 if __name__ == "__main__":

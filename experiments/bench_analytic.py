@@ -1,0 +1,173 @@
+"""Benchmark of the infinite-width kernels: ntk_lab's analytic_kernel vs neural-tangents' kernel_fn.
+
+    python -m experiments.bench_analytic --out results          # or: make bench-analytic
+    python -m experiments.bench_analytic --quick --no-nt        # N = 1000 only
+
+For N ∈ {1000, 5000, 20000} inputs (in_dim 100, float32, x2 = None) and a depth-3 ReLU MLP (NTK
+parametrization, W_std 1, b_std 0.1), a fresh subprocess per cell and implementation times the NNGP
+and NTK together (median over `--repeats` runs after a warm-up) and records peak resident memory
+above the process's baseline (JAX runtime and inputs, measured before the kernel runs). Compared:
+ntk_lab (`analytic_kernel`, default 2 GiB tile budget); NT's jitted `kernel_fn`; and `nt.batch`
+(kernel_fn over 1000 × 1000 blocks). Memory traffic: the kernels' output, 2·N²·4 bytes, must be
+written at least once; output bytes per second is reported against the copy rate (read + write)
+measured in the same run. Writes ``bench_analytic.json`` and ``bench_analytic.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import resource
+import sys
+import time
+
+from experiments.bench_empirical_ntk import NT_PYTHON, ROOT, subprocess_json
+
+IN_DIM, DEPTH = 100, 3
+SIZES = (1000, 5000, 20000)
+IMPLS = ("ntk_lab", "nt_kernel_fn", "nt_batch")
+
+
+def run_cell(args):
+  """In a fresh process: time ntk_lab's analytic kernel for one N and print one JSON line."""
+  import jax
+  import jax.numpy as jnp
+
+  import ntk_lab as nl
+  from experiments._timing import median_time
+
+  net = nl.MLP((512,) * DEPTH, activation="relu", b_std=0.1)
+  x = jax.random.normal(jax.random.PRNGKey(1), (args.n, IN_DIM), jnp.float32)
+  x.block_until_ready()
+  base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  fn = lambda x: nl.analytic_kernel(net, x)  # noqa: E731 - jitted inside
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn(x))
+  first = time.perf_counter() - t0
+  med, times = median_time(fn, x, repeats=args.repeats, warmup=0)
+  print(json.dumps({"median_s": med, "times_s": times, "first_call_s": first,
+                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    "baseline_rss_mb": base}))
+
+
+def copy_rate(repeats):
+  """Bytes per second read + written by a jitted copy of a 512 MiB float32 array (median)."""
+  import jax
+  import jax.numpy as jnp
+
+  from experiments._timing import median_time
+
+  a = jnp.ones((2**27,), jnp.float32)
+  t, _ = median_time(jax.jit(lambda a: a * 1.0000001), a, repeats=repeats)
+  return 2 * a.nbytes / t
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  sub = parser.add_subparsers(dest="cmd")
+  report = sub.add_parser("report", help="re-make the Markdown table from DIR/bench_analytic.json")
+  report.add_argument("dir")
+  cell = sub.add_parser("cell", help="(internal) time ntk_lab for one N in this process")
+  cell.add_argument("--n", type=int, required=True)
+  cell.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--out", default="results")
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--quick", action="store_true", help="N = 1000 only")
+  parser.add_argument("--no-nt", action="store_true", help="skip neural-tangents")
+  parser.add_argument("--timeout", type=int, default=1800, help="per-cell subprocess time limit")
+  parser.add_argument("--resume", action="store_true", help="reuse finished cells in OUT/cells_analytic")
+  args = parser.parse_args(argv)
+  if args.cmd == "cell":
+    return run_cell(args)
+  if args.cmd == "report":
+    path = pathlib.Path(args.dir)
+    data = json.loads((path / "bench_analytic.json").read_text())
+    md = to_markdown(data["meta"], data["cells"])
+    (path / "bench_analytic.md").write_text(md)
+    print(md)
+    return None
+
+  import jax
+
+  rate = copy_rate(args.repeats)
+  print(f"copy rate: {rate / 1e9:.1f} GB/s", flush=True)
+  use_nt = not args.no_nt and NT_PYTHON.exists()
+  if not args.no_nt and not use_nt:
+    print("neural-tangents environment not found (make reference): NT columns left empty")
+  out = pathlib.Path(args.out)
+  (out / "cells_analytic").mkdir(parents=True, exist_ok=True)
+
+  def cached(name, cmd):
+    path = out / "cells_analytic" / f"{name}.json"
+    if args.resume and path.exists():
+      return json.loads(path.read_text())
+    res = subprocess_json(cmd, args.timeout)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res))
+    tmp.replace(path)
+    return res
+
+  records = []
+  for n in ((1000,) if args.quick else SIZES):
+    rec = {"n": n, "output_bytes": 2 * n * n * 4, "impls": {}}
+    rec["impls"]["ntk_lab"] = cached(f"{n}_ntk_lab", [sys.executable, "-m", "experiments.bench_analytic",
+                                                      "cell", "--n", str(n), "--repeats", str(args.repeats)])
+    if use_nt:
+      for impl, flag in (("nt_kernel_fn", "kernel_fn"), ("nt_batch", "batch")):
+        cmd = [str(NT_PYTHON), str(ROOT / "reference" / "nt_oracle.py"), "bench-analytic", "--n", str(n),
+               "--depth", str(DEPTH), "--impl", flag, "--repeats", str(args.repeats)]
+        rec["impls"][impl] = cached(f"{n}_{impl}", cmd)
+    for m in rec["impls"].values():
+      if "median_s" in m:
+        m["output_gb_per_s"] = rec["output_bytes"] / m["median_s"] / 1e9
+        m["extra_mb"] = m["peak_rss_mb"] - m["baseline_rss_mb"]
+    ours = rec["impls"]["ntk_lab"].get("median_s")
+    nt_times = {k: v["median_s"] for k, v in rec["impls"].items() if k != "ntk_lab" and "median_s" in v}
+    if ours and nt_times:
+      best = min(nt_times, key=nt_times.get)
+      rec["nt_best"] = {"impl": best, "median_s": nt_times[best], "speedup": nt_times[best] / ours}
+    records.append(rec)
+    print(json.dumps({"n": n, **{k: v.get("median_s", v.get("error")) for k, v in rec["impls"].items()}}),
+          flush=True)
+
+  meta = {"copy_gb_per_s": rate / 1e9, "device": jax.devices()[0].device_kind, "jax": jax.__version__,
+          "cpus": os.cpu_count(), "machine": platform.machine(), "repeats": args.repeats,
+          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+  (out / "bench_analytic.json").write_text(json.dumps({"meta": meta, "cells": records}, indent=2))
+  md = to_markdown(meta, records)
+  (out / "bench_analytic.md").write_text(md)
+  print(md)
+
+
+def _cell(m, out_bytes):
+  if "median_s" not in m:
+    return "failed: " + m.get("error", "?")[:60]
+  return (f"{m['median_s']:,.2f} s · +{m['extra_mb'] / 1024:,.1f} GB "
+          f"({m['extra_mb'] * 2**20 / out_bytes:.1f}× output) · {m['output_gb_per_s']:.2f} GB/s")
+
+
+def to_markdown(meta, records):
+  from experiments._timing import markdown_table
+
+  impls = [i for i in IMPLS if any(i in r["impls"] for r in records)]
+  rows = []
+  for r in records:
+    row = [f"{r['n']:,}", f"{r['output_bytes'] / 2**30:.2f} GB"]
+    row += [_cell(r["impls"][i], r["output_bytes"]) if i in r["impls"] else "–" for i in impls]
+    b = r.get("nt_best")
+    row.append(f"**{b['speedup']:.1f}×** (vs {b['impl']})" if b else "–")
+    rows.append(row)
+  names = {"ntk_lab": "ntk_lab analytic_kernel", "nt_kernel_fn": "NT kernel_fn (jit)", "nt_batch": "NT nt.batch(1000)"}
+  header = ["N", "output (nngp + ntk)"] + [names[i] for i in impls] + ["speed-up vs NT's best"]
+  return (f"Infinite-width NNGP + NTK, depth-{DEPTH} ReLU MLP (NTK param., b_std 0.1), in_dim {IN_DIM}, "
+          f"float32, x2 = None. Each cell: median of {meta['repeats']} runs · peak RSS above the process "
+          f"baseline (and as a multiple of the output's size) · output bytes written per second, against a "
+          f"measured copy rate of {meta['copy_gb_per_s']:.1f} GB/s (read + write). {meta['device']} "
+          f"({meta['cpus']} cores), jax {meta['jax']}, {meta['date']}.\n\n" + markdown_table(header, rows) + "\n")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,34 @@
+"""Run in a fresh interpreter: the analytic NTK of N points (default 50,000), float32, under the
+default 2 GiB tile budget. Prints one JSON line: seconds, peak resident growth (GiB), output size
+(GiB), and the worst relative error of spot checks across tile borders against direct small calls."""
+
+import json
+import resource
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import ntk_lab as nl
+
+n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+net = nl.MLP((512, 512, 512), activation="relu", b_std=0.1)
+x = jax.random.normal(jax.random.PRNGKey(1), (n, 32), jnp.float32)
+x.block_until_ready()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+t0 = time.perf_counter()
+K = net.kernel(x, get="ntk").ntk
+K.block_until_ready()
+seconds = time.perf_counter() - t0
+growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20 - before
+rows = jnp.array([0, 1, 5759, 5760, 11_519, n // 2, n - 2, n - 1])
+cols = jnp.array([3, 5760, 17_280, n // 3, n - 1])
+direct = net.kernel(x[rows], x[cols], get="ntk").ntk
+got, mirrored = K[rows][:, cols], K[cols][:, rows].T
+err = max(float(jnp.linalg.norm(got - direct) / jnp.linalg.norm(direct)),
+          float(jnp.linalg.norm(mirrored - direct) / jnp.linalg.norm(direct)))
+finite = bool(jnp.isfinite(K).all())
+print(json.dumps({"n": n, "seconds": seconds, "growth_gib": growth, "output_gib": K.nbytes / 2**30,
+                  "spot_rel_err": err, "finite": finite, "dtype": str(K.dtype), "shape": list(K.shape)}))

@@ -1,0 +1,160 @@
+"""Live cross-check against neural-tangents 0.6.5 (marker `nt`; `make test-nt`, which CI runs).
+
+A generated grid of MLPs — depth 1–5, every activation NT has in closed form, W_std (scalar and
+per layer) and b_std values including b_std = 0 and no bias, both parametrizations, out_dim > 1 and
+N1 ≠ N2 — goes to NT's own interpreter (reference/nt_oracle.py, `make reference` builds it) in
+one request file; ntk_lab must match NT's `kernel_fn` and `empirical_ntk_fn` (implementations 1–3)
+to ≤ 1e-6 relative in float64. Activations NT has no closed form for (tanh, sigmoid, softplus, a
+custom callable) are checked against NT's `monte_carlo_kernel_fn` and our own Monte Carlo, with a
+tolerance from the sample count.
+"""
+
+import itertools
+import json
+import pathlib
+import subprocess
+import tempfile
+
+import jax
+import numpy as np
+import pytest
+
+import ntk_lab as nl
+from tests.conftest import rel_err
+
+pytestmark = pytest.mark.nt
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NT_PYTHON = ROOT / ".venv-nt" / "bin" / "python"
+CLOSED = ["relu", "leaky_relu", "abs", "erf", "sin", "gelu", "identity"]
+NO_CLOSED_FORM = ["tanh", "sigmoid", "softplus"]
+TOL = 1e-6
+MC_SAMPLES, Z = 256, 5.0
+
+
+def grid():
+  """One case per (activation, depth); the other factors cycle so every level of each appears."""
+  rng = np.random.default_rng(0)
+  W_stds = [0.5, 1.0, 1.7, "per-layer"]
+  b_stds = [None, 0.0, 0.3, 1.1]
+  cases = []
+  for i, (act, depth) in enumerate(itertools.product(CLOSED, range(1, 6))):
+    W = W_stds[i % 4]
+    cases.append(dict(
+        hidden=[int(w) for w in rng.integers(8, 17, depth)], activation=act, alpha=0.15,
+        parametrization=["ntk", "standard"][(i // 2) % 2], out_dim=[1, 3][i % 2],
+        W_std=[round(float(v), 3) for v in rng.uniform(0.6, 1.8, depth + 1)] if W == "per-layer" else W,
+        b_std=b_stds[(i // 3) % 4], n1=5 + i % 3, n2=3 + i % 4, in_dim=2 + i % 4,
+        modes=["analytic", "empirical"]))
+  for act in NO_CLOSED_FORM:
+    cases.append(dict(hidden=[64], activation=act, alpha=0.0, parametrization="ntk", out_dim=2,
+                      W_std=1.3, b_std=0.2, n1=4, n2=3, in_dim=3, modes=["mc"]))
+  return cases
+
+
+CASES = grid()
+
+
+def model_of(case):
+  act = nl.Activation("leaky_relu", alpha=case["alpha"]) if case["activation"] == "leaky_relu" \
+      else case["activation"]
+  W = case["W_std"]
+  return nl.MLP(tuple(case["hidden"]), out_dim=case["out_dim"], activation=act,
+                parametrization=case["parametrization"], W_std=tuple(W) if isinstance(W, list) else W,
+                b_std=case["b_std"])
+
+
+@pytest.fixture(scope="module")
+def nt_answers():
+  if not NT_PYTHON.exists():
+    pytest.fail(f"{NT_PYTHON} is missing: run `make reference` (or `make test-nt`, which does).")
+  request, local = {"n_cases": len(CASES)}, []
+  for i, case in enumerate(CASES):
+    net = model_of(case)
+    keys = jax.random.split(jax.random.PRNGKey(100 + i), 3)
+    x1 = jax.random.normal(keys[0], (case["n1"], case["in_dim"]))
+    x2 = jax.random.normal(keys[1], (case["n2"], case["in_dim"]))
+    params = net.init(keys[2], case["in_dim"])
+    p = f"c{i}_"
+    spec = {k: case[k] for k in ("hidden", "out_dim", "activation", "alpha", "parametrization",
+                                 "W_std", "b_std")}
+    request.update({p + "spec": json.dumps(spec), p + "modes": json.dumps(case["modes"]),
+                    p + "x1": np.asarray(x1), p + "x2": np.asarray(x2),
+                    p + "mc_samples": MC_SAMPLES, p + "mc_seed": i})
+    for l, layer in enumerate(params):
+      for name, v in layer.items():
+        request[f"{p}{name}{l}"] = np.asarray(v)
+    local.append((net, params, x1, x2))
+  with tempfile.TemporaryDirectory() as tmp:
+    inp, out = pathlib.Path(tmp) / "in.npz", pathlib.Path(tmp) / "out.npz"
+    np.savez(inp, **request)
+    run = subprocess.run([str(NT_PYTHON), str(ROOT / "reference" / "nt_oracle.py"), "batch",
+                          str(inp), str(out)], capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stderr[-3000:]
+    answers = dict(np.load(out))
+  return answers, local
+
+
+def at_a_kink(net, params, x):
+  """Points with some hidden pre-activation exactly 0 under a kinked ρ (relu, leaky_relu, abs).
+
+  There ρ'(0) is a convention: JAX's relu uses 0, NT's `jnp.maximum`-based layers 1/2. It happens
+  when a layer goes dead with b = 0 (all units off, so the next pre-activations are exactly 0)."""
+  if net.activation.name not in ("relu", "leaky_relu", "abs"):
+    return np.zeros(x.shape[0], bool)
+  h, hit = x, np.zeros(x.shape[0], bool)
+  for l, layer in enumerate(params[:-1]):
+    a, beta = net.layer_scales(l, layer["W"].shape[0])
+    z = a * h @ layer["W"] + (beta * layer["b"] if "b" in layer else 0.0)
+    hit |= np.asarray((z == 0).any(axis=1))
+    h = net.activation(z)
+  return hit
+
+
+def ids(case):
+  return f"{case['activation']}-d{len(case['hidden'])}-{case['parametrization']}-b{case['b_std']}"
+
+
+@pytest.mark.parametrize("i", [i for i, c in enumerate(CASES) if "analytic" in c["modes"]],
+                         ids=lambda i: ids(CASES[i]))
+def test_analytic_and_empirical_match_nt(nt_answers, i):
+  answers, local = nt_answers
+  net, params, x1, x2 = local[i]
+  k = net.kernel(x1, x2)
+  p = f"c{i}_"
+  for name in ("nngp", "ntk"):
+    assert rel_err(getattr(k, name), answers[p + name]) <= TOL, name
+  rows, cols = ~at_a_kink(net, params, x1), ~at_a_kink(net, params, x2)
+  assert rows.sum() >= len(rows) - 2 and cols.sum() >= len(cols) - 2
+  keep = np.ix_(rows, cols)
+  for method in ("structured", "jacobian", "ntvp"):
+    ours = np.asarray(nl.empirical_ntk(net, params, x1, x2, method=method))
+    for impl in (1, 2, 3):
+      assert rel_err(ours[keep], answers[p + f"ntk_trace_{impl}"][keep]) <= TOL, (method, impl)
+
+
+@pytest.mark.parametrize("i", [i for i, c in enumerate(CASES) if c["modes"] == ["mc"]],
+                         ids=lambda i: CASES[i]["activation"])
+def test_activations_without_closed_form_against_monte_carlo(nt_answers, i):
+  """One hidden layer: E over init of f f' and of Θ_θ is the analytic kernel at any width, so
+  NT's MC, our MC and our quadrature kernel must agree within Z standard errors of S draws
+  (ours estimates the standard error for both: the same estimator of the same network)."""
+  answers, local = nt_answers
+  net, _, x1, x2 = local[i]
+  exact = net.kernel(x1, x2, quadrature_nodes=128)
+  mc = nl.monte_carlo_kernel(net, jax.random.PRNGKey(7), x1, x2, n_samples=MC_SAMPLES,
+                             samples_per_step=64)
+  for name in ("nngp", "ntk"):
+    se = np.asarray(getattr(mc, name + "_stderr"))
+    truth = np.asarray(getattr(exact, name))
+    theirs = answers[f"c{i}_mc_{name}"]
+    assert (np.abs(np.asarray(getattr(mc, name)) - truth) <= Z * se).all(), ("ours", name)
+    assert (np.abs(theirs - truth) <= Z * se).all(), ("NT", name)
+
+
+def test_a_custom_callable_matches_its_named_twin_in_monte_carlo():
+  """A user callable (no name, so quadrature) has NT's numbers via its named twin (tanh above)."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 3))
+  named = nl.MLP((64,), activation="tanh", W_std=1.3, b_std=0.2, out_dim=2)
+  custom = nl.MLP((64,), activation=nl.Activation("custom", fn=jax.numpy.tanh), W_std=1.3, b_std=0.2, out_dim=2)
+  assert rel_err(custom.kernel(x).ntk, named.kernel(x).ntk) <= 1e-14
