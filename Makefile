@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NT_VENV := .venv-nt
 
-.PHONY: install run test test-slow test-nt bench reference golden clean
+.PHONY: install run test test-slow test-nt bench bench-analytic reference golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test-nt: $(STAMP) reference
 ## Benchmarks of the empirical NTK (writes JSON + Markdown under results/).
 bench: $(STAMP)
 	$(PY) -m experiments.bench_empirical_ntk --out results
+
+## Benchmark of the infinite-width kernels against NT (writes JSON + Markdown under results/).
+bench-analytic: $(STAMP)
+	$(PY) -m experiments.bench_analytic --out results
 
 ## neural-tangents 0.6.5 in its own pinned environment, for cross-checks and side-by-side timings.
 reference: $(NT_VENV)/.installed

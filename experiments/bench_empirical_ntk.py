@@ -22,7 +22,6 @@ import json
 import os
 import pathlib
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -57,7 +56,7 @@ def run_cell(args):
   import jax.numpy as jnp
 
   import ntk_lab as nl
-  from experiments._timing import median_time
+  from experiments._timing import median_time, peak_rss_mb, rss_mb
 
   net = nl.MLP((args.width,) * args.depth, activation="relu", b_std=0.1)
   params = net.init(jax.random.PRNGKey(0), IN_DIM, dtype=jnp.float32)
@@ -65,14 +64,13 @@ def run_cell(args):
   # One tile whenever it fits: the budget is the cell's memory limit, not a tiling knob.
   budget = args.max_gb * 2**30
   fn = jax.jit(lambda p, x: nl.empirical_ntk(net, p, x, method=args.method, memory_budget=budget))
-  base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  base_rss = rss_mb()
   t0 = time.perf_counter()
   jax.block_until_ready(fn(params, x))
   first = time.perf_counter() - t0
   med, times = median_time(fn, params, x, repeats=args.repeats, warmup=0)
   out = {"median_s": med, "times_s": times, "first_call_s": first,
-         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-         "baseline_rss_mb": base_rss}
+         "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": base_rss}
   stats = jax.devices()[0].memory_stats() if hasattr(jax.devices()[0], "memory_stats") else None
   if stats and "peak_bytes_in_use" in stats:
     out["device_peak_mb"] = stats["peak_bytes_in_use"] / 2**20

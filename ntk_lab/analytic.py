@@ -32,6 +32,8 @@ from ntk_lab.mlp import MLP
 __all__ = ["Kernel", "analytic_kernel", "gaussian_expectations", "CLOSED_FORMS"]
 
 CLOSED_FORMS = ("relu", "leaky_relu", "abs", "erf", "sin", "gelu", "identity")
+MAX_NODES = 370  # numpy.polynomial.hermite.hermgauss returns NaN weights from 371 nodes on
+TILE = 256  # default tile side: measured fastest on CPU for N in the thousands (see bench_analytic)
 
 
 class Kernel(NamedTuple):
@@ -54,11 +56,12 @@ def analytic_kernel(model: MLP, x1, x2=None, *, get=("nngp", "ntk"), W_std=None,
     W_std: overrides the spec's σ_w: a scalar or one value per layer (L,), and may be a traced
       array, so ``jax.grad`` of a kernel w.r.t. it works (hyperparameter fitting).
     b_std: overrides the spec's σ_b likewise (the spec must have a bias: b_std not None).
-    quadrature_nodes: Gauss–Hermite nodes per dimension for activations without a closed form;
-      the error falls quickly with it (64 gives ~1e-6 relative for tanh at unit variance).
+    quadrature_nodes: Gauss–Hermite nodes per dimension (1 … 370) for activations without a
+      closed form. The error grows with the pre-activation variance q, as ρ' narrows to width
+      ~1/√q: for tanh, Σ̇ at 64 nodes is off by 3e-9 (q = 1), 3e-4 (q = 4) and 2e-1 (q = 25),
+      at 128 nodes by 4e-14, 2e-6 and 4e-2. Raise it for large W_std.
     batch_size: tile side B: x1 × x2 is evaluated in B × B tiles written into the output, one at
-      a time. ``None``: one tile if its temporaries fit ``memory_budget`` bytes, else the largest
-      B that does.
+      a time. ``None``: 256, or less if its temporaries would not fit ``memory_budget`` bytes.
     memory_budget: bytes of temporaries one tile may use when ``batch_size`` is None.
     devices: optional devices (e.g. ``jax.devices()``) over which the rows of x1 are split with
       `jax.shard_map`; each device evaluates its rows tile by tile. None: the default device.
@@ -87,6 +90,9 @@ def analytic_kernel(model: MLP, x1, x2=None, *, get=("nngp", "ntk"), W_std=None,
   x1 = _checks.as_inputs(x1, "x1")
   x2 = None if x2 is None else _checks.as_inputs(x2, "x2", x1.shape[1])
   _checks.positive_int(quadrature_nodes, "quadrature_nodes")
+  if quadrature_nodes > MAX_NODES:
+    raise ValueError(f"quadrature_nodes: at most {MAX_NODES} (numpy's Gauss–Hermite weights overflow "
+                     f"beyond), got {quadrature_nodes}.")
   if batch_size is not None:
     batch_size = _checks.positive_int(batch_size, "batch_size")
   if not (isinstance(memory_budget, (int, float)) and memory_budget > 0):
@@ -106,10 +112,12 @@ def analytic_kernel(model: MLP, x1, x2=None, *, get=("nngp", "ntk"), W_std=None,
   n1 = x1.shape[0]
   n2 = n1 if x2 is None else x2.shape[0]
   if batch_size is None:
+    # Small tiles keep each tile's elementwise temporaries in cache (XLA materialises several per
+    # layer); a larger single pass is slower, not faster. The budget caps them for quadrature.
     per_entry = 16 + (0 if model.activation.name in CLOSED_FORMS else 6 * quadrature_nodes)
     rows = n1 if n_dev is None else -(-n1 // n_dev)
-    batch_size = _tiling.choose_block(rows, n2, lambda B: B * B * per_entry * dtype.itemsize,
-                                      memory_budget)
+    fit = _tiling.choose_block(rows, n2, lambda B: B * B * per_entry * dtype.itemsize, memory_budget)
+    batch_size = min(fit or TILE, TILE) if max(rows, n2) > TILE else fit
   mesh = None if devices is None else jax.sharding.Mesh(np.array(devices), ("points",))
   out = _kernel(model, x1, x2, w, b, nodes=quadrature_nodes, get=get, block=batch_size, mesh=mesh)
   nngp, ntk = out.get("nngp"), out.get("ntk")
@@ -138,65 +146,75 @@ def _layer_values(value, name, model, dtype):
 
 @functools.partial(jax.jit, static_argnames=("model", "nodes", "get", "block", "mesh"))
 def _kernel(model, x1, x2, w, b, *, nodes, get, block, mesh):
-  # Per-point features: the inputs, their per-layer variances and diagonal values, and (x2 = x1)
-  # their indices, so every tile gives a point's pair with itself the same, pointwise value.
-  a = (x1, _point_variances(model, x1, w, b, nodes), jnp.arange(x1.shape[0]))
-  c = a if x2 is None else (x2, _point_variances(model, x2, w, b, nodes), None)
+  q1, diag = _diagonal(model, x1, w, b, nodes, get)
+  a = (x1, q1)
+  c = a if x2 is None else (x2, _diagonal(model, x2, w, b, nodes, get)[0])
   tile = functools.partial(_tile, model, w=w, b=b, nodes=nodes, get=get)
   if mesh is None:
-    return _tiling.tiled(tile, a, c, block, symmetric=x2 is None, swap_axes=None)
-  # Rows of x1 split over devices; each device runs the tiled evaluation of its rows locally.
-  n1, n_dev = x1.shape[0], mesh.devices.size
-  pad = -n1 % n_dev
-  a = jax.tree_util.tree_map(lambda v: jnp.pad(v, [(0, pad)] + [(0, 0)] * (v.ndim - 1)), a)
-  rows = jax.P("points")
+    out = _tiling.tiled(tile, a, c, block, symmetric=x2 is None, swap_axes=None)
+  else:  # rows of x1 split over devices; each device runs the tiled evaluation of its rows
+    n1, n_dev = x1.shape[0], mesh.devices.size
+    pad = -n1 % n_dev
+    a = jax.tree_util.tree_map(lambda v: jnp.pad(v, [(0, pad)] + [(0, 0)] * (v.ndim - 1)), a)
+    rows = jax.P("points")
 
-  def local(a_local, b_all):
-    return _tiling.tiled(tile, a_local, b_all, block, symmetric=False, swap_axes=None)
+    def local(a_local, c_all):
+      return _tiling.tiled(tile, a_local, c_all, block, symmetric=False, swap_axes=None)
 
-  # check_vma=False: the tiles' loop carry starts as replicated zeros and becomes per-device.
-  out = jax.shard_map(local, mesh=mesh, in_specs=(rows, jax.P()), out_specs=rows,
-                      check_vma=False)(a, c)
-  return out if pad == 0 else jax.tree_util.tree_map(lambda v: v[:n1], out)
-
-
-def _point_variances(model, x, w, b, nodes):
-  """Per layer l < L−1, per point: (Σ_l(x, x), E[ρ(u)²], E[ρ'(u)²]) with u ~ N(0, Σ_l(x, x)),
-  each (N,): the diagonal the tiles' Gaussians need, and the exact values of a point's pair
-  with itself."""
-  var = jnp.sum(x * x, axis=1) / x.shape[1]
-  out = []
-  for l in range(model.n_layers - 1):
-    var = w[l] ** 2 * var + b[l] ** 2
-    t, tdot = gaussian_expectations(model.activation, var, var, var, nodes=nodes)
-    out.append((var, t, tdot))
-    var = t
+    # check_vma=False: the tiles' loop carry starts as replicated zeros and becomes per-device.
+    out = jax.shard_map(local, mesh=mesh, in_specs=(rows, jax.P()), out_specs=rows,
+                        check_vma=False)(a, c)
+    if pad:
+      out = jax.tree_util.tree_map(lambda v: v[:n1], out)
+  if x2 is None:
+    # A point paired with itself: its pointwise value, with cos θ = 1 exactly. In the tiles, the
+    # rounding of xᵀx against |x|² leaves cos θ = 1 − ε, which arccos turns into θ ≈ √(2ε).
+    i = jnp.arange(x1.shape[0])
+    out = {k: v.at[i, i].set(diag[k]) for k, v in out.items()}
   return out
 
 
+def _diagonal(model, x, w, b, nodes, get):
+  """Pointwise pass: the variances Σ_l(x, x) after each affine layer l < L (what the tiles'
+  Gaussians need), and the kernels' diagonals {"nngp": Σ(x, x), "ntk": Θ(x, x)}, each (N,)."""
+  d = x.shape[1]
+  var = jnp.sum(x * x, axis=1) / d
+  ntk = jnp.zeros_like(var)
+  variances = []
+  for l in range(model.n_layers):
+    prev = var
+    var = w[l] ** 2 * var + b[l] ** 2
+    ntk = _ntk_step(model, l, ntk, var, prev, w, d)
+    if l < model.n_layers - 1:
+      variances.append(var)
+      var, tdot = gaussian_expectations(model.activation, var, var, var, nodes=nodes)
+      ntk = ntk * tdot
+  return variances, {"nngp": var, "ntk": ntk}
+
+
+def _ntk_step(model, l, ntk, cov, prev, w, d):
+  """Θ after affine layer l: its own term (if it trains) plus σ_w² times the layers below."""
+  if model.parametrization == "ntk":
+    own = cov
+  else:  # standard: dΘ = n_in·Σ_in (weights) + 1 (bias), and the lower terms scaled by σ_w²
+    own = model.widths(d)[l] * prev + (1.0 if model.has_bias else 0.0)
+  return (own if model.trainable[l] else 0.0) + w[l] ** 2 * ntk
+
+
 def _tile(model, a, c, *, w, b, nodes, get):
-  (xa, qa, ia), (xc, qc, ic) = a, c
+  (xa, qa), (xc, qc) = a, c
   d = xa.shape[1]
-  widths = model.widths(d)
   want_ntk = "ntk" in get
-  same = None if ia is None or ic is None else ia[:, None] == ic[None, :]  # (x, x), if x2 = x1
   cov = xa @ xc.T / d
   ntk = jnp.zeros_like(cov)
   for l in range(model.n_layers):
     prev = cov
     cov = w[l] ** 2 * cov + b[l] ** 2
     if want_ntk:
-      if model.parametrization == "ntk":
-        own = cov
-      else:  # standard: dΘ = n_in·Σ_in (weights) + 1 (bias), and the lower terms scaled by σ_w²
-        own = widths[l] * prev + (1.0 if model.has_bias else 0.0)
-      ntk = (own if model.trainable[l] else 0.0) + w[l] ** 2 * ntk
+      ntk = _ntk_step(model, l, ntk, cov, prev, w, d)
     if l < model.n_layers - 1:
-      cov, tdot = gaussian_expectations(model.activation, qa[l][0][:, None], qc[l][0][None, :], cov,
+      cov, tdot = gaussian_expectations(model.activation, qa[l][:, None], qc[l][None, :], cov,
                                         nodes=nodes, derivative=want_ntk)
-      if same is not None:  # cos θ is 1 only up to rounding here, which arccos turns into ~1e-8
-        cov = jnp.where(same, qa[l][1][:, None], cov)
-        tdot = jnp.where(same, qa[l][2][:, None], tdot) if want_ntk else None
       if want_ntk:
         ntk = ntk * tdot
   out = {}
@@ -240,10 +258,26 @@ def _safe_sqrt(x):
   return jnp.where(x > 0, jnp.sqrt(safe), 0.0)
 
 
+# Abramowitz & Stegun 4.4.46: arccos(a) = √(1 − a) · Σ_k A_k a^k on [0, 1], |error| ≤ 2e-8.
+_ACOS_COEFFS = (1.5707963050, -0.2145988016, 0.0889789874, -0.0501743046, 0.0308918810,
+                -0.0170881256, 0.0066700901, -0.0012624911)
+
+
 def _safe_arccos(c):
-  # arccos with finite gradients at c = ±1 (where the true derivative is infinite).
-  inside = jnp.abs(c) < 1
-  return jnp.where(inside, jnp.arccos(jnp.where(inside, c, 0.0)), jnp.where(c > 0, 0.0, math.pi))
+  """arccos on [−1, 1] with finite gradients at c = ±1 (where the true derivative is infinite).
+
+  In float64, `jnp.arccos`. In float32 and below, a degree-7 polynomial times √(1 − |c|): its
+  2e-8 absolute error is below float32's own resolution of θ, and it is several times faster than
+  XLA's arccos, which dominates the cost of arc-cosine kernels otherwise."""
+  if jnp.finfo(c.dtype).bits >= 64:
+    inside = jnp.abs(c) < 1
+    return jnp.where(inside, jnp.arccos(jnp.where(inside, c, 0.0)), jnp.where(c > 0, 0.0, math.pi))
+  a = jnp.abs(c)
+  poly = jnp.asarray(_ACOS_COEFFS[-1], c.dtype)
+  for coef in _ACOS_COEFFS[-2::-1]:
+    poly = poly * a + coef
+  r = _safe_sqrt(1 - a) * poly
+  return jnp.where(c < 0, math.pi - r, r)
 
 
 def _ab_relu(a, b, k11, k22, k12, derivative):

@@ -233,3 +233,20 @@ def test_argument_errors(kwargs, exc, match):
   if isinstance(model, nl.MLP):
     with pytest.raises(exc, match=match):  # the same check under jit
       jax.jit(lambda x: nl.analytic_kernel(model, x, **kwargs).ntk)(x)
+
+
+def test_quadrature_error_grows_with_variance_and_falls_with_nodes():
+  """The documented behaviour, against erf's closed form (erf saturates like tanh): Σ̇ needs more
+  nodes as the pre-activation variance q grows, since ρ' narrows to width ~1/√q."""
+  closed = nl.Activation("erf")
+  custom = nl.Activation("custom", fn=jax.scipy.special.erf)
+  errs = {}
+  for q in (1.0, 4.0, 25.0):
+    k = jnp.array([q])
+    exact = nl.gaussian_expectations(closed, k, k, 0.5 * k)[1]
+    errs[q] = [rel_err(nl.gaussian_expectations(custom, k, k, 0.5 * k, nodes=n)[1], exact)
+               for n in (64, 128, 256)]
+    assert errs[q][2] < errs[q][1] < errs[q][0], (q, errs[q])
+  assert errs[1.0][0] < 1e-7 and errs[4.0][0] > errs[1.0][0] and errs[25.0][0] > errs[4.0][0]
+  with pytest.raises(ValueError, match="quadrature_nodes: at most 370"):
+    nl.analytic_kernel(nl.MLP((4,), activation="tanh"), inputs(2, 2), quadrature_nodes=400)

@@ -3,7 +3,7 @@
 import json
 import pathlib
 
-from experiments import bench_empirical_ntk, quickstart_ntk
+from experiments import bench_analytic, bench_empirical_ntk, quickstart_ntk
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -23,3 +23,16 @@ def test_benchmark_report_reproduces_the_committed_table(tmp_path):
   bench_empirical_ntk.main(["report", str(tmp_path)])
   assert (tmp_path / "bench_empirical_ntk.md").read_text() == \
       (ROOT / "results" / "bench_empirical_ntk.md").read_text()
+
+
+def test_analytic_benchmark_report_reproduces_the_committed_table(tmp_path):
+  data = (ROOT / "results" / "bench_analytic.json").read_text()
+  (tmp_path / "bench_analytic.json").write_text(data)
+  bench_analytic.main(["report", str(tmp_path)])
+  assert (tmp_path / "bench_analytic.md").read_text() == (ROOT / "results" / "bench_analytic.md").read_text()
+
+
+def test_analytic_benchmark_cell_runs(capsys):
+  bench_analytic.main(["cell", "--n", "300", "--repeats", "1"])
+  res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert res["median_s"] > 0 and res["peak_rss_mb"] >= res["baseline_rss_mb"]
