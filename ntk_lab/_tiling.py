@@ -1,15 +1,15 @@
 """Blockwise evaluation of kernels over x1 × x2, under a memory budget.
 
-`tiled` evaluates ``fn(a_block, b_block) -> (B1, B2, *rest)`` (or a pytree of such arrays) on tiles of two per-point pytrees
-(raw inputs, or per-point features computed once beforehand), one tile at a time in a
-`jax.lax.fori_loop`, and writes each tile straight into the (N1, N2, *rest) output with
-`dynamic_update_slice`. XLA updates the loop-carried output in place, so the only N1·N2-sized
-buffer is the output itself: no stack of tiles, no padding, no final slice.
+`tiled` evaluates ``fn(a_block, b_block) -> (B1, B2, *rest)`` (or a pytree of such arrays) on
+tiles of two per-point pytrees (raw inputs, or per-point features computed once beforehand), one
+tile at a time in a `jax.lax.fori_loop`, and writes each tile straight into the (N1, N2, *rest)
+output with `dynamic_update_slice`. XLA updates the loop-carried output in place, so the only
+N1·N2-sized buffer is the output itself: no stack of tiles, no padding, no final slice.
 
 The last tile of each axis is shifted back to end at N (its start is clamped), so it overlaps its
-neighbour instead of running past the end; overlapping entries are written twice with the same
-value. For a symmetric kernel (x2 = x1) only the tiles on and above the diagonal are computed, and
-each is also written, transposed, below it.
+neighbour instead of running past the end; overlapping entries are written twice, with the same
+value up to rounding. For a symmetric kernel (x2 = x1) only the tiles on and above the diagonal
+are computed, and each is also written, transposed, below it.
 """
 
 from __future__ import annotations

@@ -76,21 +76,22 @@ def monte_carlo_kernel(model: MLP, key, x1, x2=None, *, n_samples: int, get=("nn
   x1 = _checks.as_inputs(x1, "x1")
   x2 = None if x2 is None else _checks.as_inputs(x2, "x2", x1.shape[1])
   step = min(samples_per_step, n_samples)
-  sums = _sums(model, key, x1, x2, n_samples=n_samples, step=step, get=get)
+  moments = _moments(model, key, x1, x2, n_samples=n_samples, step=step, get=get)
   out = {}
   for g in ("nngp", "ntk"):
     if g not in get:
       out[g], out[g + "_stderr"] = None, None
       continue
-    total, total_sq = sums[g]
-    mean = total / n_samples
-    var = jnp.maximum(total_sq - n_samples * mean * mean, 0.0) / (n_samples - 1)
-    out[g], out[g + "_stderr"] = mean, jnp.sqrt(var / n_samples)
+    mean, m2 = moments[g]
+    out[g], out[g + "_stderr"] = mean, jnp.sqrt(m2 / (n_samples - 1) / n_samples)
   return MonteCarloKernel(n_samples=n_samples, **out)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "n_samples", "step", "get"))
-def _sums(model, key, x1, x2, *, n_samples, step, get):
+def _moments(model, key, x1, x2, *, n_samples, step, get):
+  """Running mean and sum of squared deviations M2 over the draws, merged one vmapped batch at a
+  time (Chan et al.'s pairwise update), which stays accurate in float32 where Σx² − S·mean² would
+  cancel."""
   in_dim = x1.shape[1]
   xb = x1 if x2 is None else x2
 
@@ -105,14 +106,24 @@ def _sums(model, key, x1, x2, *, n_samples, step, get):
       out["ntk"] = empirical_ntk(model, params, x1, x2, method="structured")
     return out
 
-  def body(acc, idx):
+  def body(carry, idx):
+    count, acc = carry
     batch = jax.vmap(one)(idx)
-    valid = (idx < n_samples).astype(x1.dtype)[:, None, None]  # the last step may run past S
-    return {g: (acc[g][0] + jnp.sum(valid * batch[g], 0), acc[g][1] + jnp.sum(valid * batch[g] ** 2, 0))
-            for g in acc}, None
+    valid = (idx < n_samples).astype(x1.dtype)  # the last step may run past S
+    m = jnp.sum(valid)
+    new_count = count + m
+    merged = {}
+    for g, (mean, m2) in acc.items():
+      w = valid[:, None, None]
+      b_mean = jnp.sum(w * batch[g], 0) / m
+      b_m2 = jnp.sum(w * (batch[g] - b_mean) ** 2, 0)
+      delta = b_mean - mean
+      merged[g] = (mean + delta * m / new_count, m2 + b_m2 + delta**2 * count * m / new_count)
+    return (new_count, merged), None
 
   zero = jnp.zeros((x1.shape[0], xb.shape[0]), x1.dtype)
   steps = -(-n_samples // step)
   idx = jnp.arange(steps * step).reshape(steps, step)
-  acc, _ = jax.lax.scan(body, {g: (zero, zero) for g in get}, idx)
+  init = (jnp.zeros((), x1.dtype), {g: (zero, zero) for g in get})
+  (_, acc), _ = jax.lax.scan(body, init, idx)
   return acc
