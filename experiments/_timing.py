@@ -1,8 +1,11 @@
-"""Shared timing helpers for experiments and benchmarks: medians over repeated runs after warm-up."""
+"""Shared helpers for experiments and benchmarks: medians over repeated runs after warm-up, memory
+readings, Markdown tables, and resumable benchmark cells run as subprocesses."""
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
 import time
 
 import jax
@@ -51,3 +54,35 @@ def peak_rss_mb() -> float:
     return hwm
   import resource
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class CellCache:
+  """Runs benchmark cells as subprocesses that print one JSON line, keeping each result in
+  ``DIR/NAME.json`` (written then renamed, so an interrupted run leaves no partial file). With
+  ``resume=True`` a cell whose file exists is not run again."""
+
+  def __init__(self, directory, *, resume: bool, timeout: float, cwd):
+    self.directory, self.resume, self.timeout, self.cwd = directory, resume, timeout, cwd
+    directory.mkdir(parents=True, exist_ok=True)
+
+  def __call__(self, name: str, cmd: list[str]) -> dict:
+    path = self.directory / f"{name}.json"
+    if self.resume and path.exists():
+      return json.loads(path.read_text())
+    res = self.run(cmd)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res))
+    tmp.replace(path)
+    return res
+
+  def run(self, cmd: list[str]) -> dict:
+    """The last JSON line the command prints, or {"error": …} if it fails or times out."""
+    try:
+      proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout, cwd=self.cwd)
+    except subprocess.TimeoutExpired:
+      return {"error": f"timed out after {self.timeout} s"}
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    if proc.returncode != 0 or not lines:
+      tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+      return {"error": f"exit {proc.returncode}: {tail[0][:200]}"}
+    return json.loads(lines[-1])

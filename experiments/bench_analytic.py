@@ -23,7 +23,8 @@ import platform
 import sys
 import time
 
-from experiments.bench_empirical_ntk import NT_PYTHON, ROOT, subprocess_json
+from experiments._timing import CellCache
+from experiments.bench_empirical_ntk import NT_PYTHON, ROOT
 
 IN_DIM, DEPTH = 100, 3
 SIZES = (1000, 5000, 20000)
@@ -96,17 +97,7 @@ def main(argv=None):
   if not args.no_nt and not use_nt:
     print("neural-tangents environment not found (make reference): NT columns left empty")
   out = pathlib.Path(args.out)
-  (out / "cells_analytic").mkdir(parents=True, exist_ok=True)
-
-  def cached(name, cmd):
-    path = out / "cells_analytic" / f"{name}.json"
-    if args.resume and path.exists():
-      return json.loads(path.read_text())
-    res = subprocess_json(cmd, args.timeout)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(res))
-    tmp.replace(path)
-    return res
+  cached = CellCache(out / "cells_analytic", resume=args.resume, timeout=args.timeout, cwd=ROOT)
 
   records = []
   for n in ((1000,) if args.quick else SIZES):

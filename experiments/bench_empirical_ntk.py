@@ -22,9 +22,10 @@ import json
 import os
 import pathlib
 import platform
-import subprocess
 import sys
 import time
+
+from experiments._timing import CellCache
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NT_PYTHON = ROOT / ".venv-nt" / "bin" / "python"
@@ -94,18 +95,6 @@ def matmul_rate(repeats):
   return best
 
 
-def subprocess_json(cmd, timeout):
-  try:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-  except subprocess.TimeoutExpired:
-    return {"error": f"timed out after {timeout} s"}
-  lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-  if proc.returncode != 0 or not lines:
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-    return {"error": f"exit {proc.returncode}: {tail[0][:200]}"}
-  return json.loads(lines[-1])
-
-
 # -------------------------------------------------------------------------------- driver
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -148,17 +137,8 @@ def main(argv=None):
   if not args.no_nt and not use_nt:
     print("neural-tangents environment not found (make reference): NT columns left empty")
   out = pathlib.Path(args.out)
-  (out / "cells").mkdir(parents=True, exist_ok=True)
 
-  def cached(name, cmd):
-    path = out / "cells" / f"{name}.json"
-    if args.resume and path.exists():
-      return json.loads(path.read_text())
-    res = subprocess_json(cmd, args.timeout)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(res))
-    tmp.replace(path)
-    return res
+  cached = CellCache(out / "cells", resume=args.resume, timeout=args.timeout, cwd=ROOT)
 
   records = []
   for n, width, depth in itertools.product(grid["n"], grid["width"], grid["depth"]):

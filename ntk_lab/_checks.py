@@ -82,3 +82,13 @@ def choice(value, name: str, options):
   if value not in options:
     raise ValueError(f"{name}: must be one of {', '.join(map(repr, options))}, got {value!r}.")
   return value
+
+
+def kernel_fields(get) -> tuple[str, ...]:
+  """Validates `get` (a name or names among "nngp", "ntk"); returns it as a non-empty tuple."""
+  get = (get,) if isinstance(get, str) else tuple(get)
+  for g in get:
+    choice(g, "get", ("nngp", "ntk"))
+  if not get:
+    raise ValueError("get: asks for nothing; pass 'nngp', 'ntk' or both.")
+  return get

@@ -82,11 +82,7 @@ def analytic_kernel(model: MLP, x1, x2=None, *, get=("nngp", "ntk"), W_std=None,
   """
   if not isinstance(model, MLP):
     raise TypeError(f"model: expected an ntk_lab.MLP, got {type(model).__name__}.")
-  get = (get,) if isinstance(get, str) else tuple(get)
-  for g in get:
-    _checks.choice(g, "get", ("nngp", "ntk"))
-  if not get:
-    raise ValueError("get: asks for nothing; pass 'nngp', 'ntk' or both.")
+  get = _checks.kernel_fields(get)
   x1 = _checks.as_inputs(x1, "x1")
   x2 = None if x2 is None else _checks.as_inputs(x2, "x2", x1.shape[1])
   _checks.positive_int(quadrature_nodes, "quadrature_nodes")

@@ -64,11 +64,7 @@ def monte_carlo_kernel(model: MLP, key, x1, x2=None, *, n_samples: int, get=("nn
   if not isinstance(model, MLP):
     raise TypeError(f"model: expected an ntk_lab.MLP (its init draws the samples), got "
                     f"{type(model).__name__}.")
-  get = (get,) if isinstance(get, str) else tuple(get)
-  for g in get:
-    _checks.choice(g, "get", ("nngp", "ntk"))
-  if not get:
-    raise ValueError("get: asks for nothing; pass 'nngp', 'ntk' or both.")
+  get = _checks.kernel_fields(get)
   n_samples = _checks.positive_int(n_samples, "n_samples")
   if n_samples < 2:
     raise ValueError("n_samples: needs at least 2 samples for a standard error, got 1.")
