@@ -199,6 +199,7 @@ def test_vmap_over_hyperparameters_and_jit_over_inputs():
   assert rel_err(jitted, net.kernel(x).nngp) <= 1e-14
 
 
+@pytest.mark.slow  # a fresh interpreter with 4 host devices; CI runs it with `make test-slow`
 def test_sharded_over_four_cpu_devices_matches_one_device():
   """`devices=` splits rows of x1 over devices with jax.shard_map; run in a subprocess so XLA can
   be told to expose 4 host devices before it starts."""

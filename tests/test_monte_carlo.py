@@ -52,6 +52,7 @@ def test_deep_mc_approaches_the_limit_and_options():
   assert float(jnp.abs(nl.monte_carlo_kernel(sym, jax.random.PRNGKey(0), x, n_samples=4).nngp).max()) <= 1e-30  # f ≡ 0 up to rounding
 
 
+@pytest.mark.slow  # ~25 s: widths up to 8192; CI runs it with `make test-slow`
 def test_single_empirical_ntk_error_falls_like_inverse_sqrt_width():
   """Seed 000 eq 8: ‖Θ_θ − Θ^∞‖_F / ‖Θ^∞‖_F ~ width^(−1/2); the fitted log-log slope over widths
   64 … 8192 (averaged over 3 draws per width) must lie in [−0.65, −0.35]."""
