@@ -86,3 +86,19 @@ class CellCache:
       tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
       return {"error": f"exit {proc.returncode}: {tail[0][:200]}"}
     return json.loads(lines[-1])
+
+
+def write_report(directory, stem: str, to_markdown, meta=None, cells=None) -> str:
+  """Writes ``STEM.md`` (from ``to_markdown(meta, cells)``) in `directory` and prints it. With
+  meta and cells given, first saves them as ``STEM.json``; without, re-reads that file (the
+  scripts' ``report DIR``, which re-makes the table from saved results)."""
+  path = directory / f"{stem}.json"
+  if meta is None:
+    data = json.loads(path.read_text())
+    meta, cells = data["meta"], data["cells"]
+  else:
+    path.write_text(json.dumps({"meta": meta, "cells": cells}, indent=2))
+  md = to_markdown(meta, cells)
+  (directory / f"{stem}.md").write_text(md)
+  print(md)
+  return md

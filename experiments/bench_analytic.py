@@ -23,7 +23,7 @@ import platform
 import sys
 import time
 
-from experiments._timing import CellCache
+from experiments._timing import CellCache, write_report
 from experiments.bench_empirical_ntk import NT_PYTHON, ROOT
 
 IN_DIM, DEPTH = 100, 3
@@ -82,11 +82,7 @@ def main(argv=None):
   if args.cmd == "cell":
     return run_cell(args)
   if args.cmd == "report":
-    path = pathlib.Path(args.dir)
-    data = json.loads((path / "bench_analytic.json").read_text())
-    md = to_markdown(data["meta"], data["cells"])
-    (path / "bench_analytic.md").write_text(md)
-    print(md)
+    write_report(pathlib.Path(args.dir), "bench_analytic", to_markdown)
     return None
 
   import jax
@@ -125,10 +121,7 @@ def main(argv=None):
   meta = {"copy_gb_per_s": rate / 1e9, "device": jax.devices()[0].device_kind, "jax": jax.__version__,
           "cpus": os.cpu_count(), "machine": platform.machine(), "repeats": args.repeats,
           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-  (out / "bench_analytic.json").write_text(json.dumps({"meta": meta, "cells": records}, indent=2))
-  md = to_markdown(meta, records)
-  (out / "bench_analytic.md").write_text(md)
-  print(md)
+  write_report(out, "bench_analytic", to_markdown, meta, records)
 
 
 def _cell(m, out_bytes):

@@ -25,7 +25,7 @@ import platform
 import sys
 import time
 
-from experiments._timing import CellCache
+from experiments._timing import CellCache, write_report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NT_PYTHON = ROOT / ".venv-nt" / "bin" / "python"
@@ -121,11 +121,7 @@ def main(argv=None):
   if args.cmd == "cell":
     return run_cell(args)
   if args.cmd == "report":
-    path = pathlib.Path(args.dir)
-    data = json.loads((path / "bench_empirical_ntk.json").read_text())
-    md = to_markdown(data["meta"], data["cells"])
-    (path / "bench_empirical_ntk.md").write_text(md)
-    print(md)
+    write_report(pathlib.Path(args.dir), "bench_empirical_ntk", to_markdown)
     return None
 
   import jax
@@ -175,10 +171,7 @@ def main(argv=None):
           "platform": jax.devices()[0].platform, "jax": jax.__version__, "cpus": os.cpu_count(),
           "machine": platform.machine(), "repeats": args.repeats,
           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-  (out / "bench_empirical_ntk.json").write_text(json.dumps({"meta": meta, "cells": records}, indent=2))
-  md = to_markdown(meta, records)
-  (out / "bench_empirical_ntk.md").write_text(md)
-  print(md)
+  write_report(out, "bench_empirical_ntk", to_markdown, meta, records)
 
 
 def _row_summary(rec):
