@@ -11,7 +11,6 @@ import jax
 jax.config.update("jax_enable_x64", True)  # for the float64 reference; the kernel itself is float32
 
 import jax.numpy as jnp
-import numpy as np
 
 import ntk_lab as nl
 
