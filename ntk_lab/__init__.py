@@ -11,14 +11,23 @@ Public API (explicit re-exports; everything else is internal):
 * `g_infinity`, `h_infinity`, `relu_h_infinity`, `relu_h_infinity_series`,
   `relu_ntk_all_weights`: the seeds' named two-layer kernels.
 * `mse_dynamics`: closed-form gradient-flow outputs of kernel regression (train and test).
+* `mse_ensemble`, `gp_inference`: the infinite-width ensemble of GD-trained networks (mean and
+  covariance over time) and the NNGP posterior.
+* `linearize`: the network's first-order Taylor expansion in its parameters.
+* `gradient_flow` (diffrax ODE) and `train` (optax): training runs with opt-in observables.
 """
 
 from ntk_lab.activations import ACTIVATIONS, Activation
 from ntk_lab.analytic import CLOSED_FORMS, Kernel, analytic_kernel, gaussian_expectations
 from ntk_lab.empirical import METHODS, empirical_ntk, structured_flops
+from ntk_lab.ensemble import Gaussian, gp_inference, mse_ensemble
 from ntk_lab.kernel_dynamics import MSEDynamics, mse_dynamics
+from ntk_lab.linearize import Linearized, linearize
 from ntk_lab.mlp import MLP, Centered, centered
 from ntk_lab.monte_carlo import MonteCarloKernel, monte_carlo_kernel
+from ntk_lab.observables import OBSERVABLES
+from ntk_lab.training import (LOSSES, SOLVERS, DivergenceError, SolverError, Trajectory,
+                              gradient_flow, train)
 from ntk_lab.two_layer import (Series, g_infinity, h_infinity, relu_h_infinity,
                                relu_h_infinity_series, relu_ntk_all_weights)
 
@@ -29,22 +38,35 @@ __all__ = [
     "Activation",
     "CLOSED_FORMS",
     "Centered",
+    "DivergenceError",
+    "Gaussian",
     "Kernel",
+    "LOSSES",
+    "Linearized",
     "METHODS",
     "MLP",
     "MSEDynamics",
     "MonteCarloKernel",
+    "OBSERVABLES",
+    "SOLVERS",
     "Series",
+    "SolverError",
+    "Trajectory",
     "analytic_kernel",
     "centered",
     "empirical_ntk",
     "g_infinity",
     "gaussian_expectations",
+    "gp_inference",
+    "gradient_flow",
     "h_infinity",
+    "linearize",
     "monte_carlo_kernel",
     "mse_dynamics",
+    "mse_ensemble",
     "relu_h_infinity",
     "relu_h_infinity_series",
     "relu_ntk_all_weights",
     "structured_flops",
+    "train",
 ]

@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntk_lab import _checks, _tiling
-from ntk_lab.mlp import MLP, Centered, apply_fn_of
+from ntk_lab.linearize import Linearized
+from ntk_lab.mlp import MLP, Wrapper, apply_fn_of
 
 __all__ = ["empirical_ntk", "structured_flops", "METHODS"]
 
@@ -69,8 +70,13 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
     batch_size = _checks.positive_int(batch_size, "batch_size")
   if not (isinstance(memory_budget, (int, float)) and memory_budget > 0):
     raise ValueError(f"memory_budget: must be a positive number of bytes, got {memory_budget!r}.")
-  # Centring does not change Θ (f(x; θ₀) is constant in θ), so a centred model's base is used.
-  base = model.model if isinstance(model, Centered) else model
+  # Centring does not change Θ (f(x; θ₀) is constant in θ), so a centred model's base is used;
+  # a linearized model's NTK is its base's at the expansion point, whatever θ is.
+  base = model
+  while isinstance(base, Wrapper):
+    if isinstance(base, Linearized):
+      params = base.params0
+    base = base.model
   apply_fn = apply_fn_of(base)
   is_mlp = isinstance(base, MLP)
   if method == "structured" and not is_mlp:

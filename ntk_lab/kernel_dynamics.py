@@ -102,23 +102,37 @@ def _check_times(t):
     raise ValueError("times: must be ≥ 0 (and not NaN); gradient flow starts at t = 0.")
 
 
-@jax.jit
-def _dynamics(K, y, t, Kt, u0, u0t, eta, diag_reg):
+def spectrum(K, diag_reg):
+  """(λ, V, live) of the symmetrised, regularised K + ε·mean(diag K)·I (traceable)."""
   K = (K + K.T) / 2
   K = K + diag_reg * jnp.mean(jnp.diag(K)) * jnp.eye(K.shape[0], dtype=K.dtype)
   lam, V = jnp.linalg.eigh(K)
   # Eigenvalues below N·eps·λ_max are rounding of a singular direction, as for a pseudo-inverse:
   # they neither decay nor (at t = ∞) get inverted.
   live = lam > K.shape[0] * jnp.finfo(K.dtype).eps * jnp.max(jnp.abs(lam))
-  x = jnp.where(live[None, :], eta * lam[None, :] * t[:, None], 0.0)  # ηλt, (T, N); ∞ at t = ∞
+  return lam, V, live
+
+
+def decay(lam, live, eta, t):
+  """e^{−ηλt} per eigenvalue and time, (T, N); 1 for dead directions, 0 at t = ∞."""
+  return jnp.exp(-jnp.where(live[None, :], eta * lam[None, :] * t[:, None], 0.0))
+
+
+def gain(lam, live, eta, t):
+  """K⁻¹(I − e^{−ηKt}) in the eigenbasis, (T, N): −expm1(−ηλt)/λ; for a dead direction its
+  λ → 0 limit ηt, and 0 at t = ∞ (the minimum-norm interpolant)."""
+  x = jnp.where(live[None, :], eta * lam[None, :] * t[:, None], 0.0)
+  safe = jnp.where(live, lam, 1.0)[None, :]
+  dead = jnp.where(jnp.isinf(t), 0.0, eta * t)[:, None]
+  return jnp.where(live[None, :], -jnp.expm1(-x) / safe, dead)
+
+
+@jax.jit
+def _dynamics(K, y, t, Kt, u0, u0t, eta, diag_reg):
+  lam, V, live = spectrum(K, diag_reg)
   r0 = V.T @ (u0 - y)  # the residual in the eigenbasis, (N, O)
-  train = y[None] + jnp.einsum("ij,tj,jo->tio", V, jnp.exp(-x), r0)
+  train = y[None] + jnp.einsum("ij,tj,jo->tio", V, decay(lam, live, eta, t), r0)
   if Kt is None:
     return train, None
-  # K⁻¹(I − e^{−ηKt}) in the eigenbasis: −expm1(−ηλt)/λ; for a dead direction its λ → 0 limit ηt,
-  # and 0 at t = ∞ (the minimum-norm interpolant).
-  safe = jnp.where(live, lam, 1.0)[None, :]
-  dead_gain = jnp.where(jnp.isinf(t), 0.0, eta * t)[:, None]
-  gain = jnp.where(live[None, :], -jnp.expm1(-x) / safe, dead_gain)
-  test = u0t[None] - jnp.einsum("ki,ij,tj,jo->tko", Kt, V, gain, r0)
+  test = u0t[None] - jnp.einsum("ki,ij,tj,jo->tko", Kt, V, gain(lam, live, eta, t), r0)
   return train, test

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from ntk_lab import _checks
 from ntk_lab.activations import Activation, get_activation, value_and_derivative
 
-__all__ = ["MLP", "Centered", "centered", "apply_fn_of"]
+__all__ = ["MLP", "Centered", "Wrapper", "centered", "apply_fn_of", "split_trainable"]
 
 PARAMETRIZATIONS = ("ntk", "standard")
 READOUT_INITS = ("gaussian", "rademacher", "symmetric")
@@ -289,28 +289,43 @@ def _finite_number(v) -> bool:
   return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-@jax.tree_util.register_pytree_node_class
-class Centered:
-  """The centred model f̂(x; θ) = f(x; θ) − f(x; θ₀) of seed 001, so that f̂(x; θ₀) = 0.
+class Wrapper:
+  """Base of models built from another model and a parameter point θ₀ (`Centered`, `Linearized`).
 
-  Build it with `centered`. It has the same NTK as the model it wraps (f(x; θ₀) does not depend
-  on θ), and `empirical_ntk` takes it wherever it takes the model.
+  A wrapper is a pytree whose leaves are θ₀ (and those of any wrapper inside it); the innermost
+  model (an `MLP` or an apply_fn) is static. So wrappers pass through `jax.jit` as arguments.
   """
 
   def __init__(self, model, params0):
     self.model = model
     self.params0 = params0
 
-  def apply(self, params, x):
-    base = apply_fn_of(self.model)
-    return base(params, x) - base(self.params0, x)
+  @property
+  def root(self):
+    """The innermost model: an `MLP` or a plain apply_fn."""
+    return self.model.root if isinstance(self.model, Wrapper) else self.model
 
   def tree_flatten(self):
+    if isinstance(self.model, Wrapper):
+      return (self.model, self.params0), None
     return (self.params0,), self.model
 
   @classmethod
-  def tree_unflatten(cls, model, children):
-    return cls(model, children[0])
+  def tree_unflatten(cls, static, children):
+    return cls(*children) if static is None else cls(static, children[0])
+
+
+@jax.tree_util.register_pytree_node_class
+class Centered(Wrapper):
+  """The centred model f̂(x; θ) = f(x; θ) − f(x; θ₀) of seed 001, so that f̂(x; θ₀) = 0.
+
+  Build it with `centered`. It has the same NTK as the model it wraps (f(x; θ₀) does not depend
+  on θ), and `empirical_ntk` takes it wherever it takes the model.
+  """
+
+  def apply(self, params, x):
+    base = apply_fn_of(self.model)
+    return base(params, x) - base(self.params0, x)
 
 
 def centered(model, params0) -> Centered:
@@ -323,17 +338,26 @@ def centered(model, params0) -> Centered:
     >>> float(abs(nl.centered(net, p0).apply(p0, jax.numpy.ones((3, 2)))).max())
     0.0
   """
-  if not (isinstance(model, MLP) or callable(model)):
-    raise TypeError(f"model: expected an ntk_lab.MLP or an apply_fn(params, x), got {type(model).__name__}.")
+  apply_fn_of(model)  # checks the type
   return Centered(model, params0)
 
 
 def apply_fn_of(model) -> Callable:
-  """The ``apply(params, x)`` function of an MLP, a Centered model or a plain callable."""
-  if isinstance(model, (MLP, Centered)):
+  """The ``apply(params, x)`` function of an MLP, a wrapper (centred, linearized) or a callable."""
+  if isinstance(model, (MLP, Wrapper)):
     return model.apply
   if callable(model):
     return model
   raise TypeError(
       f"model: expected an ntk_lab.MLP, ntk_lab.centered(...) or an apply_fn(params, x), "
       f"got {type(model).__name__}.")
+
+
+def split_trainable(model, params):
+  """(trainable, frozen, merge) for `model`'s params: an MLP (or a wrapper of one) splits by its
+  `trainable` spec; any other model trains every leaf. ``merge(trainable, frozen)`` undoes it."""
+  root = model.root if isinstance(model, Wrapper) else model
+  if isinstance(root, MLP):
+    trainable, frozen = root.split(params)
+    return trainable, frozen, MLP.merge
+  return params, None, lambda trainable, frozen: trainable

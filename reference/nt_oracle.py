@@ -13,7 +13,10 @@ infinite-width `kernel_fn` kernels (`nngp`, `ntk`, each (N1, N2)) for the same s
 many cases in one interpreter: keys `c{i}_spec`, `c{i}_x1`, `c{i}_x2`, `c{i}_W0`, … and a JSON list
 `c{i}_modes` of "analytic", "empirical" (traced, implementations 1–3) and "mc" (NT's
 `monte_carlo_kernel_fn` with `c{i}_mc_samples` draws from PRNGKey(`c{i}_mc_seed`)); outputs are
-`c{i}_nngp`, `c{i}_ntk`, `c{i}_ntk_trace_{impl}`, `c{i}_mc_nngp`, `c{i}_mc_ntk`. `bench` times NT's empirical NTK of
+`c{i}_nngp`, `c{i}_ntk`, `c{i}_ntk_trace_{impl}`, `c{i}_mc_nngp`, `c{i}_mc_ntk`. Mode "predict"
+(with `c{i}_y`, `c{i}_times`, `c{i}_diag_reg`; x1 trains, x2 tests) writes
+`predict.gradient_descent_mse_ensemble` means and covariances `c{i}_ens_{nngp|ntk}_{t|inf}_{mean|cov}`
+and the NNGP `predict.gp_inference` posterior `c{i}_gp_mean`, `c{i}_gp_cov`. `bench` times NT's empirical NTK of
 a ReLU MLP and prints one JSON line. Data crosses the boundary only as files and JSON, so ntk_lab's
 own environment never imports NT or its TensorFlow.
 """
@@ -142,6 +145,17 @@ def cmd_batch(args):
                                     trace_axes=(-1,), implementation=1)
       k = fn(x1, x2, ("nngp", "ntk"))
       out[p + "mc_nngp"], out[p + "mc_ntk"] = np.asarray(k.nngp), np.asarray(k.ntk)
+    if "predict" in modes:
+      y, reg = jnp.asarray(data[p + "y"]), float(data[p + "diag_reg"])
+      predict_fn = nt.predict.gradient_descent_mse_ensemble(kernel_fn, x1, y, diag_reg=reg)
+      for g in ("nngp", "ntk"):
+        for tag, t in (("t", jnp.asarray(data[p + "times"])), ("inf", None)):
+          mean, cov = predict_fn(t=t, x_test=x2, get=g, compute_cov=True)
+          out[f"{p}ens_{g}_{tag}_mean"], out[f"{p}ens_{g}_{tag}_cov"] = np.asarray(mean), np.asarray(cov)
+      k_dd, k_td = kernel_fn(x1, None, ("nngp", "ntk")), kernel_fn(x2, x1, ("nngp", "ntk"))
+      gp = nt.predict.gp_inference(k_dd, y, diag_reg=reg)(get="nngp", k_test_train=k_td,
+                                                         k_test_test=kernel_fn(x2, None, "nngp"))
+      out[p + "gp_mean"], out[p + "gp_cov"] = np.asarray(gp.mean), np.asarray(gp.covariance)
   np.savez(args.out, **out)
 
 

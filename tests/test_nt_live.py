@@ -29,6 +29,7 @@ NT_PYTHON = ROOT / ".venv-nt" / "bin" / "python"
 CLOSED = ["relu", "leaky_relu", "abs", "erf", "sin", "gelu", "identity"]
 NO_CLOSED_FORM = ["tanh", "sigmoid", "softplus"]
 TOL = 1e-6
+PREDICT_TIMES = np.array([0.0, 0.5, 3.0, 40.0])
 MC_SAMPLES, Z = 256, 5.0
 
 
@@ -46,6 +47,9 @@ def grid():
         W_std=[round(float(v), 3) for v in rng.uniform(0.6, 1.8, depth + 1)] if W == "per-layer" else W,
         b_std=b_stds[(i // 3) % 4], n1=5 + i % 3, n2=3 + i % 4, in_dim=2 + i % 4,
         modes=["analytic", "empirical"]))
+  for i in range(0, len(cases), 6):  # ensemble predictions on a spread of the closed-form cases
+    cases[i]["modes"].append("predict")
+    cases[i]["diag_reg"] = [0.0, 1e-3][(i // 6) % 2]
   for act in NO_CLOSED_FORM:
     cases.append(dict(hidden=[64], activation=act, alpha=0.0, parametrization="ntk", out_dim=2,
                       W_std=1.3, b_std=0.2, n1=4, n2=3, in_dim=3, modes=["mc"]))
@@ -62,6 +66,10 @@ def model_of(case):
   return nl.MLP(tuple(case["hidden"]), out_dim=case["out_dim"], activation=act,
                 parametrization=case["parametrization"], W_std=tuple(W) if isinstance(W, list) else W,
                 b_std=case["b_std"])
+
+
+def targets(i, case):
+  return jax.random.normal(jax.random.PRNGKey(500 + i), (case["n1"], case["out_dim"]))
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +89,9 @@ def nt_answers():
     request.update({p + "spec": json.dumps(spec), p + "modes": json.dumps(case["modes"]),
                     p + "x1": np.asarray(x1), p + "x2": np.asarray(x2),
                     p + "mc_samples": MC_SAMPLES, p + "mc_seed": i})
+    if "predict" in case["modes"]:
+      request.update({p + "y": np.asarray(targets(i, case)),
+                      p + "times": PREDICT_TIMES, p + "diag_reg": case["diag_reg"]})
     for l, layer in enumerate(params):
       for name, v in layer.items():
         request[f"{p}{name}{l}"] = np.asarray(v)
@@ -158,3 +169,27 @@ def test_a_custom_callable_matches_its_named_twin_in_monte_carlo():
   named = nl.MLP((64,), activation="tanh", W_std=1.3, b_std=0.2, out_dim=2)
   custom = nl.MLP((64,), activation=nl.Activation("custom", fn=jax.numpy.tanh), W_std=1.3, b_std=0.2, out_dim=2)
   assert rel_err(custom.kernel(x).ntk, named.kernel(x).ntk) <= 1e-14
+
+
+@pytest.mark.parametrize("i", [i for i, c in enumerate(CASES) if "predict" in c["modes"]],
+                         ids=lambda i: ids(CASES[i]))
+def test_ensemble_and_gp_posterior_match_nt(nt_answers, i):
+  """`mse_ensemble` (mean and covariance, finite t and t = ∞) and `gp_inference` against NT's
+  `gradient_descent_mse_ensemble` and `gp_inference`; NT's time runs at η = 1/y.size of ours."""
+  answers, local = nt_answers
+  net, _, x1, x2 = local[i]
+  case, p = CASES[i], f"c{i}_"
+  y = targets(i, case)
+  k_dd, k_td, k_tt = net.kernel(x1), net.kernel(x2, x1), net.kernel(x2, get="nngp").nngp
+  for g in ("nngp", "ntk"):
+    for tag, t in (("t", PREDICT_TIMES), ("inf", np.inf)):
+      ens = nl.mse_ensemble(k_dd, y, t, k_test_train=k_td, nngp_test_test=k_tt, get=g,
+                            learning_rate=1.0 / y.size, diag_reg=case["diag_reg"], compute_cov=True)
+      mean, cov = answers[f"{p}ens_{g}_{tag}_mean"], answers[f"{p}ens_{g}_{tag}_cov"]
+      if tag == "inf":
+        mean, cov = mean[None], cov[None]
+      assert rel_err(ens.mean, mean) <= TOL, (g, tag, "mean")
+      assert rel_err(ens.cov, cov) <= TOL, (g, tag, "cov")
+  gp = nl.gp_inference(k_dd.nngp, y, k_test_train=k_td.nngp, k_test_test=k_tt, diag_reg=case["diag_reg"])
+  assert rel_err(gp.mean, answers[p + "gp_mean"]) <= TOL
+  assert rel_err(gp.cov, answers[p + "gp_cov"]) <= TOL

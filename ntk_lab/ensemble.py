@@ -1,0 +1,176 @@
+"""Infinite-width ensembles: the output distribution of GD-trained wide networks, and the NNGP
+posterior (what neural-tangents' ``predict.gradient_descent_mse_ensemble`` and ``gp_inference``
+give).
+
+At infinite width the network at initialization is a centred GP with covariance K (the NNGP
+kernel), and gradient flow on L = ½ Σ ‖f(x_i) − y_i‖² with learning rate η moves it linearly with
+the constant NTK Θ (seed 000 Ex3; seed 001; seed 004 UW). With
+
+    A(t) = Θ_*X Θ_XX⁻¹ (I − e^{−ηΘ_XX t})        (N_test × N),
+
+the outputs on test points are Gaussian with
+
+    mean(t) = A(t) y,
+    cov(t)  = K_** − A(t) K_*Xᵀ − K_*X A(t)ᵀ + A(t) K_XX A(t)ᵀ.
+
+With ``get="nngp"`` (train only the readout layer; Θ = K) the same formulas give
+mean = K_*X K⁻¹(I − e^{−ηKt}) y and cov = K_** − K_*X K⁻¹(I − e^{−2ηKt}) K_*Xᵀ, the NNGP posterior
+at t = ∞ (`gp_inference`).
+
+Time convention: NT normalises the MSE by the N·O entries of y, so NT's time t at learning rate
+lr equals ours at ``learning_rate = lr / y.size``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ntk_lab import _checks
+from ntk_lab.analytic import Kernel
+from ntk_lab.kernel_dynamics import _as_targets, _check_times, gain, spectrum
+
+__all__ = ["Gaussian", "gp_inference", "mse_ensemble"]
+
+
+class Gaussian(NamedTuple):
+  """A Gaussian over outputs: mean (…, N, O) and covariance (…, N, N) (shared by the O outputs)
+  or None."""
+
+  mean: jax.Array
+  cov: jax.Array | None
+
+
+def _field(kernel, name, arg):
+  value = getattr(kernel, name, None)
+  if value is None:
+    raise ValueError(f"{arg}: needs its {name!r} kernel, e.g. net.kernel(x, get=('nngp', 'ntk')); "
+                     f"got {type(kernel).__name__} without it.")
+  return _checks.as_batch(value, f"{arg}.{name}")
+
+
+def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nngp_test_test=None,
+                 get: str = "ntk", learning_rate: float = 1.0, diag_reg: float = 0.0,
+                 compute_cov: bool = False) -> Gaussian:
+  """Mean (and covariance) of an infinite ensemble of wide networks trained by MSE gradient flow.
+
+  Args:
+    k_train_train: `Kernel` (nngp, ntk) on the training inputs, each (N, N).
+    y_train: targets (N,) or (N, O).
+    times: times t ≥ 0, (T,) or a scalar; ``jnp.inf`` (default) is the converged ensemble.
+    k_test_train: `Kernel` between test and training inputs, each (N_test, N); None predicts on
+      the training inputs.
+    nngp_test_test: K_** on the test inputs, (N_test, N_test); needed for the test covariance.
+    get: ``"ntk"`` (all layers trained) or ``"nngp"`` (readout only: Θ = K).
+    learning_rate: η > 0 (seed convention L = ½ Σ ‖f − y‖²; NT's t ↔ ours with η = 1/y.size).
+    diag_reg: ε ≥ 0; Θ_XX + ε·mean(diag Θ_XX)·I replaces Θ_XX in the inverse and exponential
+      (and, for ``get="nngp"``, K_XX in the covariance: ε is then observation noise).
+    compute_cov: also return the covariance.
+
+  Returns:
+    `Gaussian(mean (T, N_test, O), cov (T, N_test, N_test) or None)`.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, ntk_lab as nl
+    >>> net = nl.MLP((512,), activation="erf")
+    >>> x = jax.random.normal(jax.random.PRNGKey(0), (6, 2)); xt = x[:2] + 0.1
+    >>> out = nl.mse_ensemble(net.kernel(x), jnp.sin(x[:, 0]), jnp.array([1.0, jnp.inf]),
+    ...                       k_test_train=net.kernel(xt, x), nngp_test_test=net.kernel(xt).nngp,
+    ...                       compute_cov=True)
+    >>> out.mean.shape, out.cov.shape
+    ((2, 2, 1), (2, 2, 2))
+  """
+  _checks.choice(get, "get", ("ntk", "nngp"))
+  theta = _field(k_train_train, get, "k_train_train")
+  n = theta.shape[0]
+  if theta.shape != (n, n):
+    raise ValueError(f"k_train_train.{get}: expected a square (N, N) matrix, got {tuple(theta.shape)}.")
+  y = _as_targets(y_train, "y_train", n)
+  t = jnp.atleast_1d(jnp.asarray(times, theta.dtype))
+  if t.ndim != 1:
+    raise ValueError(f"times: expected a scalar or a 1-D array, got shape {tuple(t.shape)}.")
+  _check_times(t)
+  if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
+    raise ValueError(f"learning_rate: must be a positive number, got {learning_rate!r}.")
+  if not (isinstance(diag_reg, (int, float)) and diag_reg >= 0):
+    raise ValueError(f"diag_reg: must be a non-negative number, got {diag_reg!r}.")
+  if k_test_train is None:
+    theta_t = theta
+  else:
+    theta_t = _field(k_test_train, get, "k_test_train")
+    if theta_t.ndim != 2 or theta_t.shape[1] != n:
+      raise ValueError(f"k_test_train.{get}: expected (N_test, {n}), got {tuple(theta_t.shape)}.")
+  cov_args = None
+  if compute_cov:
+    k = _field(k_train_train, "nngp", "k_train_train")
+    if k_test_train is None:
+      k_t, k_tt = k, k
+    else:
+      k_t = _field(k_test_train, "nngp", "k_test_train")
+      if nngp_test_test is None:
+        raise ValueError("nngp_test_test: compute_cov=True on test points needs K_** = "
+                         "net.kernel(x_test, get='nngp').nngp.")
+      k_tt = _checks.as_batch(nngp_test_test, "nngp_test_test")
+      m = theta_t.shape[0]
+      if k_tt.shape != (m, m):
+        raise ValueError(f"nngp_test_test: expected ({m}, {m}), got {tuple(k_tt.shape)}.")
+    if get == "nngp":
+      # Θ = K: the regulariser is then observation noise, in every K_XX of the formula (as NT).
+      k = k + diag_reg * jnp.mean(jnp.diag(k)) * jnp.eye(n, dtype=k.dtype)
+    cov_args = (k, k_t, k_tt)
+  mean, cov = _ensemble(theta, theta_t, y, t, learning_rate, diag_reg, cov_args)
+  return Gaussian(mean, cov)
+
+
+@jax.jit
+def _ensemble(theta, theta_t, y, t, eta, diag_reg, cov_args):
+  lam, V, live = spectrum(theta, diag_reg)
+  # A(t) = Θ_*X V diag(g(t)) Vᵀ, (T, N_test, N)
+  A = jnp.einsum("ki,ij,tj,lj->tkl", theta_t, V, gain(lam, live, eta, t), V)
+  mean = jnp.einsum("tkl,lo->tko", A, y)
+  if cov_args is None:
+    return mean, None
+  k, k_t, k_tt = cov_args
+  cross = jnp.einsum("tkl,ml->tkm", A, k_t)
+  cov = k_tt[None] - cross - jnp.swapaxes(cross, 1, 2) + jnp.einsum("tkl,lm,tnm->tkn", A, k, A)
+  return mean, (cov + jnp.swapaxes(cov, 1, 2)) / 2
+
+
+def gp_inference(k_train_train, y_train, *, k_test_train=None, k_test_test=None,
+                 diag_reg: float = 0.0) -> Gaussian:
+  """The GP posterior with prior covariance K (the NNGP posterior when K is the NNGP kernel).
+
+      mean = K_*X (K_XX + εI)⁻¹ y,     cov = K_** − K_*X (K_XX + εI)⁻¹ K_*Xᵀ,
+
+  with ε = diag_reg·mean(diag K_XX) (pseudo-inverse for singular K_XX at ε = 0).
+
+  Args:
+    k_train_train: K_XX, (N, N).
+    y_train: (N,) or (N, O).
+    k_test_train: K_*X, (N_test, N); None predicts on the training inputs.
+    k_test_test: K_**, (N_test, N_test), for the covariance (None: mean only).
+    diag_reg: ε ≥ 0 (the observation-noise variance, relative to the mean prior variance).
+
+  Returns:
+    `Gaussian(mean (N_test, O), cov (N_test, N_test) or None)`.
+
+  Example:
+    >>> import jax.numpy as jnp, ntk_lab as nl
+    >>> K = jnp.array([[1.0, 0.5], [0.5, 1.0]])
+    >>> post = nl.gp_inference(K, jnp.array([1.0, 2.0]), k_test_train=K, k_test_test=K)
+    >>> [round(float(v), 6) for v in post.mean[:, 0]], float(jnp.abs(post.cov).max()) < 1e-12
+    ([1.0, 2.0], True)
+  """
+  k = _checks.as_batch(k_train_train, "k_train_train")
+  n = k.shape[0]
+  if k.shape != (n, n):
+    raise ValueError(f"k_train_train: expected a square (N, N) matrix, got {tuple(k.shape)}.")
+  train = Kernel(nngp=k, ntk=None)
+  test = None if k_test_train is None else Kernel(nngp=k_test_train, ntk=None)
+  if k_test_test is None and k_test_train is None:
+    k_test_test = k
+  out = mse_ensemble(train, y_train, jnp.inf, k_test_train=test, nngp_test_test=k_test_test,
+                     get="nngp", diag_reg=diag_reg, compute_cov=k_test_test is not None)
+  return Gaussian(out.mean[0], None if out.cov is None else out.cov[0])
