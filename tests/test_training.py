@@ -1,0 +1,209 @@
+"""Gradient flow (diffrax) and optax training against independent routes: the closed-form dynamics
+of the linearized network, the function-space ODE du/dt = −η Θ ∇_u L, step-size limits, solver
+orders, and observables recomputed from saved parameters."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import ntk_lab as nl
+from tests.conftest import rel_err
+
+TIMES = jnp.array([0.0, 0.25, 1.0, 3.0])
+
+
+def problem(n=8, d=3, out_dim=1, seed=0, **spec):
+  spec = {"activation": "tanh", "b_std": 0.1, **spec}
+  net = nl.MLP((48,), out_dim=out_dim, **spec)
+  kx, ky, kp = jax.random.split(jax.random.PRNGKey(seed), 3)
+  x = jax.random.normal(kx, (n + 3, d))
+  y = jax.random.normal(ky, (n, out_dim))
+  return net, net.init(kp, d), x[:n], y, x[n:]
+
+
+@pytest.mark.parametrize("trainable,out_dim", [("all", 1), ("hidden", 2)])
+def test_linearized_flow_is_the_closed_form(trainable, out_dim):
+  """f_lin is linear in θ, so its MSE flow is u(t) = y + e^{−ηΘ₀t}(u₀ − y) with the full
+  (N·O × N·O) NTK at θ₀, and the test outputs follow; diffrax at tight tolerances ≤ 1e-6."""
+  net, p0, x, y, xt = problem(out_dim=out_dim, trainable=trainable)
+  lin = nl.linearize(net, p0)
+  run = nl.gradient_flow(lin, p0, x, y, times=TIMES, learning_rate=0.7, rtol=1e-10, atol=1e-12,
+                         x_test=xt, observe=["lin_gap"])
+  n, o = y.shape
+  K = nl.empirical_ntk(net, p0, x, trace_outputs=False).transpose(0, 2, 1, 3).reshape(n * o, -1)
+  Kt = nl.empirical_ntk(net, p0, xt, x, trace_outputs=False).transpose(0, 2, 1, 3).reshape(3 * o, -1)
+  ref = nl.mse_dynamics(K, y.reshape(-1), TIMES, k_test_train=Kt, learning_rate=0.7,
+                        u0_train=net.apply(p0, x).reshape(-1), u0_test=net.apply(p0, xt).reshape(-1))
+  assert rel_err(run.train_outputs.reshape(4, -1), ref.train[..., 0]) <= 1e-6
+  assert rel_err(run.test_outputs.reshape(4, -1), ref.test[..., 0]) <= 1e-6
+  assert np.max(run.observables["lin_gap"]) <= 1e-6  # the same comparison, as an observable
+  if trainable == "hidden":  # frozen layers never move
+    np.testing.assert_array_equal(run.final_params[-1]["W"], p0[-1]["W"])
+
+
+def test_linearize_is_the_first_order_taylor_expansion():
+  """f_lin(θ₀ + εδ) − f(θ₀ + εδ) = O(ε²), and f_lin is exactly affine in θ."""
+  net, p0, x, _, _ = problem()
+  lin = nl.linearize(net, p0)
+  delta = jax.tree.map(lambda a: jax.random.normal(jax.random.PRNGKey(9), a.shape), p0)
+  gaps = []
+  for eps in (1e-2, 1e-3):
+    p = jax.tree.map(lambda a, b: a + eps * b, p0, delta)
+    gaps.append(float(jnp.max(jnp.abs(lin.apply(p, x) - net.apply(p, x)))))
+  assert 80 <= gaps[0] / gaps[1] <= 120  # second order: ×100 per decade
+  p2 = jax.tree.map(lambda a, b: a + 2 * b, p0, delta)
+  p1 = jax.tree.map(lambda a, b: a + b, p0, delta)
+  assert rel_err(lin.apply(p2, x) - lin.apply(p1, x), lin.apply(p1, x) - lin.apply(p0, x)) <= 1e-12
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_outputs_follow_the_function_space_ode(loss):
+  """du/dt = −η Θ(t) ∇_u L at t = 0, with the full empirical NTK: a central difference of the
+  saved outputs, an independent route through the kernel rather than parameter gradients."""
+  net, p0, x, _, _ = problem(out_dim=3)
+  labels = jnp.arange(8) % 3
+  y = jax.nn.one_hot(labels, 3) if loss == "cross_entropy" else jax.random.normal(jax.random.PRNGKey(3), (8, 3))
+  h, eta = 1e-4, 0.5
+  run = nl.gradient_flow(net, p0, x, labels if loss == "cross_entropy" else y, loss=loss,
+                         learning_rate=eta, times=jnp.array([0.0, h, 2 * h]), rtol=1e-12, atol=1e-14)
+  u = net.apply(p0, x)
+  grad_u = u - y if loss == "mse" else jax.nn.softmax(u) - y
+  theta = nl.empirical_ntk(net, p0, x, trace_outputs=False)
+  want = -eta * jnp.einsum("ijab,jb->ia", theta, grad_u)
+  slope = (-3 * run.train_outputs[0] + 4 * run.train_outputs[1] - run.train_outputs[2]) / (2 * h)
+  assert rel_err(slope, want) <= 1e-6
+
+
+def test_gradient_descent_approaches_gradient_flow_at_first_order():
+  """optax.sgd(η) for t/η steps is Euler's method for the flow: its error shrinks ∝ η."""
+  net, p0, x, y, _ = problem()
+  flow = nl.gradient_flow(net, p0, x, y, times=jnp.array([0.0, 1.0]), rtol=1e-10, atol=1e-12)
+  errors = []
+  for lr in (0.02, 0.005):
+    steps = int(round(1.0 / lr))
+    run = nl.train(net, p0, x, y, optimizer=optax.sgd(lr), steps=steps, every=steps)
+    errors.append(float(jnp.max(jnp.abs(run.train_outputs[-1] - flow.train_outputs[-1]))))
+  assert errors[1] <= 1e-2 and 3.5 <= errors[0] / errors[1] <= 4.5
+
+
+def test_learning_rate_only_rescales_time_and_fixed_step_solvers_agree():
+  net, p0, x, y, _ = problem(activation="erf")
+  ref = nl.gradient_flow(net, p0, x, y, times=2 * TIMES[1:], rtol=1e-10, atol=1e-12)
+  fast = nl.gradient_flow(net, p0, x, y, times=TIMES[1:], learning_rate=2.0, rtol=1e-10, atol=1e-12)
+  assert rel_err(fast.train_outputs, ref.train_outputs) <= 1e-8
+  errs = {}
+  for dt in (0.1, 0.05):
+    rk4 = nl.gradient_flow(net, p0, x, y, times=2 * TIMES[1:], solver="rk4", dt0=dt)
+    errs[dt] = rel_err(rk4.train_outputs, ref.train_outputs)
+  assert 12 <= errs[0.1] / errs[0.05] <= 20  # 4th order: ×16 per halving
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solver,dt0", [("dopri5", None), ("dopri8", None), ("bosh3", None),
+                                        ("heun", 1e-3), ("euler", 1e-4)])
+def test_every_solver_reaches_the_same_flow(solver, dt0):
+  net, p0, x, y, _ = problem(activation="erf")
+  ref = nl.gradient_flow(net, p0, x, y, times=TIMES[1:], rtol=1e-10, atol=1e-12)
+  other = nl.gradient_flow(net, p0, x, y, times=TIMES[1:], solver=solver, dt0=dt0, rtol=1e-9,
+                           atol=1e-11)
+  assert rel_err(other.train_outputs, ref.train_outputs) <= (1e-3 if solver == "euler" else 1e-6)
+
+
+def test_observables_match_recomputation_from_saved_params():
+  net, p0, x, y, _ = problem(b_std=None)
+  names = ["loss", "residual", "ntk_eigs", "kernel_drift", "weight_change", "unit_change", "ntk_gap"]
+  run = nl.gradient_flow(net, p0, x, y, times=TIMES, observe=names, save_params=True)
+  obs = run.observables
+  K0 = nl.empirical_ntk(net, p0, x)
+  for k in range(len(TIMES)):
+    p = jax.tree.map(lambda a: a[k], run.params)
+    u = net.apply(p, x)
+    assert abs(obs["loss"][k] - 0.5 * jnp.sum((u - y) ** 2)) <= 1e-10
+    assert abs(obs["residual"][k] - jnp.linalg.norm(y - u)) <= 1e-10
+    K = nl.empirical_ntk(net, p, x, method="jacobian")
+    lam = np.linalg.eigvalsh(np.asarray(K))
+    assert abs(obs["ntk_min_eig"][k] - lam[0]) <= 1e-9 and abs(obs["ntk_max_eig"][k] - lam[-1]) <= 1e-9
+    assert abs(obs["kernel_drift"][k] - jnp.linalg.norm(K - K0) / jnp.linalg.norm(K0)) <= 1e-9
+    w, w0 = np.asarray(p[0]["W"]), np.asarray(p0[0]["W"])
+    assert abs(obs["weight_change"][k, 0] - np.linalg.norm(w - w0) / np.linalg.norm(w0)) <= 1e-10
+    # seed 001 b: max_r ‖w_r(t) − w_r(0)‖ over the hidden units' weight vectors w_r, and |a_r|
+    units = max(np.linalg.norm(w[:, r] - w0[:, r]) for r in range(w.shape[1]))
+    assert abs(obs["unit_change"][k, 0] - units) <= 1e-10
+    a, a0 = np.asarray(p[1]["W"][:, 0]), np.asarray(p0[1]["W"][:, 0])
+    assert abs(obs["unit_change"][k, 1] - np.max(np.abs(a - a0))) <= 1e-10
+  assert obs["ntk_gap"][0] <= 1e-12 and obs["ntk_gap"][-1] > 1e-3  # both start at u(0)
+  assert obs["loss"].shape == (4,) and obs["weight_change"].shape == (4, 2)
+
+
+def test_minibatch_of_everything_is_gradient_descent_and_adam_learns():
+  net, p0, x, y, _ = problem()
+  full = nl.train(net, p0, x, y, optimizer=optax.sgd(0.01), steps=40, every=10, observe="loss")
+  batch = nl.train(net, p0, x, y, optimizer=optax.sgd(0.01), steps=40, every=10, batch_size=8,
+                   key=jax.random.PRNGKey(1))
+  assert rel_err(batch.train_outputs, full.train_outputs) <= 1e-12
+  assert full.times.tolist() == [0, 10, 20, 30, 40]
+  adam = nl.train(net, p0, x, y, optimizer=optax.adam(1e-2), steps=300, batch_size=4,
+                  key=jax.random.PRNGKey(2), observe=["loss"], every=100)
+  assert adam.observables["loss"][-1] < 0.2 * adam.observables["loss"][0]
+
+
+def test_plain_apply_fn_trains_every_leaf():
+  net, p0, x, y, _ = problem()
+  params = {"w": p0[0]["W"], "a": p0[1]["W"]}
+  f = lambda p, x: jnp.tanh(x @ p["w"] / np.sqrt(3)) @ p["a"] / np.sqrt(48)
+  run = nl.gradient_flow(f, params, x, y, times=TIMES, observe=["weight_change", "loss"])
+  assert run.observables["weight_change"].shape == (4, 2)
+  assert run.observables["loss"][-1] < run.observables["loss"][0]
+
+
+# ------------------------------------------------------------------------------ failures
+def test_divergence_is_reported_with_time_and_last_finite_loss():
+  net, p0, x, y, _ = problem()
+  with pytest.raises(nl.DivergenceError, match=r"diverged at t = .*last finite loss") as err:
+    nl.gradient_flow(net, p0, x, y, times=jnp.array([0.0, 5.0, 60.0]), solver="euler", dt0=0.5,
+                     learning_rate=20.0)
+  assert 5.0 < err.value.time <= 60.0 and err.value.last_finite_at == 5.0
+  with pytest.raises(nl.DivergenceError, match=r"diverged at step \d+ of 2000.*last finite loss") as err:
+    nl.train(net, p0, x, y, optimizer=optax.sgd(3.0), steps=2000)
+  assert 0 < err.value.step < 2000 and np.isfinite(err.value.last_finite_loss)
+  with pytest.raises(nl.SolverError, match="max_steps=50"):
+    nl.gradient_flow(net, p0, x, y, times=jnp.array([0.0, 50.0]), learning_rate=100.0, max_steps=50)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"learning_rate": 0.0}, "learning_rate: must be a finite number > 0"),
+    ({"learning_rate": -1.0}, "learning_rate"),
+    ({"times": jnp.array([0.0, 2.0, 1.0])}, r"times: must be strictly increasing, but times\[2\]"),
+    ({"times": jnp.array([-1.0, 1.0])}, "times: must be finite and ≥ 0"),
+    ({"y": jnp.zeros(5)}, "y: has 5 targets but x has 8 points"),
+    ({"y": jnp.zeros((8, 2))}, r"y: expected shape \(8,\) or \(8, 1\)"),
+    ({"loss": "l2"}, "loss: must be one of 'mse', 'cross_entropy'"),
+    ({"solver": "rk45"}, "solver: must be one of"),
+    ({"solver": "euler"}, "dt0: solver='euler' takes fixed steps"),
+    ({"solver": "rk4", "dt0": 1e-4, "max_steps": 10}, "dt0: reaching t = 3 .* more than max_steps"),
+    ({"observe": ["loss", "kernel_drfit"]}, "observe: must be one of"),
+    ({"observe": "lin_gap", "loss": "cross_entropy", "y": jnp.zeros(8, int)}, "needs loss='mse'"),
+])
+def test_argument_errors_come_before_compilation(kwargs, match):
+  net, p0, x, y, _ = problem()
+  call = {"times": TIMES, "y": y, **kwargs}
+  y = call.pop("y")
+  with pytest.raises((ValueError, TypeError), match=match):
+    nl.gradient_flow(net, p0, x, y, **call)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"optimizer": "sgd"}, "optimizer: expected an optax.GradientTransformation"),
+    ({"steps": 0}, "steps: must be a positive integer"),
+    ({"every": 7}, r"every: steps \(100\) must be a multiple of every \(7\)"),
+    ({"batch_size": 4}, "key: minibatch SGD"),
+    ({"batch_size": 9, "key": jax.random.PRNGKey(0)}, "batch_size: 9 exceeds the 8"),
+    ({"observe": "ntk_gap"}, "time_per_step"),
+])
+def test_train_argument_errors(kwargs, match):
+  net, p0, x, y, _ = problem()
+  call = {"optimizer": optax.sgd(0.1), "steps": 100, **kwargs}
+  with pytest.raises((ValueError, TypeError), match=match):
+    nl.train(net, p0, x, y, **call)
