@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NT_VENV := .venv-nt
 
-.PHONY: install run test test-slow test-nt bench bench-analytic reference golden clean
+.PHONY: install run test test-slow test-nt bench bench-analytic bench-training reference golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench: $(STAMP)
 ## Benchmark of the infinite-width kernels against NT (writes JSON + Markdown under results/).
 bench-analytic: $(STAMP)
 	$(PY) -m experiments.bench_analytic --out results
+
+## Benchmark of gradient flow (diffrax) and optax GD over widths (writes JSON + Markdown under results/).
+bench-training: $(STAMP)
+	$(PY) -m experiments.bench_training --out results
 
 ## neural-tangents 0.6.5 in its own pinned environment, for cross-checks and side-by-side timings.
 reference: $(NT_VENV)/.installed

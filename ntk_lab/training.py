@@ -237,12 +237,14 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_ra
   status = int(status)
   if status == 1:
     k = _last_finite(losses)
+    last = "" if k is None else \
+        f"; the last finite loss was {losses[k]:.6g} at saved time t = {float(times[k]):.6g}"
     raise DivergenceError(
         f"gradient_flow: diverged at t = {t_end:.6g} (solver step {stats['num_steps']}): the "
-        f"parameters became NaN/Inf; the last finite loss was {losses[k]:.6g} at saved time "
-        f"t = {float(times[k]):.6g}. Use a smaller learning_rate, a smaller dt0 or an adaptive "
-        "solver.", time=t_end, step=stats["num_steps"], last_finite_loss=float(losses[k]),
-        last_finite_at=float(times[k]))
+        f"parameters became NaN/Inf{last}. Use a smaller learning_rate, a smaller dt0 or an "
+        "adaptive solver.", time=t_end, step=stats["num_steps"],
+        last_finite_loss=None if k is None else float(losses[k]),
+        last_finite_at=None if k is None else float(times[k]))
   if status == 2:
     raise SolverError(
         f"gradient_flow: the solver reached only t = {t_end:.6g} of {float(times[-1]):.6g} in "

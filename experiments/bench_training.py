@@ -1,0 +1,153 @@
+"""Benchmark of training: gradient flow (diffrax) to t = 10/λ_min and optax gradient descent.
+
+    python -m experiments.bench_training --out results       # or: make bench-training
+    python -m experiments.bench_training --quick             # widths 2^8 and 2^10 only
+
+The seeds' two-layer ReLU net f(x) = (1/√m) Σ_r a_r σ(w_rᵀx) (readout a_r = ±1 fixed, w_r ~ N(0, I)
+trained; seed 002) on N = 256 unit-norm inputs in d = 16 with Gaussian targets, float32, for widths
+m = 2^8 … 2^14. λ_min and λ_max are those of the infinite-width NTK H^∞ on the inputs, so every
+width integrates the same time span t = 10/λ_min (loss down by ≈ e^{−20} along the slowest
+direction), whose stiffness λ_max·t sets the number of solver steps. Per width, in a fresh
+subprocess (resumable cells), after one compiling warm-up: the median wall time of `gradient_flow`
+(Tsit5, rtol 1e-4, atol 1e-6, 11 saved times) with its solver steps and vector-field evaluations,
+and the median steps/s of `train` with optax.sgd(1/λ_max) for 1000 full-batch steps. FLOP rates
+count 6·N·m·(d + 1) per gradient (forward, backward) against the fp32 matmul rate measured in the
+same run. Writes ``bench_training.json`` and ``bench_training.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import sys
+import time
+
+from experiments._timing import CellCache, write_report
+from experiments.bench_empirical_ntk import ROOT, matmul_rate
+
+N, D, GD_STEPS = 256, 16, 1000
+RTOL, ATOL = 1e-4, 1e-6
+WIDTHS = tuple(2**k for k in range(8, 15))
+
+
+def problem(width):
+  import jax
+  import jax.numpy as jnp
+
+  import ntk_lab as nl
+
+  kx, ky, kp = jax.random.split(jax.random.PRNGKey(0), 3)
+  x = jax.random.normal(kx, (N, D))
+  x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
+  y = jax.random.normal(ky, (N,))
+  net = nl.MLP((width,), activation="relu", b_std=None, W_std=(D**0.5, 1.0), trainable="hidden",
+               readout_init="rademacher")
+  return net, net.init(kp, D), x, y
+
+
+def run_cell(args):
+  """In a fresh process: time gradient flow and GD for one width; print one JSON line."""
+  import jax
+  import numpy as np
+  import optax
+
+  import ntk_lab as nl
+  from experiments._timing import median_time
+
+  net, p0, x, y = problem(args.width)
+  lam = np.linalg.eigvalsh(np.asarray(net.kernel(x, get="ntk").ntk, np.float64))
+  t_end = 10.0 / lam[0]
+  times = np.linspace(0.0, t_end, 11)
+  flow = lambda: nl.gradient_flow(net, p0, x, y, times=times, rtol=RTOL, atol=ATOL)  # noqa: E731
+  t0 = time.perf_counter()
+  run = flow()
+  first = time.perf_counter() - t0
+  flow_s, flow_times = median_time(lambda: flow().train_outputs, repeats=args.repeats, warmup=0)
+  loss = 0.5 * np.sum((np.asarray(run.train_outputs)[:, :, 0] - np.asarray(y)) ** 2, axis=1)
+  gd = lambda: nl.train(net, p0, x, y, optimizer=opt, steps=GD_STEPS, every=GD_STEPS)  # noqa: E731
+  opt = optax.sgd(1.0 / lam[-1])
+  gd_s, gd_times = median_time(lambda: gd().train_outputs, repeats=args.repeats, warmup=1)
+  flops_per_grad = 6 * N * args.width * (D + 1)
+  evals = run.stats["num_steps"] * 6  # Tsit5: 6 stages per step, first-same-as-last
+  print(json.dumps({
+      "width": args.width, "lambda_min": float(lam[0]), "lambda_max": float(lam[-1]), "t_end": t_end,
+      "flow_s": flow_s, "flow_times_s": flow_times, "flow_first_call_s": first, **run.stats,
+      "vector_field_evals": evals, "flow_gflops_per_s": evals * flops_per_grad / flow_s / 1e9,
+      "loss_ratio": float(loss[-1] / loss[0]), "gd_s": gd_s, "gd_times_s": gd_times,
+      "gd_steps_per_s": GD_STEPS / gd_s, "gd_gflops_per_s": GD_STEPS * flops_per_grad / gd_s / 1e9,
+      "device": jax.devices()[0].device_kind}))
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  sub = parser.add_subparsers(dest="cmd")
+  report = sub.add_parser("report", help="re-make the Markdown table from DIR/bench_training.json")
+  report.add_argument("dir")
+  cell = sub.add_parser("cell", help="(internal) time one width in this process")
+  cell.add_argument("--width", type=int, required=True)
+  cell.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--out", default="results")
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--quick", action="store_true", help="widths 2^8 and 2^10 only")
+  parser.add_argument("--timeout", type=int, default=3600, help="per-cell subprocess time limit")
+  parser.add_argument("--resume", action="store_true", help="reuse finished cells in OUT/cells_training")
+  args = parser.parse_args(argv)
+  if args.cmd == "cell":
+    return run_cell(args)
+  if args.cmd == "report":
+    write_report(pathlib.Path(args.dir), "bench_training", to_markdown)
+    return None
+
+  import jax
+
+  rate = matmul_rate(args.repeats)
+  print(f"fp32 matmul rate: {rate / 1e9:.1f} GFLOP/s", flush=True)
+  out = pathlib.Path(args.out)
+  cached = CellCache(out / "cells_training", resume=args.resume, timeout=args.timeout, cwd=ROOT)
+  cells = []
+  for width in ((256, 1024) if args.quick else WIDTHS):
+    res = cached(f"{width}", [sys.executable, "-m", "experiments.bench_training", "cell",
+                              "--width", str(width), "--repeats", str(args.repeats)])
+    res.setdefault("width", width)
+    cells.append(res)
+    print(json.dumps({k: res.get(k) for k in ("width", "flow_s", "num_steps", "gd_steps_per_s", "error")}),
+          flush=True)
+  meta = {"matmul_gflops_per_s": rate / 1e9, "device": jax.devices()[0].device_kind, "jax": jax.__version__,
+          "cpus": os.cpu_count(), "machine": platform.machine(), "repeats": args.repeats,
+          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+  write_report(out, "bench_training", to_markdown, meta, cells)
+
+
+def to_markdown(meta, cells):
+  from experiments._timing import markdown_table
+
+  rate = meta["matmul_gflops_per_s"]
+  rows = []
+  for c in cells:
+    if "flow_s" not in c:
+      rows.append([f"{c['width']:,}", "failed: " + c.get("error", "?")[:60]] + ["–"] * 5)
+      continue
+    rows.append([
+        f"{c['width']:,}", f"{c['flow_s']:.2f} s", f"{c['num_steps']:,} ({c['num_rejected_steps']} rejected)",
+        f"{c['loss_ratio']:.1e}",
+        f"{c['flow_gflops_per_s']:.1f} GFLOP/s ({100 * c['flow_gflops_per_s'] / rate:.0f} %)",
+        f"{c['gd_steps_per_s']:,.0f}",
+        f"{c['gd_gflops_per_s']:.1f} GFLOP/s ({100 * c['gd_gflops_per_s'] / rate:.0f} %)"])
+  c0 = next((c for c in cells if "t_end" in c), {})
+  header = ["width m", "gradient flow to t = 10/λ_min", "solver steps", "L(t)/L(0)",
+            "flow FLOP rate (of matmul)", "optax GD steps/s", "GD FLOP rate (of matmul)"]
+  return (f"Two-layer ReLU net (seed 002: readout ±1 fixed, first layer trained), N = {N} unit-norm "
+          f"inputs in d = {D}, float32. H^∞ has λ_min = {c0.get('lambda_min', float('nan')):.3g} and "
+          f"λ_max = {c0.get('lambda_max', float('nan')):.3g}, so t = {c0.get('t_end', float('nan')):.0f}. "
+          f"Gradient flow: Tsit5, rtol {RTOL:g}, atol {ATOL:g}, median of {meta['repeats']} runs after a compiling "
+          f"warm-up; GD: optax.sgd(1/λ_max), {GD_STEPS} full-batch steps, median of {meta['repeats']}. "
+          f"FLOP rates count 6·N·m·(d+1) per gradient against a measured fp32 matmul rate of "
+          f"{rate:.0f} GFLOP/s. {meta['device']} ({meta['cpus']} cores), jax {meta['jax']}, "
+          f"{meta['date']}.\n\n" + markdown_table(header, rows) + "\n")
+
+
+if __name__ == "__main__":
+  main()
