@@ -19,9 +19,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m experiments.quickstart_ntk --out runs/quickstart
 
-## The default (fast) test suite.
+## The default (fast) test suite, in two worker processes (the tests are mostly compile-bound).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 ## The slower suite (large N, blocking at scale); CI runs it after `make test`.
 test-slow: $(STAMP)
