@@ -28,7 +28,8 @@ import jax.numpy as jnp
 from ntk_lab import _checks
 from ntk_lab.activations import Activation, get_activation, value_and_derivative
 
-__all__ = ["MLP", "Centered", "Wrapper", "centered", "apply_fn_of", "split_trainable"]
+__all__ = ["MLP", "Centered", "Wrapper", "apply_fn_of", "centered", "root_model", "split_trainable",
+           "trainable_merge"]
 
 PARAMETRIZATIONS = ("ntk", "standard")
 READOUT_INITS = ("gaussian", "rademacher", "symmetric")
@@ -353,11 +354,18 @@ def apply_fn_of(model) -> Callable:
       f"got {type(model).__name__}.")
 
 
+def root_model(model):
+  """The innermost model of a wrapper (centred, linearized), or the model itself."""
+  return model.root if isinstance(model, Wrapper) else model
+
+
 def split_trainable(model, params):
-  """(trainable, frozen, merge) for `model`'s params: an MLP (or a wrapper of one) splits by its
-  `trainable` spec; any other model trains every leaf. ``merge(trainable, frozen)`` undoes it."""
-  root = model.root if isinstance(model, Wrapper) else model
-  if isinstance(root, MLP):
-    trainable, frozen = root.split(params)
-    return trainable, frozen, MLP.merge
-  return params, None, lambda trainable, frozen: trainable
+  """(trainable, frozen) for `model`'s params: an MLP (or a wrapper of one) splits by its
+  `trainable` spec; any other model trains every leaf (frozen is None)."""
+  root = root_model(model)
+  return root.split(params) if isinstance(root, MLP) else (params, None)
+
+
+def trainable_merge(model) -> Callable:
+  """The inverse of `split_trainable` for `model`: ``merge(trainable, frozen) -> params``."""
+  return MLP.merge if isinstance(root_model(model), MLP) else (lambda trainable, frozen: trainable)

@@ -31,16 +31,12 @@ import numpy as np
 from ntk_lab import _checks
 from ntk_lab.empirical import empirical_ntk
 from ntk_lab.kernel_dynamics import mse_dynamics
-from ntk_lab.mlp import MLP, Wrapper, apply_fn_of
+from ntk_lab.mlp import MLP, apply_fn_of, root_model
 
 __all__ = ["OBSERVABLES", "Observer"]
 
 OBSERVABLES = ("loss", "residual", "ntk_eigs", "kernel_drift", "weight_change", "unit_change",
                "lin_gap", "ntk_gap")
-
-
-def _root(model):
-  return model.root if isinstance(model, Wrapper) else model
 
 
 class Observer:
@@ -57,7 +53,7 @@ class Observer:
       _checks.choice(name, "observe", OBSERVABLES)
     self.names = observe
     self.model, self.params0, self.x, self.y, self.x_test = model, params0, x, y, x_test
-    root = _root(model)
+    root = root_model(model)
     if "unit_change" in observe and not isinstance(root, MLP):
       raise ValueError("observe: 'unit_change' needs an ntk_lab.MLP (or a centred/linearized one), "
                        f"got {type(root).__name__}; drop it or use 'weight_change'.")
@@ -72,7 +68,6 @@ class Observer:
                        f"{type(root).__name__}.")
     k0 = empirical_ntk(model, params0, x) if "kernel_drift" in observe else None
     self.context = {"params0": params0, "k0": k0}
-
 
   # ------------------------------------------------------------------------ gaps
   def gaps(self, times, learning_rate, train, test):
@@ -90,7 +85,7 @@ class Observer:
       if test is not None:
         out["lin_gap_test"] = _distance(test, lin_test)
     if "ntk_gap" in self.names:
-      root = _root(self.model)
+      root = root_model(self.model)
       k = root.kernel(self.x, get="ntk").ntk
       k_test = None if self.x_test is None else root.kernel(self.x_test, self.x, get="ntk").ntk
       ref = mse_dynamics(k, self.y, t, k_test_train=k_test, learning_rate=learning_rate,
@@ -117,7 +112,6 @@ class Observer:
     return train, test
 
 
-
 def state_observables(names, model, context, params, x, y, outputs, loss_value):
   """The per-state observables named in `names`, as a dict of arrays (traceable)."""
   out = {}
@@ -135,7 +129,7 @@ def state_observables(names, model, context, params, x, y, outputs, loss_value):
       out["kernel_drift"] = jnp.linalg.norm(K - k0) / jnp.linalg.norm(k0)
   params0 = context["params0"]
   if "weight_change" in names:
-    if isinstance(_root(model), MLP):
+    if isinstance(root_model(model), MLP):
       pairs = [(p["W"], p0["W"]) for p, p0 in zip(params, params0)]
     else:
       pairs = list(zip(jax.tree.leaves(params), jax.tree.leaves(params0)))

@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from ntk_lab import _checks
-from ntk_lab.mlp import MLP, Wrapper, apply_fn_of, split_trainable
+from ntk_lab.mlp import Wrapper, apply_fn_of, split_trainable, trainable_merge
 from ntk_lab.observables import Observer, state_observables
 
 __all__ = ["DivergenceError", "LOSSES", "SOLVERS", "SolverError", "Trajectory", "gradient_flow",
@@ -165,6 +165,21 @@ def _all_finite(tree):
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(l)) for l in leaves])) if leaves else True
 
 
+def _snapshot(model, loss_fn, names, context, theta, frozen, x, y, x_test, save_params):
+  """What both trainers record of one state: outputs, loss, observables (and params)."""
+  params = trainable_merge(model)(theta, frozen)
+  f = apply_fn_of(model)
+  out = f(params, x)
+  value = loss_fn(out, y)
+  rec = {"train": out, "loss": value,
+         "obs": state_observables(names, model, context, params, x, y, out, value)}
+  if x_test is not None:
+    rec["test"] = f(params, x_test)
+  if save_params:
+    rec["params"] = theta
+  return rec
+
+
 # ------------------------------------------------------------------------ gradient flow
 def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_rate: float = 1.0,
                   solver="tsit5", rtol: float = 1e-4, atol: float = 1e-6, dt0: float | None = None,
@@ -216,22 +231,20 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_ra
   eta = _positive(learning_rate, "learning_rate")
   max_steps = _checks.positive_int(max_steps, "max_steps")
   solver_obj, adaptive = _solver(solver, dt0)
-  if adaptive:
-    rtol, atol = _positive(rtol, "rtol"), _positive(atol, "atol")
-  else:
-    dt0 = _positive(dt0, "dt0")
-    needed = math.ceil(float(times[-1]) / dt0)
-    if needed > max_steps:
-      raise ValueError(f"dt0: reaching t = {float(times[-1]):g} in steps of {dt0:g} takes {needed} "
-                       f"steps, more than max_steps={max_steps}; raise max_steps or dt0.")
   if dt0 is not None:
     dt0 = _positive(dt0, "dt0")
+  if adaptive:
+    rtol, atol = _positive(rtol, "rtol"), _positive(atol, "atol")
+  elif math.ceil(float(times[-1]) / dt0) > max_steps:
+    raise ValueError(f"dt0: reaching t = {float(times[-1]):g} in steps of {dt0:g} takes "
+                     f"{math.ceil(float(times[-1]) / dt0)} steps, more than max_steps={max_steps}; "
+                     "raise max_steps or dt0.")
   observer = Observer(model, params0, x, y, loss=loss, observe=observe, x_test=x_test)
-  trainable0, frozen, _ = split_trainable(model, params0)
+  trainable0, frozen = split_trainable(model, params0)
   static, leaves = _split_model(model)
   run = _compiled_flow(static, loss, solver_obj, adaptive, rtol if adaptive else None,
                        atol if adaptive else None, dt0, max_steps, observer.names,
-                       bool(save_params), x_test is not None)
+                       bool(save_params))
   saved, final, t_end, status, stats = run(leaves, trainable0, frozen, x, y, x_test, times,
                                            jnp.asarray(eta, x.dtype), observer.context)
   stats = {k: int(v) for k, v in stats.items() if k.startswith("num_")}
@@ -270,7 +283,7 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_ra
   train_out, test_out = saved["train"], saved.get("test")
   obs = dict(saved["obs"])
   obs.update(observer.gaps(times, eta, train_out, test_out))
-  return Trajectory(times, train_out, test_out, saved.get("params"), _merger(model)(final, frozen),
+  return Trajectory(times, train_out, test_out, saved.get("params"), trainable_merge(model)(final, frozen),
                     obs, stats)
 
 
@@ -311,13 +324,13 @@ def _last_finite(values):
 
 @functools.lru_cache(maxsize=32)
 def _compiled_flow(static, loss, solver, adaptive, rtol, atol, dt0, max_steps, names,
-                   save_params, has_test):
+                   save_params):
   loss_fn = _loss_fn(loss)
 
   def run(leaves, trainable0, frozen, x, y, x_test, times, eta, context):
     model = _join_model(static, leaves)
     f = apply_fn_of(model)
-    merge = _merger(model)
+    merge = trainable_merge(model)
 
     def training_loss(theta):
       return loss_fn(f(merge(theta, frozen), x), y)
@@ -326,16 +339,7 @@ def _compiled_flow(static, loss, solver, adaptive, rtol, atol, dt0, max_steps, n
       return jax.tree.map(lambda g: -eta * g, jax.grad(training_loss)(theta))
 
     def save(t, theta, args):
-      params = merge(theta, frozen)
-      out = f(params, x)
-      value = loss_fn(out, y)
-      rec = {"train": out, "loss": value,
-             "obs": state_observables(names, model, context, params, x, y, out, value)}
-      if has_test:
-        rec["test"] = f(params, x_test)
-      if save_params:
-        rec["params"] = theta
-      return rec
+      return _snapshot(model, loss_fn, names, context, theta, frozen, x, y, x_test, save_params)
 
     saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=times, fn=save), diffrax.SubSaveAt(t1=True)])
     controller = (diffrax.PIDController(rtol=rtol, atol=atol) if adaptive
@@ -354,9 +358,6 @@ def _compiled_flow(static, loss, solver, adaptive, rtol, atol, dt0, max_steps, n
   return jax.jit(run)
 
 
-def _merger(model):
-  root = model.root if isinstance(model, Wrapper) else model
-  return MLP.merge if isinstance(root, MLP) else (lambda trainable, frozen: trainable)
 
 
 # ------------------------------------------------------------------------- optax
@@ -417,15 +418,14 @@ def train(model, params0, x, y, *, optimizer, steps: int, loss: str = "mse",
       raise ValueError("key: minibatch SGD (batch_size set) needs a PRNG key, e.g. "
                        "key=jax.random.PRNGKey(0).")
   key = jax.random.PRNGKey(0) if key is None else key
-  names = (observe,) if isinstance(observe, str) else tuple(observe)
-  if {"lin_gap", "ntk_gap"} & set(names) and time_per_step is None:
+  observer = Observer(model, params0, x, y, loss=loss, observe=observe, x_test=x_test)
+  if {"lin_gap", "ntk_gap"} & set(observer.names) and time_per_step is None:
     raise ValueError("time_per_step: the 'lin_gap'/'ntk_gap' observables compare with gradient "
                      "flow at t = step · time_per_step; pass it (η for optax.sgd(η)).")
-  observer = Observer(model, params0, x, y, loss=loss, observe=names, x_test=x_test)
-  trainable0, frozen, _ = split_trainable(model, params0)
+  trainable0, frozen = split_trainable(model, params0)
   static, leaves = _split_model(model)
   run = _compiled_train(static, loss, optimizer, batch_size, every, steps // every, observer.names,
-                        bool(save_params), x_test is not None)
+                        bool(save_params))
   rec, final, bad_step, last_loss, last_step = run(leaves, trainable0, frozen, x, y, x_test, key,
                                                    observer.context)
   bad_step = int(bad_step)
@@ -443,18 +443,17 @@ def train(model, params0, x, y, *, optimizer, steps: int, loss: str = "mse",
     obs.update(observer.gaps(recorded * _positive(time_per_step, "time_per_step"), 1.0,
                              rec["train"], rec.get("test")))
   return Trajectory(recorded, rec["train"], rec.get("test"), rec.get("params"),
-                    _merger(model)(final, frozen), obs, {"steps": steps})
+                    trainable_merge(model)(final, frozen), obs, {"steps": steps})
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_train(static, loss, optimizer, batch_size, every, n_records, names, save_params,
-                    has_test):
+def _compiled_train(static, loss, optimizer, batch_size, every, n_records, names, save_params):
   loss_fn = _loss_fn(loss)
 
   def run(leaves, trainable0, frozen, x, y, x_test, key, context):
     model = _join_model(static, leaves)
     f = apply_fn_of(model)
-    merge = _merger(model)
+    merge = trainable_merge(model)
     n = x.shape[0]
 
     def batch_loss(theta, xb, yb):
@@ -479,15 +478,7 @@ def _compiled_train(static, loss, optimizer, batch_size, every, n_records, names
       return jax.lax.cond(carry[2] >= 0, lambda c: c, advance, carry), None
 
     def record(theta):
-      params = merge(theta, frozen)
-      out = f(params, x)
-      value = loss_fn(out, y)
-      rec = {"train": out, "obs": state_observables(names, model, context, params, x, y, out, value)}
-      if has_test:
-        rec["test"] = f(params, x_test)
-      if save_params:
-        rec["params"] = theta
-      return rec
+      return _snapshot(model, loss_fn, names, context, theta, frozen, x, y, x_test, save_params)
 
     def chunk(carry, r):
       carry, _ = jax.lax.scan(step, carry, r * every + jnp.arange(every))
