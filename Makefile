@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## The main job: a small default experiment that ends in a plot and a table.
+## The main job: a small default experiment that ends in a plot and a table (--resume: a second
+## `make run` keeps the finished cells and only re-makes the report).
 run: $(STAMP)
-	$(PY) -m experiments.quickstart_ntk --out runs/quickstart
+	$(VENV)/bin/ntk-lab run configs/quickstart.yaml --out runs/quickstart --resume
 
 ## The default (fast) test suite, in two worker processes (the tests are mostly compile-bound).
 test: $(STAMP)

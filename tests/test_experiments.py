@@ -36,3 +36,14 @@ def test_analytic_benchmark_cell_runs(capsys):
   bench_analytic.main(["cell", "--n", "300", "--repeats", "1"])
   res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert res["median_s"] > 0 and res["peak_rss_mb"] >= res["baseline_rss_mb"]
+
+
+def test_quickstart_config_runs_reduced(tmp_path):
+  """The main job's config and experiment module, on a reduced grid (the full one is `make run`)."""
+  from ntk_lab import runner
+  out = runner.run(ROOT / "configs" / "quickstart.yaml", tmp_path, progress=False,
+                   overrides=["sweep.widths=[16, 64]", "sweep.seeds=[0]", "data.n=8", "data.n_test=4",
+                              "training.time=1.0", "training.n_times=5"])
+  assert (out / "quickstart.png").stat().st_size > 10_000
+  md = (out / "quickstart.md").read_text()
+  assert "| 16 |" in md and "log-log slope" in md

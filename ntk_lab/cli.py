@@ -1,0 +1,79 @@
+"""The ``ntk-lab`` command (also ``python -m ntk_lab``).
+
+    ntk-lab run CONFIG.yaml [--out DIR] [--resume] [--shard K/N] [--set key=value ...]
+    ntk-lab validate CONFIG.yaml [--set key=value ...]
+    ntk-lab list
+    ntk-lab report RUN_DIR
+
+Exit codes: 0 ok, 2 bad config or arguments (the message names the key and how to fix it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+from ntk_lab.config import ConfigError, cells, load_config
+
+__all__ = ["main"]
+
+
+def _shard(text):
+  try:
+    k, n = (int(v) for v in text.split("/"))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected K/N such as 2/8, got {text!r}") from None
+  if not 1 <= k <= n:
+    raise argparse.ArgumentTypeError(f"expected 1 ≤ K ≤ N, got {text!r}")
+  return k, n
+
+
+def _parser():
+  parser = argparse.ArgumentParser(prog="ntk-lab", description="Neural tangent kernel experiments.")
+  sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+  run = sub.add_parser("run", help="run an experiment config (a sweep) into a run directory")
+  run.add_argument("config", help="a YAML config, e.g. configs/quickstart.yaml")
+  run.add_argument("--out", help="run directory (default: runs/<config name>)")
+  run.add_argument("--resume", action="store_true", help="keep finished cells, run the rest")
+  run.add_argument("--shard", type=_shard, metavar="K/N", help="run the K-th of N slices of the grid")
+  run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set model.width=512 (repeatable)")
+  val = sub.add_parser("validate", help="check a config and print its resolved form and grid size")
+  val.add_argument("config")
+  val.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+  sub.add_parser("list", help="list the experiments with one-line descriptions")
+  rep = sub.add_parser("report", help="re-make plots, tables and summary.csv of a run directory")
+  rep.add_argument("run_dir")
+  return parser
+
+
+def main(argv=None) -> int:
+  args = _parser().parse_args(argv)
+  from ntk_lab import runner
+  try:
+    if args.command == "list":
+      for name in runner.EXPERIMENTS:
+        print(f"{name:22s} {runner.experiment_module(name).DESCRIPTION}")
+      return 0
+    if args.command == "validate":
+      import yaml
+      cfg = load_config(args.config, overrides=args.set)
+      runner.check_options(cfg, runner.experiment_module(cfg.experiment))
+      print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+      print(f"# {len(cells(cfg))} cells")
+      return 0
+    if args.command == "run":
+      out = args.out or f"runs/{pathlib.Path(args.config).stem}"
+      runner.run(args.config, out, resume=args.resume, shard=args.shard, overrides=args.set)
+      print(f"results in {out}")
+      return 0
+    runner.report(args.run_dir)
+    return 0
+  except (ConfigError, FileNotFoundError) as e:
+    print(f"ntk-lab: error: {e}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,180 @@
+"""Runs an experiment's sweep into a run directory: resumable, shardable, one file per cell.
+
+A run directory holds
+
+    config.yaml         the resolved config (every default filled in)
+    environment.json    ntk_lab / jax / python versions, devices, git commit, start time
+    cells/KEY.json      one result per sweep cell, written to a temporary name and renamed, so a
+                        killed run never leaves a partial file
+    summary.csv         one row per finished cell (scalar results)
+    *.png, *.md         the experiment's plots and tables (`report`)
+
+Rerunning with ``resume=True`` skips every cell whose file exists; ``shard=(k, n)`` runs the k-th
+of n interleaved slices of the grid, so n processes (or a SLURM array) fill one directory and
+`report` merges what is there.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import importlib
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import time
+
+import yaml
+
+from ntk_lab.config import Config, ConfigError, cells, load_config
+
+__all__ = ["EXPERIMENTS", "experiment_module", "report", "run"]
+
+# name -> module under experiments/ (each has DESCRIPTION, OPTIONS, run_cell, report)
+EXPERIMENTS = {"quickstart": "experiments.quickstart",
+               "kernel_convergence": "experiments.kernel_convergence"}
+
+
+def experiment_module(name: str):
+  if name not in EXPERIMENTS:
+    import difflib
+    close = difflib.get_close_matches(name, list(EXPERIMENTS), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"experiment: unknown {name!r}; valid: {', '.join(EXPERIMENTS)}{hint}")
+  return importlib.import_module(EXPERIMENTS[name])
+
+
+def check_options(cfg: Config, module) -> dict:
+  """The experiment's options with defaults filled in; unknown keys are a `ConfigError`."""
+  import difflib
+  for key in cfg.options:
+    if key not in module.OPTIONS:
+      close = difflib.get_close_matches(key, list(module.OPTIONS), n=1)
+      hint = f"; did you mean {close[0]!r}?" if close else "."
+      valid = ", ".join(module.OPTIONS) or "(none)"
+      raise ConfigError(f"options: unknown key {key!r} for experiment {cfg.experiment!r}; valid keys: "
+                        f"{valid}{hint}")
+  return {**module.OPTIONS, **cfg.options}
+
+
+def _environment(cfg: Config) -> dict:
+  import jax
+
+  import ntk_lab
+  try:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                            cwd=pathlib.Path(__file__).resolve().parents[1]).stdout.strip() or None
+  except (OSError, subprocess.SubprocessError):
+    commit = None
+  return {"ntk_lab": ntk_lab.__version__, "jax": jax.__version__, "python": sys.version.split()[0],
+          "platform": platform.platform(), "devices": [str(d) for d in jax.devices()],
+          "dtype": cfg.dtype, "git_commit": commit,
+          "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _write_atomic(path: pathlib.Path, text: str):
+  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+  tmp.write_text(text)
+  tmp.replace(path)
+
+
+def _setup_jax(cfg: Config):
+  import jax
+  jax.config.update("jax_enable_x64", cfg.dtype == "float64")
+  if cfg.device != "auto":
+    try:
+      devices = jax.devices(cfg.device)
+    except RuntimeError as e:
+      raise ConfigError(f"device: {cfg.device!r} is not available here ({e}); use device: auto.") from e
+    jax.config.update("jax_default_device", devices[0])
+
+
+def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = None,
+        overrides=(), progress: bool | None = None) -> pathlib.Path:
+  """Runs the sweep of `config` (a path, YAML text, dict or `Config`) into directory `out`.
+
+  Raises:
+    ConfigError: the config does not validate, or `out` holds another config / a finished run
+      without ``resume``.
+  """
+  cfg = config if isinstance(config, Config) else load_config(config, overrides=overrides)
+  module = experiment_module(cfg.experiment)
+  options = check_options(cfg, module)
+  if shard is not None and not (1 <= shard[0] <= shard[1]):
+    raise ConfigError(f"--shard: expected K/N with 1 ≤ K ≤ N, got {shard[0]}/{shard[1]}.")
+  out = pathlib.Path(out)
+  saved = out / "config.yaml"
+  resolved = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+  if saved.exists():
+    if saved.read_text() != resolved:
+      raise ConfigError(f"{out}: holds a run of a different config; use another --out, or the same config.")
+    if not resume and shard is None and any((out / "cells").glob("*.json")):
+      raise ConfigError(f"{out}: already has results; pass --resume to finish it, or use another --out.")
+  (out / "cells").mkdir(parents=True, exist_ok=True)
+  _write_atomic(saved, resolved)
+  _setup_jax(cfg)
+  _write_atomic(out / "environment.json", json.dumps(_environment(cfg), indent=2))
+  todo = cells(cfg, shard=shard)
+  show = sys.stderr.isatty() if progress is None else progress
+  start, done_now = time.perf_counter(), 0
+  for i, cell in enumerate(todo):
+    path = out / "cells" / f"{cell.key}.json"
+    if path.exists():
+      continue
+    t0 = time.perf_counter()
+    result = module.run_cell(cfg, cell, options)
+    result = {"cell": cell.key, **{k: getattr(cell, k) for k in ("width", "depth", "activation", "n",
+                                                                   "learning_rate", "seed")},
+              "seconds": time.perf_counter() - t0, **result}
+    _write_atomic(path, json.dumps(result))
+    done_now += 1
+    _progress(i + 1, len(todo), done_now, time.perf_counter() - start, cell.key, show)
+  if shard is None or all((out / "cells" / f"{c.key}.json").exists() for c in cells(cfg)):
+    report(out)
+  return out
+
+
+def _progress(i, total, done_now, elapsed, key, tty):
+  eta = elapsed / done_now * (total - i)
+  line = f"[{i}/{total}] {key}  elapsed {elapsed:.0f} s, eta {eta:.0f} s"
+  if tty:
+    bar = "#" * int(30 * i / total)
+    print(f"\r{bar:<30} {line}", end="" if i < total else "\n", file=sys.stderr, flush=True)
+  else:
+    print(line, file=sys.stderr, flush=True)
+
+
+def load_results(out) -> tuple[Config, list[dict]]:
+  """The run's config and every finished cell's result, in grid order."""
+  out = pathlib.Path(out)
+  if not (out / "config.yaml").exists():
+    raise ConfigError(f"{out}: not a run directory (no config.yaml); run `ntk-lab run` first.")
+  cfg = load_config(out / "config.yaml")
+  results = []
+  for cell in cells(cfg):
+    path = out / "cells" / f"{cell.key}.json"
+    if path.exists():
+      results.append(json.loads(path.read_text()))
+  return cfg, results
+
+
+def report(out) -> list[dict]:
+  """Re-makes summary.csv, plots and tables from the saved cells (merging every shard's)."""
+  out = pathlib.Path(out)
+  cfg, results = load_results(out)
+  _setup_jax(cfg)
+  module = experiment_module(cfg.experiment)
+  scalars = [{k: v for k, v in r.items() if isinstance(v, (int, float, str))} for r in results]
+  if scalars:
+    fields = list(dict.fromkeys(k for r in scalars for k in r))
+    tmp = out / ".summary.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+      writer = csv.DictWriter(f, fieldnames=fields)
+      writer.writeheader()
+      writer.writerows(scalars)
+    tmp.replace(out / "summary.csv")
+    module.report(out, cfg, check_options(cfg, module), results)
+  return results
