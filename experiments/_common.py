@@ -58,3 +58,51 @@ def by_width(results, key):
   for r in results:
     out.setdefault(r["width"], []).append(r[key])
   return dict(sorted(out.items()))
+
+
+def loglog_panel(ax, results, key, title):
+  """Every draw, the per-width medians and the fitted power law of `key` against the width on a
+  log-log axis; returns (slope, low, high) or None with fewer than two widths."""
+  widths, vals = [r["width"] for r in results], [r[key] for r in results]
+  med = {w: float(np.median(v)) for w, v in by_width(results, key).items()}
+  ax.loglog(widths, vals, ".", alpha=0.4, label="each draw")
+  ax.loglog(list(med), list(med.values()), "o-", label="median")
+  ax.set_xlabel("width m")
+  ax.set_title(title, fontsize=9)
+  if len(med) < 2:
+    return None
+  slope, lo, hi, icpt = loglog_fit(widths, vals)
+  ws = np.array(sorted(med))
+  ax.loglog(ws, np.exp(icpt) * ws**slope, "k--", label=f"slope {slope:.2f} [{lo:.2f}, {hi:.2f}]")
+  ax.legend(fontsize=8)
+  return slope, lo, hi
+
+
+def median_table(results, columns):
+  """Markdown table of per-width medians: columns is [(key, header, format)]."""
+  from experiments._timing import markdown_table
+  groups = {k: by_width(results, k) for k, _, _ in columns}
+  widths = list(groups[columns[0][0]])
+  rows = [[f"{w:,}"] + [format(float(np.median(groups[k][w])), fmt) for k, _, fmt in columns]
+          for w in widths]
+  return markdown_table(["width"] + [h for _, h, _ in columns], rows)
+
+
+def slope_lines(fits, labels):
+  return "\n".join(f"- {labels[k]}: log-log slope {f[0]:.2f}, 95 % interval [{f[1]:.2f}, {f[2]:.2f}]"
+                   for k, f in fits.items() if f is not None)
+
+
+def savefig(fig, path):
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  import matplotlib.pyplot as plt
+  plt.close(fig)
+
+
+def figure(rows, cols, size=(4.3, 3.8)):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
+  return fig, axes.ravel()

@@ -31,30 +31,12 @@ def run_cell(cfg, cell, options):
 
 
 def report(out, cfg, options, results):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  from experiments._timing import markdown_table
-
-  widths = [r["width"] for r in results]
-  errs = [r["rel_error"] for r in results]
-  med = {w: float(np.median(v)) for w, v in _common.by_width(results, "rel_error").items()}
-  slope, lo, hi, icpt = _common.loglog_fit(widths, errs)
-  fig, ax = plt.subplots(figsize=(5, 4))
-  ax.loglog(widths, errs, ".", alpha=0.4, label="each draw")
-  ax.loglog(list(med), list(med.values()), "o-", label="median")
-  ws = np.array(sorted(med))
-  ax.loglog(ws, np.exp(icpt) * ws**slope, "k--", label=f"fit: slope {slope:.2f} [{lo:.2f}, {hi:.2f}]")
-  ax.set_xlabel("width m")
-  ax.set_ylabel("‖Θ_m − Θ∞‖_F / ‖Θ∞‖_F")
-  ax.set_title("empirical NTK → its limit (theory: slope −1/2)")
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(out / "kernel_convergence.png", dpi=120)
-  plt.close(fig)
-  rows = [[f"{w:,}", f"{v:.3e}", len(_common.by_width(results, "rel_error")[w])] for w, v in med.items()]
-  md = (markdown_table(["width", "median ‖Θ_m − Θ∞‖/‖Θ∞‖", "draws"], rows) +
-        f"\n\nlog-log slope {slope:.3f}, 95 % interval [{lo:.3f}, {hi:.3f}] (theory −0.5)\n")
+  fig, (ax,) = _common.figure(1, 1, size=(5, 4))
+  fit = _common.loglog_panel(ax, results, "rel_error",
+                             "‖Θ_m − Θ∞‖_F / ‖Θ∞‖_F (theory: slope −1/2)")
+  _common.savefig(fig, out / "kernel_convergence.png")
+  md = (_common.median_table(results, [("rel_error", "median ‖Θ_m − Θ∞‖/‖Θ∞‖", ".3e"),
+                                       ("max_abs_error", "median max |Θ_m − Θ∞|", ".3e")]) + "\n\n" +
+        _common.slope_lines({"rel_error": fit}, {"rel_error": "‖Θ_m − Θ∞‖/‖Θ∞‖ (theory −0.5)"}) + "\n")
   (out / "kernel_convergence.md").write_text(md)
   print(md)

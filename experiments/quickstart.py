@@ -51,28 +51,8 @@ METRICS = (("kernel_error", "‖Θ_m(0) − Θ∞‖/‖Θ∞‖"), ("kernel_dri
 
 
 def report(out, cfg, options, results):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  from experiments._timing import markdown_table
-
-  fig, grid = plt.subplots(2, 3, figsize=(13, 7.5))
-  axes = grid.ravel()
-  fits = {}
-  for ax, (key, label) in zip(axes, METRICS):
-    widths, vals = [r["width"] for r in results], [r[key] for r in results]
-    med = {w: float(np.median(v)) for w, v in _common.by_width(results, key).items()}
-    ax.loglog(widths, vals, ".", alpha=0.4)
-    ax.loglog(list(med), list(med.values()), "o-")
-    if len(med) >= 2:
-      slope, lo, hi, icpt = _common.loglog_fit(widths, vals)
-      fits[key] = (slope, lo, hi)
-      ws = np.array(sorted(med))
-      ax.loglog(ws, np.exp(icpt) * ws**slope, "k--", label=f"slope {slope:.2f} [{lo:.2f}, {hi:.2f}]")
-      ax.legend(fontsize=8)
-    ax.set_xlabel("width m")
-    ax.set_title(label, fontsize=9)
+  fig, axes = _common.figure(2, 3)
+  fits = {key: _common.loglog_panel(ax, results, key, label) for ax, (key, label) in zip(axes, METRICS)}
   t = results[0]["times"]
   for ax, key, title in ((axes[4], "loss_curve", "training loss L(t)"),
                          (axes[5], "gap_curve", "‖u_NN(t) − u_NTK(t)‖ on test points")):
@@ -82,17 +62,11 @@ def report(out, cfg, options, results):
     ax.set_xlabel("t")
     ax.set_title(title + " (median over seeds)", fontsize=9)
     ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(out / "quickstart.png", dpi=110)
-  plt.close(fig)
-  cols = [k for k, _ in METRICS] + ["test_mse"]
-  rows = [[f"{w:,}"] + [f"{np.median(_common.by_width(results, k)[w]):.3e}" for k in cols]
-          for w in _common.by_width(results, "kernel_error")]
-  header = ["width"] + [label for _, label in METRICS] + ["test MSE"]
-  lines = [f"- {label}: log-log slope {fits[k][0]:.2f}, 95 % interval [{fits[k][1]:.2f}, {fits[k][2]:.2f}]"
-           for k, label in METRICS if k in fits]
+  _common.savefig(fig, out / "quickstart.png")
+  table = _common.median_table(results, [(k, label, ".3e") for k, label in METRICS] +
+                               [("test_mse", "test MSE", ".3e")])
   md = (f"Medians over seeds; gradient flow to t = {cfg.training.time:g} on {cfg.data.n} points "
-        f"({cfg.model.activation}, depth {cfg.model.depth}).\n\n" + markdown_table(header, rows) +
-        "\n\n" + "\n".join(lines) + "\n")
+        f"({cfg.model.activation}, depth {cfg.model.depth}).\n\n" + table + "\n\n" +
+        _common.slope_lines(fits, dict(METRICS)) + "\n")
   (out / "quickstart.md").write_text(md)
   print(md)

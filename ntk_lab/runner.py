@@ -34,8 +34,8 @@ from ntk_lab.config import Config, ConfigError, cells, load_config
 __all__ = ["EXPERIMENTS", "experiment_module", "report", "run"]
 
 # name -> module under experiments/ (each has DESCRIPTION, OPTIONS, run_cell, report)
-EXPERIMENTS = {"quickstart": "experiments.quickstart",
-               "kernel_convergence": "experiments.kernel_convergence"}
+EXPERIMENTS = {name: f"experiments.{name}" for name in (
+    "quickstart", "kernel_convergence", "lazy_training", "nn_vs_ntk", "convergence_rate")}
 
 
 def experiment_module(name: str):

@@ -3,6 +3,8 @@
 import json
 import pathlib
 
+import pytest
+
 from experiments import bench_analytic, bench_empirical_ntk, quickstart_ntk
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -47,3 +49,14 @@ def test_quickstart_config_runs_reduced(tmp_path):
   assert (out / "quickstart.png").stat().st_size > 10_000
   md = (out / "quickstart.md").read_text()
   assert "| 16 |" in md and "log-log slope" in md
+
+
+@pytest.mark.parametrize("name", ["kernel_convergence", "lazy_training", "nn_vs_ntk", "convergence_rate"])
+def test_every_experiment_runs_reduced_and_reports(tmp_path, name):
+  from ntk_lab import runner
+  out = runner.run(ROOT / "configs" / f"{name}.yaml", tmp_path, progress=False,
+                   overrides=["sweep.widths=[16, 32]", "sweep.seeds=[0]", "data.n=6", "data.n_test=3",
+                              "training.time=1.0", "training.n_times=5"])
+  assert (out / f"{name}.png").stat().st_size > 5_000
+  assert "| 16 |" in (out / f"{name}.md").read_text()
+  assert len((out / "summary.csv").read_text().splitlines()) == 3
