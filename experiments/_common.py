@@ -69,6 +69,8 @@ def loglog_panel(ax, results, key, title):
   ax.loglog(list(med), list(med.values()), "o-", label="median")
   ax.set_xlabel("width m")
   ax.set_title(title, fontsize=9)
+  from matplotlib.ticker import NullFormatter
+  ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap over a few octaves
   if len(med) < 2:
     return None
   slope, lo, hi, icpt = loglog_fit(widths, vals)

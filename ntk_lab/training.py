@@ -198,7 +198,8 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_ra
     solver: ``"tsit5"`` (default), ``"dopri5"``, ``"dopri8"``, ``"bosh3"`` (adaptive, PID step
       control with `rtol`/`atol`), ``"euler"``, ``"heun"``, ``"rk4"`` (fixed step `dt0`), or a
       diffrax solver instance (adaptive iff `dt0` is None).
-    rtol, atol: the adaptive solvers' tolerances. For ReLU-like activations the vector field
+    rtol, atol: the adaptive solvers' tolerances, applied to the displacement θ(t) − θ₀ (the
+      ODE's state), which in a wide net is much smaller than θ. For ReLU-like activations the vector field
       jumps wherever a unit's activation pattern flips on a training point, and each tenfold
       tightening costs several times more steps; pass tighter values for exact comparisons.
     dt0: the step size of a fixed-step solver (required there); the first trial step of an
@@ -332,27 +333,32 @@ def _compiled_flow(static, loss, solver, adaptive, rtol, atol, dt0, max_steps, n
     f = apply_fn_of(model)
     merge = trainable_merge(model)
 
-    def training_loss(theta):
-      return loss_fn(f(merge(theta, frozen), x), y)
+    # The state is the displacement δ = θ − θ₀, not θ: in a wide net each weight moves by
+    # O(1/√width) while being O(1) itself, so tolerances relative to θ would not resolve the motion.
+    def at(delta):
+      return jax.tree.map(jnp.add, trainable0, delta)
 
-    def field(t, theta, args):
-      return jax.tree.map(lambda g: -eta * g, jax.grad(training_loss)(theta))
+    def training_loss(delta):
+      return loss_fn(f(merge(at(delta), frozen), x), y)
 
-    def save(t, theta, args):
-      return _snapshot(model, loss_fn, names, context, theta, frozen, x, y, x_test, save_params)
+    def field(t, delta, args):
+      return jax.tree.map(lambda g: -eta * g, jax.grad(training_loss)(delta))
+
+    def save(t, delta, args):
+      return _snapshot(model, loss_fn, names, context, at(delta), frozen, x, y, x_test, save_params)
 
     saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=times, fn=save), diffrax.SubSaveAt(t1=True)])
     controller = (diffrax.PIDController(rtol=rtol, atol=atol) if adaptive
                   else diffrax.ConstantStepSize())
-    event = diffrax.Event(lambda t, theta, args, **kw: jnp.logical_not(_all_finite(theta)))
+    event = diffrax.Event(lambda t, delta, args, **kw: jnp.logical_not(_all_finite(delta)))
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field), solver, t0=jnp.zeros((), times.dtype), t1=times[-1], dt0=dt0,
-        y0=trainable0, saveat=saveat, stepsize_controller=controller, event=event,
+        y0=jax.tree.map(jnp.zeros_like, trainable0), saveat=saveat, stepsize_controller=controller, event=event,
         max_steps=max_steps, throw=False)
     status = jnp.select([sol.result == diffrax.RESULTS.successful,
                          sol.result == diffrax.RESULTS.event_occurred,
                          sol.result == diffrax.RESULTS.max_steps_reached], [0, 1, 2], 3)
-    final = jax.tree.map(lambda a: a[-1], sol.ys[1])
+    final = at(jax.tree.map(lambda a: a[-1], sol.ys[1]))
     return sol.ys[0], final, sol.ts[1], status, sol.stats
 
   return jax.jit(run)
