@@ -226,7 +226,8 @@ def load_config(source, *, overrides=()) -> Config:
 def _is_path(source) -> bool:
   if isinstance(source, pathlib.Path):
     return True
-  return isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml"))
+  return isinstance(source, str) and "\n" not in source and (
+      source.endswith((".yaml", ".yml")) or pathlib.Path(source).is_file())
 
 
 def apply_overrides(raw: dict, overrides) -> dict:
