@@ -108,3 +108,22 @@ def figure(rows, cols, size=(4.3, 3.8)):
   import matplotlib.pyplot as plt
   fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
   return fig, axes.ravel()
+
+
+def setup(cfg, cell):
+  """(net, params, x, y, x_test, y_test) for one cell: the same data for every draw (so seeds vary
+  only the initialization), the cell's model, and θ₀ from the cell's seed."""
+  import jax
+  x, y, x_test, y_test = make_data(cfg, cell.n, 0)
+  net = make_model(cfg, cell)
+  return net, net.init(jax.random.PRNGKey(cell.seed), x.shape[1]), x, y, x_test, y_test
+
+
+def flow(cfg, cell, model, params, x, y, **options):
+  """`gradient_flow` with the config's training section and the cell's learning rate; returns
+  (times as numpy, Trajectory)."""
+  import ntk_lab as nl
+  tr = cfg.training
+  times = np.linspace(0.0, tr.time, tr.n_times)
+  return times, nl.gradient_flow(model, params, x, y, times=times, learning_rate=cell.learning_rate,
+                                 solver=tr.solver, rtol=tr.rtol, atol=tr.atol, **options)

@@ -20,20 +20,13 @@ OPTIONS = {}
 
 
 def run_cell(cfg, cell, options):
-  import jax
   import jax.numpy as jnp
 
   import ntk_lab as nl
 
-  x, y, _, _ = _common.make_data(cfg, cell.n, 0)
-  net = _common.make_model(cfg, cell)
-  params = net.init(jax.random.PRNGKey(cell.seed), x.shape[1])
-  model = nl.centered(net, params)
-  tr = cfg.training
-  times = np.linspace(0.0, tr.time, tr.n_times)
-  run = nl.gradient_flow(model, params, x, y, times=times, learning_rate=cell.learning_rate,
-                         solver=tr.solver, rtol=tr.rtol, atol=tr.atol,
-                         observe=["residual", "ntk_eigs"])
+  net, params, x, y, _, _ = _common.setup(cfg, cell)
+  times, run = _common.flow(cfg, cell, nl.centered(net, params), params, x, y,
+                            observe=["residual", "ntk_eigs"])
   res2 = np.asarray(run.observables["residual"]) ** 2
   lam_bar = float(np.min(run.observables["ntk_min_eig"]))
   lam_inf = float(np.linalg.eigvalsh(np.asarray(net.kernel(x, get="ntk").ntk))[0])

@@ -17,13 +17,9 @@ OPTIONS = {}
 
 
 def run_cell(cfg, cell, options):
-  import jax
-
   import ntk_lab as nl
 
-  x, _, _, _ = _common.make_data(cfg, cell.n, 0)  # the same inputs for every draw
-  net = _common.make_model(cfg, cell)
-  params = net.init(jax.random.PRNGKey(cell.seed), x.shape[1])
+  net, params, x, _, _, _ = _common.setup(cfg, cell)  # the same inputs for every draw
   emp = np.asarray(nl.empirical_ntk(net, params, x))
   lim = np.asarray(net.kernel(x, get="ntk").ntk)
   return {"rel_error": float(np.linalg.norm(emp - lim) / np.linalg.norm(lim)),

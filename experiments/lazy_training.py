@@ -19,18 +19,9 @@ OPTIONS = {}
 
 
 def run_cell(cfg, cell, options):
-  import jax
-  import jax.numpy as jnp
-
-  import ntk_lab as nl
-
-  x, y, _, _ = _common.make_data(cfg, cell.n, 0)
-  net = _common.make_model(cfg, cell)
-  params = net.init(jax.random.PRNGKey(cell.seed), x.shape[1])
-  tr = cfg.training
-  run = nl.gradient_flow(net, params, x, y, times=jnp.linspace(0.0, tr.time, tr.n_times),
-                         learning_rate=cell.learning_rate, solver=tr.solver, rtol=tr.rtol, atol=tr.atol,
-                         observe=["weight_change", "unit_change", "kernel_drift", "loss"])
+  net, params, x, y, _, _ = _common.setup(cfg, cell)
+  _, run = _common.flow(cfg, cell, net, params, x, y,
+                        observe=["weight_change", "unit_change", "kernel_drift", "loss"])
   obs = {k: np.asarray(v) for k, v in run.observables.items()}
   out = {"kernel_drift": float(obs["kernel_drift"].max()),
          "final_loss_ratio": float(obs["loss"][-1] / obs["loss"][0])}

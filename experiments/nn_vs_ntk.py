@@ -19,22 +19,12 @@ OPTIONS = {}
 
 
 def run_cell(cfg, cell, options):
-  import jax
-  import jax.numpy as jnp
-
-  import ntk_lab as nl
-
-  x, y, xt, _ = _common.make_data(cfg, cell.n, 0)
-  net = _common.make_model(cfg, cell)
-  params = net.init(jax.random.PRNGKey(cell.seed), x.shape[1])
-  tr = cfg.training
-  times = jnp.linspace(0.0, tr.time, tr.n_times)
-  run = nl.gradient_flow(net, params, x, y, times=times, learning_rate=cell.learning_rate,
-                         solver=tr.solver, rtol=tr.rtol, atol=tr.atol, x_test=xt, observe=["ntk_gap"])
+  net, params, x, y, xt, _ = _common.setup(cfg, cell)
+  times, run = _common.flow(cfg, cell, net, params, x, y, x_test=xt, observe=["ntk_gap"])
   train, test = np.asarray(run.observables["ntk_gap"]), np.asarray(run.observables["ntk_gap_test"])
   return {"peak_gap": float(train.max()), "final_gap": float(train[-1]),
           "peak_time": float(times[int(train.argmax())]), "peak_gap_test": float(test.max()),
-          "final_gap_test": float(test[-1]), "times": np.asarray(times).tolist(),
+          "final_gap_test": float(test[-1]), "times": times.tolist(),
           "gap": train.tolist(), "gap_test": test.tolist()}
 
 

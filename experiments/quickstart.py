@@ -19,21 +19,15 @@ OPTIONS = {}
 
 
 def run_cell(cfg, cell, options):
-  import jax
   import jax.numpy as jnp
 
   import ntk_lab as nl
 
-  x, y, xt, yt = _common.make_data(cfg, cell.n, 0)
-  net = _common.make_model(cfg, cell)
-  params = net.init(jax.random.PRNGKey(cell.seed), x.shape[1])
+  net, params, x, y, xt, yt = _common.setup(cfg, cell)
   emp = np.asarray(nl.empirical_ntk(net, params, x))
   lim = np.asarray(net.kernel(x, get="ntk").ntk)
-  tr = cfg.training
-  times = jnp.linspace(0.0, tr.time, tr.n_times)
-  run = nl.gradient_flow(net, params, x, y, times=times, learning_rate=cell.learning_rate,
-                         solver=tr.solver, rtol=tr.rtol, atol=tr.atol, x_test=xt,
-                         observe=["loss", "kernel_drift", "weight_change", "ntk_gap"])
+  times, run = _common.flow(cfg, cell, net, params, x, y, x_test=xt,
+                            observe=["loss", "kernel_drift", "weight_change", "ntk_gap"])
   obs = run.observables
   return {"kernel_error": float(np.linalg.norm(emp - lim) / np.linalg.norm(lim)),
           "final_loss": float(obs["loss"][-1]),
@@ -42,7 +36,7 @@ def run_cell(cfg, cell, options):
           "weight_change": float(obs["weight_change"][-1, 0]),
           "ntk_gap_test": float(np.max(obs["ntk_gap_test"])),
           "solver_steps": run.stats["num_steps"],
-          "times": np.asarray(times).tolist(), "loss_curve": np.asarray(obs["loss"]).tolist(),
+          "times": times.tolist(), "loss_curve": np.asarray(obs["loss"]).tolist(),
           "gap_curve": np.asarray(obs["ntk_gap_test"]).tolist()}
 
 

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from ntk_lab import _checks
 from ntk_lab.analytic import Kernel
-from ntk_lab.kernel_dynamics import _as_targets, _check_times, gain, spectrum
+from ntk_lab.kernel_dynamics import _as_targets, check_schedule, gain, spectrum
 
 __all__ = ["Gaussian", "gp_inference", "mse_ensemble"]
 
@@ -88,14 +88,7 @@ def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nn
   if theta.shape != (n, n):
     raise ValueError(f"k_train_train.{get}: expected a square (N, N) matrix, got {tuple(theta.shape)}.")
   y = _as_targets(y_train, "y_train", n)
-  t = jnp.atleast_1d(jnp.asarray(times, theta.dtype))
-  if t.ndim != 1:
-    raise ValueError(f"times: expected a scalar or a 1-D array, got shape {tuple(t.shape)}.")
-  _check_times(t)
-  if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
-    raise ValueError(f"learning_rate: must be a positive number, got {learning_rate!r}.")
-  if not (isinstance(diag_reg, (int, float)) and diag_reg >= 0):
-    raise ValueError(f"diag_reg: must be a non-negative number, got {diag_reg!r}.")
+  t = check_schedule(times, theta.dtype, learning_rate, diag_reg)
   if k_test_train is None:
     theta_t = theta
   else:

@@ -62,14 +62,7 @@ def mse_dynamics(k_train_train, y_train, times, *, k_test_train=None, learning_r
   if K.shape != (n, n):
     raise ValueError(f"k_train_train: expected a square (N, N) matrix, got shape {tuple(K.shape)}.")
   y = _as_targets(y_train, "y_train", n)
-  t = jnp.atleast_1d(jnp.asarray(times, K.dtype))
-  if t.ndim != 1:
-    raise ValueError(f"times: expected a scalar or a 1-D array, got shape {tuple(t.shape)}.")
-  _check_times(t)
-  if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
-    raise ValueError(f"learning_rate: must be a positive number, got {learning_rate!r}.")
-  if not (isinstance(diag_reg, (int, float)) and diag_reg >= 0):
-    raise ValueError(f"diag_reg: must be a non-negative number, got {diag_reg!r}.")
+  t = check_schedule(times, K.dtype, learning_rate, diag_reg)
   u0 = jnp.zeros_like(y) if u0_train is None else _as_targets(u0_train, "u0_train", n, y.shape[1])
   Kt = None
   if k_test_train is not None:
@@ -91,6 +84,19 @@ def _as_targets(y, name, n, o=None):
     want = f"({n},) or ({n}, O)" if o is None else f"({n}, {o})"
     raise ValueError(f"{name}: expected shape {want}, got {tuple(y.shape)}.")
   return y
+
+
+def check_schedule(times, dtype, learning_rate, diag_reg):
+  """Validates times (returned as a 1-D array of `dtype`), η > 0 and diag_reg ≥ 0."""
+  t = jnp.atleast_1d(jnp.asarray(times, dtype))
+  if t.ndim != 1:
+    raise ValueError(f"times: expected a scalar or a 1-D array, got shape {tuple(t.shape)}.")
+  _check_times(t)
+  if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
+    raise ValueError(f"learning_rate: must be a positive number, got {learning_rate!r}.")
+  if not (isinstance(diag_reg, (int, float)) and diag_reg >= 0):
+    raise ValueError(f"diag_reg: must be a non-negative number, got {diag_reg!r}.")
+  return t
 
 
 def _check_times(t):
