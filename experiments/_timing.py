@@ -102,3 +102,48 @@ def write_report(directory, stem: str, to_markdown, meta=None, cells=None) -> st
   (directory / f"{stem}.md").write_text(md)
   print(md)
   return md
+
+
+def bench_parser(doc: str, stem: str, *, repeats: int, timeout: int, cells_dir: str, quick_help: str,
+                 cell_help: str):
+  """The benchmarks' shared command line: ``report DIR``, an internal ``cell`` subcommand (whose
+  parser is returned for the script's own cell arguments), and --out/--repeats/--quick/--timeout/
+  --resume on the driver. Returns (parser, cell_parser)."""
+  import argparse
+
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  sub = parser.add_subparsers(dest="cmd")
+  report = sub.add_parser("report", help=f"re-make the Markdown table from DIR/{stem}.json")
+  report.add_argument("dir")
+  cell = sub.add_parser("cell", help=cell_help)
+  cell.add_argument("--repeats", type=int, default=repeats)
+  parser.add_argument("--out", default="results")
+  parser.add_argument("--repeats", type=int, default=repeats)
+  parser.add_argument("--quick", action="store_true", help=quick_help)
+  parser.add_argument("--timeout", type=int, default=timeout, help="per-cell subprocess time limit")
+  parser.add_argument("--resume", action="store_true",
+                      help=f"reuse the per-cell results already in OUT/{cells_dir} (a rerun redoes only the rest)")
+  return parser, cell
+
+
+def subcommand(args, stem: str, run_cell, to_markdown) -> bool:
+  """Runs the ``cell`` or ``report`` subcommand if one was given; True if it did."""
+  if args.cmd == "cell":
+    run_cell(args)
+    return True
+  if args.cmd == "report":
+    import pathlib
+    write_report(pathlib.Path(args.dir), stem, to_markdown)
+    return True
+  return False
+
+
+def machine_meta(repeats: int, **measured) -> dict:
+  """What a benchmark report records about the machine and the run, plus its measured rates."""
+  import os
+  import platform
+
+  device = jax.devices()[0]
+  return {**measured, "device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
+          "cpus": os.cpu_count(), "machine": platform.machine(), "repeats": repeats,
+          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

@@ -15,15 +15,12 @@ measured in the same run. Writes ``bench_analytic.json`` and ``bench_analytic.md
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import pathlib
-import platform
 import sys
 import time
 
-from experiments._timing import CellCache, write_report
+from experiments._timing import CellCache, bench_parser, machine_meta, subcommand, write_report
 from experiments.bench_empirical_ntk import NT_PYTHON, ROOT
 
 IN_DIM, DEPTH = 100, 3
@@ -65,27 +62,14 @@ def copy_rate(repeats):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  sub = parser.add_subparsers(dest="cmd")
-  report = sub.add_parser("report", help="re-make the Markdown table from DIR/bench_analytic.json")
-  report.add_argument("dir")
-  cell = sub.add_parser("cell", help="(internal) time ntk_lab for one N in this process")
+  parser, cell = bench_parser(__doc__, "bench_analytic", repeats=3, timeout=1800, cells_dir="cells_analytic",
+                              quick_help="N = 1000 only",
+                              cell_help="(internal) time ntk_lab for one N in this process")
   cell.add_argument("--n", type=int, required=True)
-  cell.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--out", default="results")
-  parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--quick", action="store_true", help="N = 1000 only")
   parser.add_argument("--no-nt", action="store_true", help="skip neural-tangents")
-  parser.add_argument("--timeout", type=int, default=1800, help="per-cell subprocess time limit")
-  parser.add_argument("--resume", action="store_true", help="reuse finished cells in OUT/cells_analytic")
   args = parser.parse_args(argv)
-  if args.cmd == "cell":
-    return run_cell(args)
-  if args.cmd == "report":
-    write_report(pathlib.Path(args.dir), "bench_analytic", to_markdown)
+  if subcommand(args, "bench_analytic", run_cell, to_markdown):
     return None
-
-  import jax
 
   rate = copy_rate(args.repeats)
   print(f"copy rate: {rate / 1e9:.1f} GB/s", flush=True)
@@ -118,9 +102,7 @@ def main(argv=None):
     print(json.dumps({"n": n, **{k: v.get("median_s", v.get("error")) for k, v in rec["impls"].items()}}),
           flush=True)
 
-  meta = {"copy_gb_per_s": rate / 1e9, "device": jax.devices()[0].device_kind, "jax": jax.__version__,
-          "cpus": os.cpu_count(), "machine": platform.machine(), "repeats": args.repeats,
-          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+  meta = machine_meta(args.repeats, copy_gb_per_s=rate / 1e9)
   write_report(out, "bench_analytic", to_markdown, meta, records)
 
 

@@ -16,16 +16,13 @@ with the reason. Writes ``bench_empirical_ntk.json`` and ``bench_empirical_ntk.m
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import os
 import pathlib
-import platform
 import sys
 import time
 
-from experiments._timing import CellCache, write_report
+from experiments._timing import CellCache, bench_parser, machine_meta, subcommand, write_report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NT_PYTHON = ROOT / ".venv-nt" / "bin" / "python"
@@ -97,31 +94,18 @@ def matmul_rate(repeats):
 
 # -------------------------------------------------------------------------------- driver
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  sub = parser.add_subparsers(dest="cmd")
-  report = sub.add_parser("report", help="re-make the Markdown table from OUT/bench_empirical_ntk.json")
-  report.add_argument("dir")
-  cell = sub.add_parser("cell", help="(internal) time one cell in this process")
+  parser, cell = bench_parser(__doc__, "bench_empirical_ntk", repeats=5, timeout=900, cells_dir="cells",
+                              quick_help="a small grid", cell_help="(internal) time one cell in this process")
   for name in ("n", "width", "depth"):
     cell.add_argument(f"--{name}", type=int, required=True)
   cell.add_argument("--method", required=True)
-  cell.add_argument("--repeats", type=int, default=5)
   cell.add_argument("--max-gb", type=float, default=12.0)
-  parser.add_argument("--out", default="results")
-  parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--quick", action="store_true", help="a small grid")
   parser.add_argument("--no-nt", action="store_true", help="skip neural-tangents")
   parser.add_argument("--max-seconds", type=float, default=90.0,
                       help="skip a jacobian/ntvp cell whose estimated time is larger")
   parser.add_argument("--max-gb", type=float, default=12.0, help="skip a cell whose estimate is larger")
-  parser.add_argument("--timeout", type=int, default=900, help="per-cell subprocess time limit")
-  parser.add_argument("--resume", action="store_true",
-                      help="reuse the per-cell results already in OUT/cells (a rerun redoes only the rest)")
   args = parser.parse_args(argv)
-  if args.cmd == "cell":
-    return run_cell(args)
-  if args.cmd == "report":
-    write_report(pathlib.Path(args.dir), "bench_empirical_ntk", to_markdown)
+  if subcommand(args, "bench_empirical_ntk", run_cell, to_markdown):
     return None
 
   import jax
@@ -167,10 +151,7 @@ def main(argv=None):
     records.append(rec)
     print(json.dumps({k: rec[k] for k in ("n", "width", "depth")}), _row_summary(rec), flush=True)
 
-  meta = {"matmul_gflops_per_s": rate / 1e9, "device": jax.devices()[0].device_kind,
-          "platform": jax.devices()[0].platform, "jax": jax.__version__, "cpus": os.cpu_count(),
-          "machine": platform.machine(), "repeats": args.repeats,
-          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+  meta = machine_meta(args.repeats, matmul_gflops_per_s=rate / 1e9)
   write_report(out, "bench_empirical_ntk", to_markdown, meta, records)
 
 

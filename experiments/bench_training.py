@@ -17,15 +17,12 @@ same run. Writes ``bench_training.json`` and ``bench_training.md``.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import pathlib
-import platform
 import sys
 import time
 
-from experiments._timing import CellCache, write_report
+from experiments._timing import CellCache, bench_parser, machine_meta, subcommand, write_report
 from experiments.bench_empirical_ntk import ROOT, matmul_rate
 
 N, D, GD_STEPS = 256, 16, 1000
@@ -82,26 +79,13 @@ def run_cell(args):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  sub = parser.add_subparsers(dest="cmd")
-  report = sub.add_parser("report", help="re-make the Markdown table from DIR/bench_training.json")
-  report.add_argument("dir")
-  cell = sub.add_parser("cell", help="(internal) time one width in this process")
+  parser, cell = bench_parser(__doc__, "bench_training", repeats=3, timeout=3600, cells_dir="cells_training",
+                              quick_help="widths 2^8 and 2^10 only",
+                              cell_help="(internal) time one width in this process")
   cell.add_argument("--width", type=int, required=True)
-  cell.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--out", default="results")
-  parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--quick", action="store_true", help="widths 2^8 and 2^10 only")
-  parser.add_argument("--timeout", type=int, default=3600, help="per-cell subprocess time limit")
-  parser.add_argument("--resume", action="store_true", help="reuse finished cells in OUT/cells_training")
   args = parser.parse_args(argv)
-  if args.cmd == "cell":
-    return run_cell(args)
-  if args.cmd == "report":
-    write_report(pathlib.Path(args.dir), "bench_training", to_markdown)
+  if subcommand(args, "bench_training", run_cell, to_markdown):
     return None
-
-  import jax
 
   rate = matmul_rate(args.repeats)
   print(f"fp32 matmul rate: {rate / 1e9:.1f} GFLOP/s", flush=True)
@@ -115,9 +99,7 @@ def main(argv=None):
     cells.append(res)
     print(json.dumps({k: res.get(k) for k in ("width", "flow_s", "num_steps", "gd_steps_per_s", "error")}),
           flush=True)
-  meta = {"matmul_gflops_per_s": rate / 1e9, "device": jax.devices()[0].device_kind, "jax": jax.__version__,
-          "cpus": os.cpu_count(), "machine": platform.machine(), "repeats": args.repeats,
-          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+  meta = machine_meta(args.repeats, matmul_gflops_per_s=rate / 1e9)
   write_report(out, "bench_training", to_markdown, meta, cells)
 
 
