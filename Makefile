@@ -10,7 +10,7 @@ NT_VENV := .venv-nt
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,experiments]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -52,11 +52,12 @@ def loglog_fit(x, y, level: float = 0.95):
   return res.slope, res.slope - half, res.slope + half, res.intercept
 
 
-def by_width(results, key):
-  """{width: [values over seeds and other axes]} for one result key."""
+def by_width(results, key, field="width"):
+  """{width: [values over seeds and other axes]} for one result key (or grouped by another
+  cell `field`, e.g. "n" or "depth")."""
   out = {}
   for r in results:
-    out.setdefault(r["width"], []).append(r[key])
+    out.setdefault(r[field], []).append(r[key])
   return dict(sorted(out.items()))
 
 
@@ -75,24 +76,29 @@ def loglog_panel(ax, results, key, title):
     return None
   slope, lo, hi, icpt = loglog_fit(widths, vals)
   ws = np.array(sorted(med))
-  ax.loglog(ws, np.exp(icpt) * ws**slope, "k--", label=f"slope {slope:.2f} [{lo:.2f}, {hi:.2f}]")
+  interval = f" [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else ""
+  ax.loglog(ws, np.exp(icpt) * ws**slope, "k--", label=f"slope {slope:.2f}{interval}")
   ax.legend(fontsize=8)
   return slope, lo, hi
 
 
-def median_table(results, columns):
-  """Markdown table of per-width medians: columns is [(key, header, format)]."""
+def median_table(results, columns, field="width", reduce=np.median):
+  """Markdown table of per-width medians: columns is [(key, header, format)]; `field` picks
+  another cell field for the rows, `reduce` another statistic (np.max for a worst case)."""
   from experiments._timing import markdown_table
-  groups = {k: by_width(results, k) for k, _, _ in columns}
-  widths = list(groups[columns[0][0]])
-  rows = [[f"{w:,}"] + [format(float(np.median(groups[k][w])), fmt) for k, _, fmt in columns]
-          for w in widths]
-  return markdown_table(["width"] + [h for _, h, _ in columns], rows)
+  groups = {k: by_width(results, k, field) for k, _, _ in columns}
+  rows_of = list(groups[columns[0][0]])
+  rows = [[f"{w:,}"] + [format(float(reduce(groups[k][w])), fmt) for k, _, fmt in columns]
+          for w in rows_of]
+  return markdown_table([field] + [h for _, h, _ in columns], rows)
 
 
 def slope_lines(fits, labels):
-  return "\n".join(f"- {labels[k]}: log-log slope {f[0]:.2f}, 95 % interval [{f[1]:.2f}, {f[2]:.2f}]"
-                   for k, f in fits.items() if f is not None)
+  def line(k, f):
+    if np.isfinite(f[1]):
+      return f"- {labels[k]}: log-log slope {f[0]:.2f}, 95 % interval [{f[1]:.2f}, {f[2]:.2f}]"
+    return f"- {labels[k]}: log-log slope {f[0]:.2f} (two points: no interval)"
+  return "\n".join(line(k, f) for k, f in fits.items() if f is not None)
 
 
 def savefig(fig, path):

@@ -9,7 +9,10 @@ Public API (explicit re-exports; everything else is internal):
 * `analytic_kernel` (also `MLP.kernel`): the infinite-width NNGP and NTK.
 * `monte_carlo_kernel`: NNGP and NTK estimated from finite networks, with standard errors.
 * `g_infinity`, `h_infinity`, `relu_h_infinity`, `relu_h_infinity_series`,
-  `relu_ntk_all_weights`: the seeds' named two-layer kernels.
+  `relu_ntk_all_weights`, `ntk_complexity`: the seeds' named two-layer kernels and the NTK's
+  complexity measure (seed 002 P2).
+* `deep_linear` (a module): balanced deep linear networks, their end-to-end dynamics and the
+  UUᵀ factorization flow (seed 004).
 * `mse_dynamics`: closed-form gradient-flow outputs of kernel regression (train and test).
 * `mse_ensemble`, `gp_inference`: the infinite-width ensemble of GD-trained networks (mean and
   covariance over time) and the NNGP posterior.
@@ -17,6 +20,7 @@ Public API (explicit re-exports; everything else is internal):
 * `gradient_flow` (diffrax ODE) and `train` (optax): training runs with opt-in observables.
 """
 
+from ntk_lab import deep_linear
 from ntk_lab.activations import ACTIVATIONS, Activation
 from ntk_lab.analytic import CLOSED_FORMS, Kernel, analytic_kernel, gaussian_expectations
 from ntk_lab.empirical import METHODS, empirical_ntk, structured_flops
@@ -28,7 +32,7 @@ from ntk_lab.monte_carlo import MonteCarloKernel, monte_carlo_kernel
 from ntk_lab.observables import OBSERVABLES
 from ntk_lab.training import (LOSSES, SOLVERS, DivergenceError, SolverError, Trajectory,
                               gradient_flow, train)
-from ntk_lab.two_layer import (Series, g_infinity, h_infinity, relu_h_infinity,
+from ntk_lab.two_layer import (Series, g_infinity, h_infinity, ntk_complexity, relu_h_infinity,
                                relu_h_infinity_series, relu_ntk_all_weights)
 
 __version__ = "0.1.0"
@@ -54,6 +58,7 @@ __all__ = [
     "Trajectory",
     "analytic_kernel",
     "centered",
+    "deep_linear",
     "empirical_ntk",
     "g_infinity",
     "gaussian_expectations",
@@ -64,6 +69,7 @@ __all__ = [
     "monte_carlo_kernel",
     "mse_dynamics",
     "mse_ensemble",
+    "ntk_complexity",
     "relu_h_infinity",
     "relu_h_infinity_series",
     "relu_ntk_all_weights",

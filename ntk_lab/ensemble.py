@@ -156,6 +156,11 @@ def gp_inference(k_train_train, y_train, *, k_test_train=None, k_test_test=None,
     >>> [round(float(v), 6) for v in post.mean[:, 0]], float(jnp.abs(post.cov).max()) < 1e-12
     ([1.0, 2.0], True)
   """
+  for name, arg in (("k_train_train", k_train_train), ("k_test_train", k_test_train),
+                    ("k_test_test", k_test_test)):
+    if isinstance(arg, Kernel):
+      raise TypeError(f"{name}: expected a matrix, got a Kernel; pass its .nngp (the NNGP posterior) "
+                      "or .ntk.")
   k = _checks.as_batch(k_train_train, "k_train_train")
   n = k.shape[0]
   if k.shape != (n, n):

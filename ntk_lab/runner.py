@@ -12,11 +12,17 @@ A run directory holds
 Rerunning with ``resume=True`` skips every cell whose file exists; ``shard=(k, n)`` runs the k-th
 of n interleaved slices of the grid, so n processes (or a SLURM array) fill one directory and
 `report` merges what is there.
+
+An experiment module provides ``DESCRIPTION``, ``OPTIONS`` (defaults of its ``options:`` keys),
+``report(out, cfg, options, results)`` and either ``run_cell(cfg, cell, options) -> dict`` or
+``run_seeds(cfg, cells, options) -> [dict]``, which gets the unfinished cells that differ only in
+the seed and computes them together (vmapped over the seeds); each still gets its own file.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import importlib
 import json
@@ -35,7 +41,8 @@ __all__ = ["EXPERIMENTS", "experiment_module", "report", "run"]
 
 # name -> module under experiments/ (each has DESCRIPTION, OPTIONS, run_cell, report)
 EXPERIMENTS = {name: f"experiments.{name}" for name in (
-    "quickstart", "kernel_convergence", "lazy_training", "nn_vs_ntk", "convergence_rate")}
+    "quickstart", "kernel_convergence", "lazy_training", "nn_vs_ntk", "convergence_rate",
+    "generalization_bound", "concentration", "deep_linear", "real_data")}
 
 
 def experiment_module(name: str):
@@ -117,24 +124,37 @@ def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = No
   _write_atomic(saved, resolved)
   _setup_jax(cfg)
   _write_atomic(out / "environment.json", json.dumps(_environment(cfg), indent=2))
-  todo = cells(cfg, shard=shard)
+  todo = [c for c in cells(cfg, shard=shard) if not (out / "cells" / f"{c.key}.json").exists()]
   show = sys.stderr.isatty() if progress is None else progress
   start, done_now = time.perf_counter(), 0
-  for i, cell in enumerate(todo):
-    path = out / "cells" / f"{cell.key}.json"
-    if path.exists():
-      continue
+  for group in _seed_groups(todo, module):
     t0 = time.perf_counter()
-    result = module.run_cell(cfg, cell, options)
-    result = {"cell": cell.key, **{k: getattr(cell, k) for k in ("width", "depth", "activation", "n",
-                                                                   "learning_rate", "seed")},
-              "seconds": time.perf_counter() - t0, **result}
-    _write_atomic(path, json.dumps(result))
-    done_now += 1
-    _progress(i + 1, len(todo), done_now, time.perf_counter() - start, cell.key, show)
+    if hasattr(module, "run_seeds"):
+      results = module.run_seeds(cfg, group, options)
+    else:
+      results = [module.run_cell(cfg, group[0], options)]
+    seconds = (time.perf_counter() - t0) / len(group)
+    for cell, result in zip(group, results, strict=True):
+      result = {"cell": cell.key, **{k: getattr(cell, k) for k in ("width", "depth", "activation", "n",
+                                                                     "learning_rate", "seed")},
+                "seconds": seconds, **result}
+      _write_atomic(out / "cells" / f"{cell.key}.json", json.dumps(result))
+    done_now += len(group)
+    _progress(done_now, len(todo), done_now, time.perf_counter() - start, group[-1].key, show)
   if shard is None or all((out / "cells" / f"{c.key}.json").exists() for c in cells(cfg)):
     report(out)
   return out
+
+
+def _seed_groups(todo, module):
+  """The unfinished cells in grid order, one per group, or, for an experiment with `run_seeds`
+  (seeds vmapped in one computation), grouped by everything but the seed."""
+  if not hasattr(module, "run_seeds"):
+    return [[c] for c in todo]
+  groups = {}
+  for c in todo:
+    groups.setdefault(dataclasses.replace(c, seed=0), []).append(c)
+  return list(groups.values())
 
 
 def _progress(i, total, done_now, elapsed, key, tty):

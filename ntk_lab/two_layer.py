@@ -27,7 +27,7 @@ from ntk_lab.activations import get_activation
 from ntk_lab.analytic import gaussian_expectations
 
 __all__ = ["g_infinity", "h_infinity", "relu_h_infinity", "relu_h_infinity_series",
-           "relu_ntk_all_weights", "Series"]
+           "relu_ntk_all_weights", "ntk_complexity", "Series"]
 
 
 class Series(NamedTuple):
@@ -143,3 +143,33 @@ def relu_ntk_all_weights(x1, x2=None, *, w_std=1.0):
   theta = _angle(s2 * g, k11, k22)
   norms = jnp.sqrt(k11 * k22)  # s²|x||x'|
   return (g * (math.pi - theta) + norms * (jnp.sin(theta) + (math.pi - theta) * jnp.cos(theta))) / (2 * math.pi)
+
+
+def ntk_complexity(x, y) -> jax.Array:
+  """Seed 002 P2: the NTK's complexity measure √(2 yᵀ(H^∞)⁻¹y · tr H^∞) / n, H^∞ = `relu_h_infinity(x)`.
+
+  It bounds the NTK's classification error (via Rademacher complexity). For unit-norm inputs and
+  linear targets y_i = βᵀx_i, seed 002 P2 (b) shows it is ≤ 2√2‖β‖/√n.
+
+  Args:
+    x: inputs (n, d) (unit norm in the seed).
+    y: targets (n,) or (n, 1).
+
+  Example:
+    >>> import jax, jax.numpy as jnp, ntk_lab as nl
+    >>> x = jax.random.normal(jax.random.PRNGKey(0), (20, 5))
+    >>> x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
+    >>> beta = jnp.ones(5)
+    >>> bool(nl.ntk_complexity(x, x @ beta) <= 2 * jnp.sqrt(2.0) * jnp.linalg.norm(beta) / jnp.sqrt(20))
+    True
+  """
+  x = _checks.as_inputs(x, "x")
+  y = jnp.asarray(y)
+  if y.ndim == 2 and y.shape[1] == 1:
+    y = y[:, 0]
+  if y.shape != (x.shape[0],):
+    raise ValueError(f"y: expected shape ({x.shape[0]},) or ({x.shape[0]}, 1) to match x, got {y.shape}.")
+  h = relu_h_infinity(x)
+  c = jax.scipy.linalg.cho_factor(h)
+  quad = y @ jax.scipy.linalg.cho_solve(c, y)
+  return jnp.sqrt(2 * quad * jnp.trace(h)) / x.shape[0]

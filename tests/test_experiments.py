@@ -51,12 +51,85 @@ def test_quickstart_config_runs_reduced(tmp_path):
   assert "| 16 |" in md and "log-log slope" in md
 
 
-@pytest.mark.parametrize("name", ["kernel_convergence", "lazy_training", "nn_vs_ntk", "convergence_rate"])
-def test_every_experiment_runs_reduced_and_reports(tmp_path, name):
+REDUCED = {
+    "kernel_convergence": ["sweep.widths=[16, 32]", "sweep.seeds=[0, 1]", "data.n=6"],
+    "lazy_training": ["sweep.widths=[16, 32]", "data.n=6", "data.n_test=3", "training.time=1.0",
+                      "training.n_times=5"],
+    "nn_vs_ntk": ["sweep.widths=[16, 32]", "data.n=6", "data.n_test=3", "training.time=1.0",
+                  "training.n_times=5"],
+    "convergence_rate": ["sweep.widths=[16, 32]", "sweep.seeds=[0]", "data.n=6", "training.time=1.0",
+                         "training.n_times=5"],
+    "generalization_bound": ["sweep.n=[8, 16, 32]", "sweep.seeds=[0, 1]", "data.n_test=50"],
+    "concentration": ["sweep.widths=[1, 16]", "sweep.seeds=[0, 1]", "options.draws=200", "data.n=4"],
+    "deep_linear": ["sweep.depths=[1, 2]", "sweep.seeds=[0, 1]", "training.time=5.0",
+                    "training.n_times=6", "data.n=8"],
+    "real_data": ["sweep.widths=[16, 32]", "sweep.seeds=[0]", "data.n=40", "data.n_test=30",
+                  "training.time=2.0", "training.n_times=3"],
+}
+
+
+def test_every_registered_experiment_has_a_reduced_run():
   from ntk_lab import runner
-  out = runner.run(ROOT / "configs" / f"{name}.yaml", tmp_path, progress=False,
-                   overrides=["sweep.widths=[16, 32]", "sweep.seeds=[0]", "data.n=6", "data.n_test=3",
-                              "training.time=1.0", "training.n_times=5"])
+  assert set(REDUCED) | {"quickstart"} == set(runner.EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", sorted(REDUCED))
+def test_every_experiment_runs_reduced_and_reports(tmp_path, name):
+  from ntk_lab import config, runner
+  overrides = ["sweep.seeds=[0]"] + REDUCED[name]
+  out = runner.run(ROOT / "configs" / f"{name}.yaml", tmp_path, progress=False, overrides=overrides)
+  n_cells = len(config.cells(config.load_config(ROOT / "configs" / f"{name}.yaml", overrides=overrides)))
   assert (out / f"{name}.png").stat().st_size > 5_000
-  assert "| 16 |" in (out / f"{name}.md").read_text()
-  assert len((out / "summary.csv").read_text().splitlines()) == 3
+  md = (out / f"{name}.md").read_text()
+  assert "|---|" in md and "nan" not in md
+  assert len((out / "summary.csv").read_text().splitlines()) == 1 + n_cells
+
+
+def test_vmapped_seeds_match_one_seed_at_a_time(tmp_path):
+  """kernel_convergence computes a grid point's seeds in one vmapped call; each seed's result is
+  what that seed alone gives, and a resume recomputes only the missing seed."""
+  import json
+
+  from ntk_lab import runner
+  over = ["sweep.widths=[16]", "sweep.seeds=[0, 1, 2]", "data.n=5"]
+  out = runner.run(ROOT / "configs" / "kernel_convergence.yaml", tmp_path / "all", progress=False,
+                   overrides=over)
+  cells = sorted((out / "cells").glob("*.json"))
+  assert len(cells) == 3
+  for seed in (0, 1, 2):
+    alone = runner.run(ROOT / "configs" / "kernel_convergence.yaml", tmp_path / f"s{seed}", progress=False,
+                       overrides=["sweep.widths=[16]", f"sweep.seeds=[{seed}]", "data.n=5"])
+    a = json.loads(next((alone / "cells").glob("*.json")).read_text())
+    b = json.loads((out / "cells" / f"{a['cell']}.json").read_text())
+    assert abs(a["rel_error"] - b["rel_error"]) <= 1e-12 * b["rel_error"]
+  victim = out / "cells" / "w16_d2_relu_n5_lr1_s1.json"
+  kept = {p.name: p.stat().st_mtime_ns for p in cells if p != victim}
+  before = json.loads(victim.read_text())
+  victim.unlink()
+  runner.run(ROOT / "configs" / "kernel_convergence.yaml", out, resume=True, progress=False, overrides=over)
+  assert {p.name: p.stat().st_mtime_ns for p in cells if p != victim} == kept
+  assert json.loads(victim.read_text())["rel_error"] == before["rel_error"]
+
+
+def test_concentration_finds_the_missing_factor_two_on_a_steep_instance():
+  """Seed 003 Q2 (a) as printed has no factor 2: one draw (m = 1) of σ' = tanh at weight scale 30
+  makes the summand nearly ±|xᵀx'|, whose tail exceeds exp(−t²m/(2|xᵀx'|²L⁴)) significantly, while
+  Hoeffding's 2·exp(…) holds."""
+  import math
+
+  import jax
+  import jax.numpy as jnp
+  from experiments import concentration as C
+  with jax.enable_x64(True):
+    logcosh = lambda z: z + jax.nn.softplus(-2 * z) - math.log(2.0)  # σ' = tanh: L = 1, β = 1
+    x = jax.random.normal(jax.random.PRNGKey(3), (3, 3))
+    x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
+    w = 30 * jax.random.normal(jax.random.PRNGKey(9), (200_000, 3))
+    phi = jnp.tanh(x @ w.T)
+    kernel = (x @ x.T) * (phi @ phi.T) / w.shape[0]  # K by Monte Carlo (error ~2e-3·|xᵀx'|)
+    dev = C.deviations(logcosh, x, 1, jax.random.PRNGKey(1), draws=3000, w_std=30.0, kernel=kernel)
+    c = abs(float(x[0] @ x[2]))
+    printed = C.tail_check(dev["entries"][:, 0, 2], c, jnp.exp(-C.TAUS**2 / 2))
+    doubled = C.tail_check(dev["entries"][:, 0, 2], c, 2 * jnp.exp(-C.TAUS**2 / 2))
+  assert printed[2] > 0.05  # significant violation (Clopper–Pearson lower limit above the bound)
+  assert doubled[2] <= 0

@@ -1,0 +1,150 @@
+"""Tails of |K − K^(m)| over random draws against the bounds of seed 003 Q2 (a, b).
+
+Seed 003 Q2: σ β-smooth with |σ'| ≤ L, w_k ~ N(0, s²I) i.i.d.,
+K(x, x') = E_w[xᵀx' σ'(wᵀx) σ'(wᵀx')] and K^(m)(x, x') = (1/m) Σ_k xᵀx' σ'(w_kᵀx) σ'(w_kᵀx'). Printed:
+  (a) P(|K(x, x') − K^(m)(x, x')| > t) ≤ exp(−t²m / (2|xᵀx'|²L⁴)),
+  (b) P(‖H − H^(m)‖ > t) ≤ n² exp(−t²m / (2n²L⁴)) for ‖x_i‖ ≤ 1 (H_ij = K(x_i, x_j)).
+Hoeffding's inequality for the summands, which lie in [−|xᵀx'|L², |xᵀx'|L²], gives (a) with a
+factor 2 (a two-sided bound); (b) follows from (a) by a union bound over the n² entries at t/n,
+so also with a factor 2. Both variants are checked; (b) is checked for the spectral norm and for
+the Frobenius norm (the stronger statement).
+
+Per cell (width m, seed): `options.draws` independent draws of w_1 … w_m (vmapped), n inputs of norm
+`options.input_scale` on the sphere (norm 1 is the seed's case). K comes from `h_infinity`
+(closed form for erf/sin/gelu, quadrature otherwise). Tails are recorded on a grid of the bound's
+natural scale, t = τ |xᵀx'| L² / √m for (a) and t = τ n L² / √m for (b), where the printed bounds
+are exp(−τ²/2) and n² exp(−τ²/2) whatever m is. A bound is *violated* at τ when the
+Clopper–Pearson lower confidence limit of the empirical tail (level 1 − 0.05/#τ, Bonferroni over
+the grid) exceeds it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from experiments import _common
+
+DESCRIPTION = "tails of |K − K^(m)| over draws vs the bounds of seed 003 Q2 (a, b)"
+OPTIONS = {"draws": 2000, "input_scale": 1.0}
+TAUS = np.linspace(0.02, 4.0, 100)
+
+
+def lipschitz_derivative(act) -> float:
+  """L = sup |σ'| estimated on a fine grid of [−30, 30] (exact at the maximisers of the usual
+  activations: 0 for erf, tanh, sigmoid, sin)."""
+  import jax
+  import jax.numpy as jnp
+  z = jnp.linspace(-30.0, 30.0, 600_001)
+  return float(jnp.max(jnp.abs(jax.vmap(jax.grad(act))(z))))
+
+
+def deviations(act, x, m, key, *, draws, w_std=1.0, kernel=None, batch=64):
+  """|K − K^(m)| on every entry, and ‖H − H^(m)‖ (spectral, Frobenius), over `draws` draws.
+
+  Returns {"entries": (draws, n, n), "op": (draws,), "fro": (draws,)} as numpy arrays; `kernel`
+  is the exact H (n, n) (computed with `h_infinity` when None).
+  """
+  import jax
+  import jax.numpy as jnp
+
+  import ntk_lab as nl
+  act = nl.Activation("custom", fn=act) if callable(act) and not isinstance(act, nl.Activation) else act
+  h = nl.h_infinity(x, activation=act, w_std=w_std) if kernel is None else jnp.asarray(kernel)
+  gram = x @ x.T
+  dsigma = jax.vmap(jax.grad(lambda z: nl.activations.get_activation(act)(z)))
+
+  def one(k):
+    w = w_std * jax.random.normal(k, (m, x.shape[1]), x.dtype)
+    phi = dsigma((x @ w.T).ravel()).reshape(x.shape[0], m)
+    diff = h - gram * (phi @ phi.T) / m
+    return jnp.abs(diff), jnp.linalg.norm(diff, 2), jnp.linalg.norm(diff)
+
+  entries, op, fro = jax.jit(lambda ks: jax.lax.map(one, ks, batch_size=batch))(jax.random.split(key, draws))
+  return {"entries": np.asarray(entries), "op": np.asarray(op), "fro": np.asarray(fro)}
+
+
+def tail_check(samples, scale, bound, *, level=0.05):
+  """Empirical tail P̂(X > τ·scale) on `TAUS` against bound(τ) (an array over TAUS), with the
+  Clopper–Pearson lower limit at level/len(TAUS). Returns (tail, largest tail/bound ratio over
+  τ, largest excess of the lower limit over the bound (> 0: a significant violation), its τ)."""
+  from scipy import stats
+  r = len(samples)
+  k = np.array([(samples > tau * scale).sum() for tau in TAUS])
+  lower = np.where(k > 0, stats.beta.ppf(level / len(TAUS), np.maximum(k, 1), r - k + 1), 0.0)
+  excess = lower - bound
+  i = int(np.argmax(excess))
+  return k / r, float(np.max(k / r / bound)), float(excess[i]), float(TAUS[i])
+
+
+def run_seeds(cfg, cells, options):
+  import jax
+  import jax.numpy as jnp
+
+  import ntk_lab as nl
+  cell = cells[0]
+  n, d, m = cell.n, cfg.data.in_dim, cell.width
+  x = jax.random.normal(jax.random.PRNGKey(30_000), (n, d))
+  x = options["input_scale"] * x / jnp.linalg.norm(x, axis=1, keepdims=True)
+  act = nl.activations.get_activation(cell.activation)
+  if act.name in ("relu", "leaky_relu", "abs"):
+    raise ValueError(f"model.activation: seed 003 Q2 needs a smooth σ with bounded σ', got "
+                     f"{act.name!r}; use erf, tanh, sigmoid, gelu, softplus or sin.")
+  lip = lipschitz_derivative(act)
+  w_std = float(cfg.model.W_std)
+  kernel = nl.h_infinity(x, activation=act, w_std=w_std)
+  c = abs(float(x[0] @ x[1]))
+  printed = np.exp(-TAUS**2 / 2)
+  out = []
+  for cl in cells:
+    dev = deviations(act, x, m, jax.random.PRNGKey(40_000 + cl.seed), draws=options["draws"],
+                     w_std=w_std, kernel=kernel)
+    row = {"L": lip, "xx": c, "max_dev_pair": float(dev["entries"][:, 0, 1].max())}
+    pair = dev["entries"][:, 0, 1]
+    for name, samples, scale, bound in (
+        ("a", pair, c * lip**2 / math.sqrt(m), printed),
+        ("b_op", dev["op"], n * lip**2 / math.sqrt(m), n**2 * printed),
+        ("b_fro", dev["fro"], n * lip**2 / math.sqrt(m), n**2 * printed)):
+      tail, ratio, excess, tau = tail_check(samples, scale, bound)
+      _, _, excess2, _ = tail_check(samples, scale, 2 * bound)
+      row.update({f"tail_{name}": tail.tolist(), f"ratio_{name}": ratio, f"excess_{name}": excess,
+                  f"tau_{name}": tau,
+                  f"excess_{name}_x2": excess2, f"violated_{name}": excess > 0,
+                  f"violated_{name}_x2": excess2 > 0})
+    out.append(row)
+  return out
+
+
+def report(out, cfg, options, results):
+  fig, axes = _common.figure(1, 2)
+  n = results[0]["n"]
+  for ax, name, bound, label in ((axes[0], "a", np.exp(-TAUS**2 / 2), "(a) |K − K^(m)|(x₀, x₁), t = τ|xᵀx'|L²/√m"),
+                                 (axes[1], "b_op", n**2 * np.exp(-TAUS**2 / 2), "(b) ‖H − H^(m)‖₂, t = τnL²/√m")):
+    for w, tails in _common.by_width(results, f"tail_{name}").items():
+      ax.semilogy(TAUS, np.maximum(np.mean(tails, axis=0), 1e-5), label=f"m = {w}")
+    ax.semilogy(TAUS, np.minimum(bound, 1.5), "k--", label="printed bound")
+    ax.semilogy(TAUS, np.minimum(2 * bound, 1.5), "k:", label="× 2 (Hoeffding, two-sided)")
+    ax.set_ylim(1e-4, 2)
+    ax.set_xlabel("τ")
+    ax.set_title(label, fontsize=9)
+    ax.legend(fontsize=7)
+  _common.savefig(fig, out / "concentration.png")
+  cols = [("ratio_a", "(a) max_τ tail / printed bound", ".3f"),
+          ("ratio_b_op", "(b) ‖·‖₂: max_τ tail / bound", ".3f"),
+          ("ratio_b_fro", "(b) ‖·‖_F: max_τ tail / bound", ".3f"),
+          ("max_dev_pair", "largest deviation at (x₀, x₁)", ".3e")]
+  verdicts = []
+  for key, text in (("a", "(a) as printed"), ("a_x2", "(a) with factor 2"), ("b_op", "(b) spectral"),
+                    ("b_fro", "(b) Frobenius"), ("b_fro_x2", "(b) Frobenius with factor 2")):
+    bad = [r for r in results if r[f"violated_{key}"]]
+    verdicts.append(f"- {text}: " + (f"VIOLATED in {len(bad)} cells, e.g. m = {bad[0]['width']} "
+                                     f"(excess {bad[0]['excess_' + key]:.3f})" if bad else "holds in every cell"))
+  r0 = results[0]
+  md = (f"σ = {r0['activation']}, L = sup|σ'| = {r0['L']:.4f}, n = {n}, inputs of norm "
+        f"{options['input_scale']:g}, |x₀ᵀx₁| = {r0['xx']:.3f}, {options['draws']} draws per seed. "
+        "Worst cell per width of the largest ratio of the empirical tail to the printed bound over τ "
+        "(> 1 is a violation when significant: Clopper–Pearson lower limit above the bound).\n\n"
+        + _common.median_table(results, cols, reduce=np.max) + "\n\n" + "\n".join(verdicts) + "\n")
+  (out / "concentration.md").write_text(md)
+  print(md)
