@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NT_VENV := .venv-nt
 
-.PHONY: install run test test-slow test-nt bench bench-analytic bench-training reference golden clean
+.PHONY: install run test test-slow test-nt atlas bench bench-analytic bench-training reference golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2
 
-## The slower suite (large N, blocking at scale); CI runs it after `make test`.
+## The slower suite (large N, blocking at scale, the claims atlas); CI runs it after `make test`.
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]  # 5: no slow tests collected, not a failure
+	$(PY) -m pytest -q -n 2 -m slow || [ $$? -eq 5 ]  # 5: no slow tests collected, not a failure
+
+## The claims atlas: every checkable statement of the seeds, a verdict each (results/atlas/atlas.md).
+atlas: $(STAMP)
+	$(VENV)/bin/ntk-lab atlas --out results/atlas
 
 ## Live cross-checks against neural-tangents (builds its pinned environment first); CI runs them.
 test-nt: $(STAMP) reference

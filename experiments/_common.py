@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from ntk_lab.atlas._util import loglog_fit  # noqa: F401  (one implementation for experiments and atlas)
+
 
 def make_data(cfg, n: int, seed: int):
   """(x, y, x_test, y_test) from the config's data section; inputs on the unit sphere (seeds 002,
@@ -37,19 +39,6 @@ def make_model(cfg, cell):
   m = cfg.model
   return nl.MLP((cell.width,) * cell.depth, out_dim=m.out_dim, activation=cell.activation,
                 parametrization=m.parametrization, W_std=m.W_std, b_std=m.b_std)
-
-
-def loglog_fit(x, y, level: float = 0.95):
-  """Least-squares slope of log y on log x with its `level` confidence interval (Student t)."""
-  from scipy import stats
-
-  lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
-  n = len(lx)
-  res = stats.linregress(lx, ly)
-  if n < 3:
-    return res.slope, float("nan"), float("nan"), res.intercept
-  half = stats.t.ppf(0.5 + level / 2, n - 2) * res.stderr
-  return res.slope, res.slope - half, res.slope + half, res.intercept
 
 
 def by_width(results, key, field="width"):

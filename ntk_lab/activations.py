@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from typing import Callable
 
 import jax
@@ -71,7 +72,8 @@ class Activation:
           f"or pass a callable.{hint}")
     if self.fn is not None:
       raise TypeError(f"Activation({self.name!r}) takes no `fn`; use name='custom' for a callable.")
-    if not isinstance(self.alpha, (int, float)) or not jnp.isfinite(self.alpha):
+    # math, not jnp: an Activation may be built while tracing (inside jit), where jnp gives tracers
+    if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
       raise ValueError(f"activation alpha: must be a finite number, got {self.alpha!r}.")
 
   def __call__(self, x):

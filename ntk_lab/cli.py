@@ -4,8 +4,10 @@
     ntk-lab validate CONFIG.yaml [--set key=value ...]
     ntk-lab list
     ntk-lab report RUN_DIR
+    ntk-lab atlas [--quick] [--only C0.1,C3.4] [--out DIR] [--jobs N]
 
-Exit codes: 0 ok, 2 bad config or arguments (the message names the key and how to fix it).
+Exit codes: 0 ok, 2 bad config or arguments (the message names the key and how to fix it); `atlas`
+exits 1 when a claim's verdict is "fails" (neither the printed nor a corrected statement held).
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ def _parser():
   sub.add_parser("list", help="list the experiments with one-line descriptions")
   rep = sub.add_parser("report", help="re-make plots, tables and summary.csv of a run directory")
   rep.add_argument("run_dir")
+  atl = sub.add_parser("atlas", help="check every claim of the seed exercises; write atlas.md and atlas.json")
+  atl.add_argument("--quick", action="store_true", help="reduced sweeps (under 3 minutes on 2 cores)")
+  atl.add_argument("--only", help="comma-separated claim ids, e.g. C0.6,C3.4")
+  atl.add_argument("--out", default="results/atlas", help="output directory (default: results/atlas)")
+  atl.add_argument("--jobs", type=int, default=2, help="worker processes (default: 2)")
   return parser
 
 
@@ -68,9 +75,15 @@ def main(argv=None) -> int:
       runner.run(args.config, out, resume=args.resume, shard=args.shard, overrides=args.set)
       print(f"results in {out}")
       return 0
+    if args.command == "atlas":
+      from ntk_lab import atlas
+      only = [c.strip() for c in args.only.split(",")] if args.only else None
+      results = atlas.run_atlas(quick=args.quick, only=only, out=args.out, jobs=max(1, args.jobs), progress=True)
+      print((pathlib.Path(args.out) / "atlas.md").read_text())
+      return 1 if any(r.verdict == atlas.FAILS for r in results) else 0
     runner.report(args.run_dir)
     return 0
-  except (ConfigError, FileNotFoundError) as e:
+  except (ConfigError, FileNotFoundError, ValueError) as e:
     print(f"ntk-lab: error: {e}", file=sys.stderr)
     return 2
 

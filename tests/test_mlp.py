@@ -111,3 +111,11 @@ def test_activation_functions(name):
          "gelu": np.asarray(z) * 0.5 * (1 + np.asarray(jax.scipy.special.erf(z / math.sqrt(2)))),
          "softplus": np.log1p(np.exp(z)), "sin": np.sin(z), "identity": np.asarray(z)}[name]
   np.testing.assert_allclose(nl.Activation(name)(z), ref, rtol=1e-12, atol=1e-14)
+
+
+def test_activation_can_be_built_under_jit():
+  """An Activation (its checks included) may be constructed while tracing."""
+  import jax
+  import ntk_lab as nl
+  out = jax.jit(lambda z: nl.Activation("leaky_relu", alpha=0.2)(z) + nl.Activation("erf")(z))(-1.0)
+  assert abs(float(out) - (-0.2 + float(jax.scipy.special.erf(-1.0)))) < 1e-6

@@ -38,22 +38,25 @@ def test_run_writes_cells_summary_plot_and_environment(tmp_path):
 
 
 def test_interrupted_run_resumes_without_recomputing(tmp_path, monkeypatch):
+  """Killed after two seed groups (kernel_convergence computes a grid point's seeds together):
+  the finished cells stay, nothing partial is left, and a resume computes only the rest."""
   calls = []
-  real = kernel_convergence.run_cell
+  real = kernel_convergence.run_seeds
 
-  def flaky(cfg, cell, options):
+  def flaky(cfg, cells, options):
     if len(calls) == 2:
       raise KeyboardInterrupt  # killed mid-sweep
-    calls.append(cell.key)
-    return real(cfg, cell, options)
+    calls.extend(c.key for c in cells)
+    return real(cfg, cells, options)
 
-  monkeypatch.setattr(kernel_convergence, "run_cell", flaky)
+  monkeypatch.setattr(kernel_convergence, "run_seeds", flaky)
   with pytest.raises(KeyboardInterrupt):
     runner.run(TINY, tmp_path, progress=False)
   assert files(tmp_path) == sorted(f"{k}.json" for k in calls)  # finished cells only, no partials
   before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cells").iterdir()}
   calls.clear()
-  monkeypatch.setattr(kernel_convergence, "run_cell", lambda *a: calls.append(a[1].key) or real(*a))
+  monkeypatch.setattr(kernel_convergence, "run_seeds",
+                      lambda cfg, cells, o: calls.extend(c.key for c in cells) or real(cfg, cells, o))
   runner.run(TINY, tmp_path, resume=True, progress=False)
   assert len(calls) == 2 and not set(f"{k}.json" for k in calls) & set(before)
   assert all((tmp_path / "cells" / n).stat().st_mtime_ns == t for n, t in before.items())
