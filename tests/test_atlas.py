@@ -36,3 +36,16 @@ def test_cli_writes_markdown_and_json(tmp_path, capsys):
 def test_cli_bad_id_exits_2(tmp_path, capsys):
   assert main(["atlas", "--only", "C7.1", "--out", str(tmp_path)]) == 2
   assert "unknown claim" in capsys.readouterr().err
+
+
+def test_readme_shows_the_committed_atlas():
+  """The README's atlas table is results/atlas/atlas.md verbatim (re-made by `make atlas`)."""
+  import pathlib
+  root = pathlib.Path(__file__).resolve().parents[1]
+  readme = (root / "README.md").read_text()
+  shown = readme.split("<!-- atlas:begin -->\n", 1)[1].split("<!-- atlas:end -->", 1)[0]
+  assert shown.strip() == (root / "results" / "atlas" / "atlas.md").read_text().strip()
+  data = json.loads((root / "results" / "atlas" / "atlas.json").read_text())
+  assert len(data["claims"]) == 33 and not data["meta"]["quick"]
+  from tests.theory.test_claims import EXPECTED
+  assert {c["id"]: c["verdict"] for c in data["claims"]} == EXPECTED

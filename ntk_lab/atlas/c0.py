@@ -98,7 +98,8 @@ def gp_limit(quick):
     def layer3(key):
       ws = [jax.random.normal(k, s) for k, s in zip(jax.random.split(key, 3), [(w, 3), (w, w), (w, w)])]
       return jnp.stack([_phi_layers(ws, xi, jax.nn.relu)[-1] for xi in x])  # (2, w): Φ_3 units
-    phi = jax.jit(jax.vmap(layer3))(jax.random.split(jax.random.PRNGKey(w), draws))  # (R, 2, w)
+    keys = jax.random.split(jax.random.PRNGKey(w), draws)
+    phi = jax.jit(lambda k: jax.lax.map(layer3, k, batch_size=64))(keys)  # (R, 2, w), 64 draws at a time
     sigma = np.asarray(nl.analytic_kernel(net, x, get="nngp").nngp)  # Σ_3 of the last hidden layer
     # (the MLP's output NNGP equals the covariance of any unit of the last pre-activation layer)
     emp = np.einsum("rau,rbu->ab", phi, phi) / (draws * w)
