@@ -213,10 +213,13 @@ def _fmt(v):
 
 def atlas_markdown(results, meta=None) -> str:
   """The atlas as a Markdown table (one row per claim) plus the counterexamples and corrections."""
+  def cell(text):  # a "|" inside a cell (|x|, |F|) would end it
+    return str(text).replace("|", "\\|")
+
   rows = []
   for r in results:
     measured = "; ".join(f"{k} = {_fmt(v)}" for k, v in r.measured.items())
-    rows.append(f"| {r.id} | {r.seed} | {r.statement} | {measured} | {r.verdict} |")
+    rows.append(f"| {r.id} | {r.seed} | {cell(r.statement)} | {cell(measured)} | {r.verdict} |")
   head = ""
   if meta:
     head = (f"Claims atlas, {'quick' if meta.get('quick') else 'full'} run of {meta.get('date')} on commit "
