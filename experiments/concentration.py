@@ -50,10 +50,10 @@ def deviations(act, x, m, key, *, draws, w_std=1.0, kernel=None, batch=64):
   import jax.numpy as jnp
 
   import ntk_lab as nl
-  act = nl.Activation("custom", fn=act) if callable(act) and not isinstance(act, nl.Activation) else act
+  act = nl.activations.get_activation(act)  # a name, an Activation or a callable
   h = nl.h_infinity(x, activation=act, w_std=w_std) if kernel is None else jnp.asarray(kernel)
   gram = x @ x.T
-  dsigma = jax.vmap(jax.grad(lambda z: nl.activations.get_activation(act)(z)))
+  dsigma = jax.vmap(jax.grad(act))
 
   def one(k):
     w = w_std * jax.random.normal(k, (m, x.shape[1]), x.dtype)

@@ -35,6 +35,10 @@ def load(cfg, options):
   except ImportError as e:
     raise ImportError("real_data needs scikit-learn: pip install 'ntk_lab[experiments]'") from e
   data = load_digits()
+  if cfg.model.out_dim != 10:
+    from ntk_lab.config import ConfigError
+    raise ConfigError(f"model.out_dim: the digits have 10 classes (one output each), got {cfg.model.out_dim}; "
+                      "set model.out_dim: 10.")
   n, n_test = cfg.data.n, cfg.data.n_test
   if n + n_test > len(data.target):
     from ntk_lab.config import ConfigError
@@ -58,8 +62,7 @@ def run_cell(cfg, cell, options):
 
   import ntk_lab as nl
   x, y, xt, yt, labels = (jnp.asarray(a) for a in load(cfg, options))
-  net = nl.MLP((cell.width,) * cell.depth, out_dim=10, activation=cell.activation,
-               parametrization=cfg.model.parametrization, W_std=cfg.model.W_std, b_std=cfg.model.b_std)
+  net = _common.make_model(cfg, cell)
   params = net.init(jax.random.PRNGKey(cell.seed), x.shape[1])
   # centred (f − f(·; θ₀), seed 001): the infinite ensemble's mean is then what one wide net tracks
   times, run = _common.flow(cfg, cell, nl.centered(net, params), params, x, y, x_test=xt)

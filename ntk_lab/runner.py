@@ -39,7 +39,7 @@ from ntk_lab.config import Config, ConfigError, cells, load_config
 
 __all__ = ["EXPERIMENTS", "experiment_module", "report", "run"]
 
-# name -> module under experiments/ (each has DESCRIPTION, OPTIONS, run_cell, report)
+# name -> module under experiments/ (each has DESCRIPTION, OPTIONS, run_cell or run_seeds, report)
 EXPERIMENTS = {name: f"experiments.{name}" for name in (
     "quickstart", "kernel_convergence", "lazy_training", "nn_vs_ntk", "convergence_rate",
     "generalization_bound", "concentration", "deep_linear", "real_data")}
@@ -67,15 +67,20 @@ def check_options(cfg: Config, module) -> dict:
   return {**module.OPTIONS, **cfg.options}
 
 
+def git_commit(*, short: bool = False) -> str | None:
+  """The commit of the checkout ntk_lab runs from (None outside a git checkout)."""
+  try:
+    return subprocess.run(["git", "rev-parse", *(["--short"] if short else []), "HEAD"], capture_output=True,
+                          text=True, timeout=10, cwd=pathlib.Path(__file__).resolve().parents[1]).stdout.strip() or None
+  except (OSError, subprocess.SubprocessError):
+    return None
+
+
 def _environment(cfg: Config) -> dict:
   import jax
 
   import ntk_lab
-  try:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                            cwd=pathlib.Path(__file__).resolve().parents[1]).stdout.strip() or None
-  except (OSError, subprocess.SubprocessError):
-    commit = None
+  commit = git_commit()
   return {"ntk_lab": ntk_lab.__version__, "jax": jax.__version__, "python": sys.version.split()[0],
           "platform": platform.platform(), "devices": [str(d) for d in jax.devices()],
           "dtype": cfg.dtype, "git_commit": commit,
@@ -127,12 +132,10 @@ def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = No
   todo = [c for c in cells(cfg, shard=shard) if not (out / "cells" / f"{c.key}.json").exists()]
   show = sys.stderr.isatty() if progress is None else progress
   start, done_now = time.perf_counter(), 0
-  for group in _seed_groups(todo, module):
+  together = hasattr(module, "run_seeds")
+  for group in _seed_groups(todo) if together else [[c] for c in todo]:
     t0 = time.perf_counter()
-    if hasattr(module, "run_seeds"):
-      results = module.run_seeds(cfg, group, options)
-    else:
-      results = [module.run_cell(cfg, group[0], options)]
+    results = module.run_seeds(cfg, group, options) if together else [module.run_cell(cfg, group[0], options)]
     seconds = (time.perf_counter() - t0) / len(group)
     for cell, result in zip(group, results, strict=True):
       result = {"cell": cell.key, **{k: getattr(cell, k) for k in ("width", "depth", "activation", "n",
@@ -140,29 +143,26 @@ def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = No
                 "seconds": seconds, **result}
       _write_atomic(out / "cells" / f"{cell.key}.json", json.dumps(result))
     done_now += len(group)
-    _progress(done_now, len(todo), done_now, time.perf_counter() - start, group[-1].key, show)
+    _progress(done_now, len(todo), time.perf_counter() - start, group[-1].key, show)
   if shard is None or all((out / "cells" / f"{c.key}.json").exists() for c in cells(cfg)):
     report(out)
   return out
 
 
-def _seed_groups(todo, module):
-  """The unfinished cells in grid order, one per group, or, for an experiment with `run_seeds`
-  (seeds vmapped in one computation), grouped by everything but the seed."""
-  if not hasattr(module, "run_seeds"):
-    return [[c] for c in todo]
+def _seed_groups(todo):
+  """The cells grouped by everything but the seed, in grid order (for `run_seeds`)."""
   groups = {}
   for c in todo:
     groups.setdefault(dataclasses.replace(c, seed=0), []).append(c)
   return list(groups.values())
 
 
-def _progress(i, total, done_now, elapsed, key, tty):
-  eta = elapsed / done_now * (total - i)
-  line = f"[{i}/{total}] {key}  elapsed {elapsed:.0f} s, eta {eta:.0f} s"
+def _progress(done, total, elapsed, key, tty):
+  eta = elapsed / done * (total - done)
+  line = f"[{done}/{total}] {key}  elapsed {elapsed:.0f} s, eta {eta:.0f} s"
   if tty:
-    bar = "#" * int(30 * i / total)
-    print(f"\r{bar:<30} {line}", end="" if i < total else "\n", file=sys.stderr, flush=True)
+    bar = "#" * int(30 * done / total)
+    print(f"\r{bar:<30} {line}", end="" if done < total else "\n", file=sys.stderr, flush=True)
   else:
     print(line, file=sys.stderr, flush=True)
 

@@ -23,14 +23,14 @@ def test_unknown_id_names_the_valid_ones():
 
 
 def test_cli_writes_markdown_and_json(tmp_path, capsys):
-  assert main(["atlas", "--only", "C0.6,C3.3", "--out", str(tmp_path), "--jobs", "1"]) == 0
+  assert main(["atlas", "--only", "C3.9,C3.3", "--out", str(tmp_path), "--jobs", "1"]) == 0
   md = (tmp_path / "atlas.md").read_text()
-  assert "| C0.6 |" in md and "| C3.3 |" in md and "counterexample" in md and "corrected" in md
+  assert "| C3.9 |" in md and "| C3.3 |" in md and "counterexample" in md and "corrected" in md
   data = json.loads((tmp_path / "atlas.json").read_text())
-  assert [c["id"] for c in data["claims"]] == ["C0.6", "C3.3"]
+  assert [c["id"] for c in data["claims"]] == ["C3.9", "C3.3"]
   assert data["meta"]["date"] and "quick" in data["meta"]
-  assert {c["verdict"] for c in data["claims"]} == {atlas.HOLDS, atlas.CORRECTED}
-  assert "| C0.6 |" in capsys.readouterr().out
+  assert {c["verdict"] for c in data["claims"]} == {atlas.CORRECTED}
+  assert "| C3.9 |" in capsys.readouterr().out
 
 
 def test_cli_bad_id_exits_2(tmp_path, capsys):

@@ -45,6 +45,7 @@ def test_psd_power_against_repeated_products():
   np.testing.assert_allclose(third @ third @ third, s, atol=1e-10)
 
 
+@pytest.mark.slow  # three diffrax compilations each; the atlas (C4.3) checks the same in the slow suite too
 @pytest.mark.parametrize("dims", [(3, 3, 3), (4, 6, 6, 3), (5, 5, 5, 5, 1)])
 def test_factor_flow_follows_end_to_end_dynamics(dims):
   loss = _regression(jax.random.PRNGKey(2), dims[0], dims[-1])

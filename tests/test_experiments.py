@@ -73,7 +73,11 @@ def test_every_registered_experiment_has_a_reduced_run():
   assert set(REDUCED) | {"quickstart"} == set(runner.EXPERIMENTS)
 
 
-@pytest.mark.parametrize("name", sorted(REDUCED))
+# the heavier reduced runs (each compiles several solvers or kernels) run with the slow suite
+SLOW = {"deep_linear", "real_data", "nn_vs_ntk", "lazy_training", "generalization_bound", "concentration"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(REDUCED)])
 def test_every_experiment_runs_reduced_and_reports(tmp_path, name):
   from ntk_lab import config, runner
   overrides = ["sweep.seeds=[0]"] + REDUCED[name]
@@ -91,12 +95,12 @@ def test_vmapped_seeds_match_one_seed_at_a_time(tmp_path):
   import json
 
   from ntk_lab import runner
-  over = ["sweep.widths=[16]", "sweep.seeds=[0, 1, 2]", "data.n=5"]
+  over = ["sweep.widths=[16]", "sweep.seeds=[0, 1]", "data.n=5"]
   out = runner.run(ROOT / "configs" / "kernel_convergence.yaml", tmp_path / "all", progress=False,
                    overrides=over)
   cells = sorted((out / "cells").glob("*.json"))
-  assert len(cells) == 3
-  for seed in (0, 1, 2):
+  assert len(cells) == 2
+  for seed in (0, 1):
     alone = runner.run(ROOT / "configs" / "kernel_convergence.yaml", tmp_path / f"s{seed}", progress=False,
                        overrides=["sweep.widths=[16]", f"sweep.seeds=[{seed}]", "data.n=5"])
     a = json.loads(next((alone / "cells").glob("*.json")).read_text())
@@ -109,27 +113,3 @@ def test_vmapped_seeds_match_one_seed_at_a_time(tmp_path):
   runner.run(ROOT / "configs" / "kernel_convergence.yaml", out, resume=True, progress=False, overrides=over)
   assert {p.name: p.stat().st_mtime_ns for p in cells if p != victim} == kept
   assert json.loads(victim.read_text())["rel_error"] == before["rel_error"]
-
-
-def test_concentration_finds_the_missing_factor_two_on_a_steep_instance():
-  """Seed 003 Q2 (a) as printed has no factor 2: one draw (m = 1) of σ' = tanh at weight scale 30
-  makes the summand nearly ±|xᵀx'|, whose tail exceeds exp(−t²m/(2|xᵀx'|²L⁴)) significantly, while
-  Hoeffding's 2·exp(…) holds."""
-  import math
-
-  import jax
-  import jax.numpy as jnp
-  from experiments import concentration as C
-  with jax.enable_x64(True):
-    logcosh = lambda z: z + jax.nn.softplus(-2 * z) - math.log(2.0)  # σ' = tanh: L = 1, β = 1
-    x = jax.random.normal(jax.random.PRNGKey(3), (3, 3))
-    x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
-    w = 30 * jax.random.normal(jax.random.PRNGKey(9), (200_000, 3))
-    phi = jnp.tanh(x @ w.T)
-    kernel = (x @ x.T) * (phi @ phi.T) / w.shape[0]  # K by Monte Carlo (error ~2e-3·|xᵀx'|)
-    dev = C.deviations(logcosh, x, 1, jax.random.PRNGKey(1), draws=3000, w_std=30.0, kernel=kernel)
-    c = abs(float(x[0] @ x[2]))
-    printed = C.tail_check(dev["entries"][:, 0, 2], c, jnp.exp(-C.TAUS**2 / 2))
-    doubled = C.tail_check(dev["entries"][:, 0, 2], c, 2 * jnp.exp(-C.TAUS**2 / 2))
-  assert printed[2] > 0.05  # significant violation (Clopper–Pearson lower limit above the bound)
-  assert doubled[2] <= 0

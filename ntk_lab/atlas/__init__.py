@@ -186,16 +186,11 @@ def _jsonable(v):
 
 def _meta(quick):
   import datetime
-  import pathlib
-  import subprocess
 
   import jax
-  try:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                            cwd=pathlib.Path(__file__).resolve().parents[2]).stdout.strip() or None
-  except (OSError, subprocess.SubprocessError):
-    commit = None
-  return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "commit": commit,
+
+  from ntk_lab.runner import git_commit
+  return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "commit": git_commit(short=True),
           "quick": quick, "jax": jax.__version__}
 
 
