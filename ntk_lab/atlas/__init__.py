@@ -114,15 +114,19 @@ def verdict(outcome: Outcome) -> str:
   return FAILS
 
 
-def check_claim(id: str, *, quick: bool = False) -> ClaimResult:
-  """Runs one claim's check (in float64) and returns its `ClaimResult`."""
-  import jax
-  _load()
+def _check_id(id):
   if id not in CLAIMS:
     import difflib
     close = difflib.get_close_matches(id, list(CLAIMS), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"id: unknown claim {id!r}; valid ids are C0.1 … C4.5 ({len(CLAIMS)} claims){hint}")
+
+
+def check_claim(id: str, *, quick: bool = False) -> ClaimResult:
+  """Runs one claim's check (in float64) and returns its `ClaimResult`."""
+  import jax
+  _load()
+  _check_id(id)
   c = CLAIMS[id]
   t0 = time.perf_counter()
   with jax.enable_x64(True):
@@ -146,8 +150,7 @@ def run_atlas(*, quick: bool = False, only=None, out=None, jobs: int = 1,
   _load()
   ids = sorted(CLAIMS, key=_key) if only is None else list(only)
   for cid in ids:
-    if cid not in CLAIMS:
-      check_claim(cid)  # raises the error that names the valid ids
+    _check_id(cid)
   done = {}
 
   def record(r):
