@@ -21,6 +21,7 @@ the seed and computes them together (vmapped over the seeds); each still gets it
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import datetime
@@ -93,15 +94,23 @@ def _write_atomic(path: pathlib.Path, text: str):
   tmp.replace(path)
 
 
-def _setup_jax(cfg: Config):
+@contextlib.contextmanager
+def _jax_settings(cfg: Config):
+  """The config's dtype and device, for the duration of a run or report only.
+
+  Scoped (not `jax.config.update`) so that running a float32 config from a notebook or a test
+  session does not switch off the caller's float64, nor move its default device.
+  """
   import jax
-  jax.config.update("jax_enable_x64", cfg.dtype == "float64")
-  if cfg.device != "auto":
-    try:
-      devices = jax.devices(cfg.device)
-    except RuntimeError as e:
-      raise ConfigError(f"device: {cfg.device!r} is not available here ({e}); use device: auto.") from e
-    jax.config.update("jax_default_device", devices[0])
+  with contextlib.ExitStack() as stack:
+    stack.enter_context(jax.enable_x64(cfg.dtype == "float64"))
+    if cfg.device != "auto":
+      try:
+        devices = jax.devices(cfg.device)
+      except RuntimeError as e:
+        raise ConfigError(f"device: {cfg.device!r} is not available here ({e}); use device: auto.") from e
+      stack.enter_context(jax.default_device(devices[0]))
+    yield
 
 
 def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = None,
@@ -127,25 +136,25 @@ def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = No
       raise ConfigError(f"{out}: already has results; pass --resume to finish it, or use another --out.")
   (out / "cells").mkdir(parents=True, exist_ok=True)
   _write_atomic(saved, resolved)
-  _setup_jax(cfg)
-  _write_atomic(out / "environment.json", json.dumps(_environment(cfg), indent=2))
-  todo = [c for c in cells(cfg, shard=shard) if not (out / "cells" / f"{c.key}.json").exists()]
-  show = sys.stderr.isatty() if progress is None else progress
-  start, done_now = time.perf_counter(), 0
-  together = hasattr(module, "run_seeds")
-  for group in _seed_groups(todo) if together else [[c] for c in todo]:
-    t0 = time.perf_counter()
-    results = module.run_seeds(cfg, group, options) if together else [module.run_cell(cfg, group[0], options)]
-    seconds = (time.perf_counter() - t0) / len(group)
-    for cell, result in zip(group, results, strict=True):
-      result = {"cell": cell.key, **{k: getattr(cell, k) for k in ("width", "depth", "activation", "n",
-                                                                     "learning_rate", "seed")},
-                "seconds": seconds, **result}
-      _write_atomic(out / "cells" / f"{cell.key}.json", json.dumps(result))
-    done_now += len(group)
-    _progress(done_now, len(todo), time.perf_counter() - start, group[-1].key, show)
-  if shard is None or all((out / "cells" / f"{c.key}.json").exists() for c in cells(cfg)):
-    report(out)
+  with _jax_settings(cfg):
+    _write_atomic(out / "environment.json", json.dumps(_environment(cfg), indent=2))
+    todo = [c for c in cells(cfg, shard=shard) if not (out / "cells" / f"{c.key}.json").exists()]
+    show = sys.stderr.isatty() if progress is None else progress
+    start, done_now = time.perf_counter(), 0
+    together = hasattr(module, "run_seeds")
+    for group in _seed_groups(todo) if together else [[c] for c in todo]:
+      t0 = time.perf_counter()
+      results = module.run_seeds(cfg, group, options) if together else [module.run_cell(cfg, group[0], options)]
+      seconds = (time.perf_counter() - t0) / len(group)
+      for cell, result in zip(group, results, strict=True):
+        result = {"cell": cell.key, **{k: getattr(cell, k) for k in ("width", "depth", "activation", "n",
+                                                                       "learning_rate", "seed")},
+                  "seconds": seconds, **result}
+        _write_atomic(out / "cells" / f"{cell.key}.json", json.dumps(result))
+      done_now += len(group)
+      _progress(done_now, len(todo), time.perf_counter() - start, group[-1].key, show)
+    if shard is None or all((out / "cells" / f"{c.key}.json").exists() for c in cells(cfg)):
+      report(out)
   return out
 
 
@@ -185,16 +194,16 @@ def report(out) -> list[dict]:
   """Re-makes summary.csv, plots and tables from the saved cells (merging every shard's)."""
   out = pathlib.Path(out)
   cfg, results = load_results(out)
-  _setup_jax(cfg)
-  module = experiment_module(cfg.experiment)
-  scalars = [{k: v for k, v in r.items() if isinstance(v, (int, float, str))} for r in results]
-  if scalars:
-    fields = list(dict.fromkeys(k for r in scalars for k in r))
-    tmp = out / ".summary.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-      writer = csv.DictWriter(f, fieldnames=fields)
-      writer.writeheader()
-      writer.writerows(scalars)
-    tmp.replace(out / "summary.csv")
-    module.report(out, cfg, check_options(cfg, module), results)
+  with _jax_settings(cfg):
+    module = experiment_module(cfg.experiment)
+    scalars = [{k: v for k, v in r.items() if isinstance(v, (int, float, str))} for r in results]
+    if scalars:
+      fields = list(dict.fromkeys(k for r in scalars for k in r))
+      tmp = out / ".summary.csv.tmp"
+      with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(scalars)
+      tmp.replace(out / "summary.csv")
+      module.report(out, cfg, check_options(cfg, module), results)
   return results

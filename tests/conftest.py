@@ -27,3 +27,14 @@ def key():
 
 def inputs(n, d, seed=1, dtype=jnp.float64):
   return jax.random.normal(jax.random.PRNGKey(seed), (n, d), dtype)
+
+
+@pytest.fixture(autouse=True)
+def _float64_stays_on():
+  """Fails the test that switches float64 off for the tests after it in the same worker.
+
+  Which tests share a worker changes with `pytest -n`, so such a leak shows up as a float32 result
+  in some unrelated test, on some machines only.
+  """
+  yield
+  assert jax.config.jax_enable_x64, "this test left jax_enable_x64 off; scope it with `jax.enable_x64(...)`"

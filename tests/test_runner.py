@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import pytest
 import yaml
 
@@ -35,6 +37,24 @@ def test_run_writes_cells_summary_plot_and_environment(tmp_path):
     runner.run(TINY, out, progress=False)
   with pytest.raises(ConfigError, match="holds a run of a different config"):
     runner.run({**TINY, "data": {"n": 7, "in_dim": 2}}, out, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("caller_x64", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_run_uses_the_config_dtype_and_leaves_the_callers_setting(tmp_path, monkeypatch, dtype, caller_x64):
+  # A float32 run used to switch float64 off for the rest of the process (a notebook's, or a pytest worker's).
+  seen = []
+  original = kernel_convergence.run_seeds
+
+  def recording(cfg, group, options):
+    seen.append(jnp.zeros(()).dtype.name)
+    return original(cfg, group, options)
+
+  monkeypatch.setattr(kernel_convergence, "run_seeds", recording)
+  with jax.enable_x64(caller_x64):
+    runner.run({**TINY, "dtype": dtype}, tmp_path / "run", progress=False)
+    assert jax.config.jax_enable_x64 == caller_x64
+  assert seen and set(seen) == {dtype}
 
 
 def test_interrupted_run_resumes_without_recomputing(tmp_path, monkeypatch):
