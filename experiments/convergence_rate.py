@@ -17,20 +17,25 @@ from experiments import _common
 
 DESCRIPTION = "residual decay vs the exp(−2λ_min t) bound (seed 001 a, 004 UW Ex1)"
 OPTIONS = {}
+VMAP_SEEDS_ON_CPU = False  # vmapped adaptive solves cost more on a CPU (see `_common.flow`)
 
 
-def run_cell(cfg, cell, options):
+def run_seeds(cfg, cells, options):
   import jax.numpy as jnp
 
   import ntk_lab as nl
 
-  net, params, x, y, _, _ = _common.setup(cfg, cell)
-  times, run = _common.flow(cfg, cell, nl.centered(net, params), params, x, y,
-                            observe=["residual", "ntk_eigs"])
+  net, params, x, y, _, _ = _common.setup(cfg, cells)
+  times, runs = _common.flow(cfg, cells, lambda p: nl.centered(net, p), params, x, y,
+                             observe=["residual", "ntk_eigs"])
+  lam_inf = float(np.linalg.eigvalsh(np.asarray(net.kernel(x, get="ntk").ntk))[0])
+  eta, y2 = cells[0].learning_rate, float(jnp.sum(y**2))
+  return [_summary(times, run, lam_inf, eta, y2) for run in runs]
+
+
+def _summary(times, run, lam_inf, eta, y2):
   res2 = np.asarray(run.observables["residual"]) ** 2
   lam_bar = float(np.min(run.observables["ntk_min_eig"]))
-  lam_inf = float(np.linalg.eigvalsh(np.asarray(net.kernel(x, get="ntk").ntk))[0])
-  eta, y2 = cell.learning_rate, float(jnp.sum(y**2))
   bound = y2 * np.exp(-2 * eta * lam_bar * times)
   rate = -np.polyfit(times[1:], np.log(res2[1:]), 1)[0]  # fitted d/dt of −log ‖y − u‖²
   return {"lambda_bar": lam_bar, "lambda_min_limit": lam_inf,

@@ -22,9 +22,7 @@ def run_seeds(cfg, cells, options):
 
   import ntk_lab as nl
 
-  net, _, x, _, _, _ = _common.setup(cfg, cells[0])  # the same inputs for every draw
-  keys = jax.numpy.stack([jax.random.PRNGKey(c.seed) for c in cells])
-  params = jax.vmap(lambda k: net.init(k, x.shape[1]))(keys)
+  net, params, x, _, _, _ = _common.setup(cfg, cells)  # the same inputs for every draw
   emp = np.asarray(jax.jit(jax.vmap(lambda p: nl.empirical_ntk(net, p, x)))(params))
   lim = np.asarray(net.kernel(x, get="ntk").ntk)
   return [{"rel_error": float(np.linalg.norm(e - lim) / np.linalg.norm(lim)),

@@ -16,12 +16,17 @@ from experiments import _common
 
 DESCRIPTION = "weight movement and kernel drift vs width under gradient flow (seed 000 Ex3, 001 b)"
 OPTIONS = {}
+VMAP_SEEDS_ON_CPU = False  # vmapped adaptive solves cost more on a CPU (see `_common.flow`)
 
 
-def run_cell(cfg, cell, options):
-  net, params, x, y, _, _ = _common.setup(cfg, cell)
-  _, run = _common.flow(cfg, cell, net, params, x, y,
-                        observe=["weight_change", "unit_change", "kernel_drift", "loss"])
+def run_seeds(cfg, cells, options):
+  net, params, x, y, _, _ = _common.setup(cfg, cells)
+  _, runs = _common.flow(cfg, cells, lambda p: net, params, x, y,
+                         observe=["weight_change", "unit_change", "kernel_drift", "loss"])
+  return [_summary(run) for run in runs]
+
+
+def _summary(run):
   obs = {k: np.asarray(v) for k, v in run.observables.items()}
   out = {"kernel_drift": float(obs["kernel_drift"].max()),
          "final_loss_ratio": float(obs["loss"][-1] / obs["loss"][0])}

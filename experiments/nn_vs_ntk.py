@@ -16,11 +16,16 @@ from experiments import _common
 
 DESCRIPTION = "‖u_NN(t) − u_NTK(t)‖ over training for several widths, train and test (seed 004 UW Ex3)"
 OPTIONS = {}
+VMAP_SEEDS_ON_CPU = False  # vmapped adaptive solves cost more on a CPU (see `_common.flow`)
 
 
-def run_cell(cfg, cell, options):
-  net, params, x, y, xt, _ = _common.setup(cfg, cell)
-  times, run = _common.flow(cfg, cell, net, params, x, y, x_test=xt, observe=["ntk_gap"])
+def run_seeds(cfg, cells, options):
+  net, params, x, y, xt, _ = _common.setup(cfg, cells)
+  times, runs = _common.flow(cfg, cells, lambda p: net, params, x, y, x_test=xt, observe=["ntk_gap"])
+  return [_summary(times, run) for run in runs]
+
+
+def _summary(times, run):
   train, test = np.asarray(run.observables["ntk_gap"]), np.asarray(run.observables["ntk_gap_test"])
   return {"peak_gap": float(train.max()), "final_gap": float(train[-1]),
           "peak_time": float(times[int(train.argmax())]), "peak_gap_test": float(test.max()),

@@ -22,6 +22,7 @@ from experiments import _common
 
 DESCRIPTION = "NTK/NNGP regression vs trained finite nets of growing width on scikit-learn's digits"
 OPTIONS = {"dataset": "digits"}
+VMAP_SEEDS_ON_CPU = False  # vmapped adaptive solves cost more on a CPU (see `_common.flow`)
 
 
 def load(cfg, options):
@@ -56,31 +57,34 @@ def _accuracy(outputs, labels):
   return float(np.mean(np.argmax(outputs, axis=-1) == labels))
 
 
-def run_cell(cfg, cell, options):
+def run_seeds(cfg, cells, options):
   import jax
   import jax.numpy as jnp
 
   import ntk_lab as nl
   x, y, xt, yt, labels = (jnp.asarray(a) for a in load(cfg, options))
-  net = _common.make_model(cfg, cell)
-  params = net.init(jax.random.PRNGKey(cell.seed), x.shape[1])
+  net = _common.make_model(cfg, cells[0])
+  params = jax.vmap(lambda k: net.init(k, x.shape[1]))(jnp.stack([jax.random.PRNGKey(c.seed) for c in cells]))
   # centred (f − f(·; θ₀), seed 001): the infinite ensemble's mean is then what one wide net tracks
-  times, run = _common.flow(cfg, cell, nl.centered(net, params), params, x, y, x_test=xt)
+  times, runs = _common.flow(cfg, cells, lambda p: nl.centered(net, p), params, x, y, x_test=xt)
   k_train, k_test = net.kernel(x), net.kernel(xt, x)
-  ntk_t = nl.mse_ensemble(k_train, y, times, k_test_train=k_test, learning_rate=cell.learning_rate).mean
-  ntk_inf = nl.mse_ensemble(k_train, y, jnp.inf, k_test_train=k_test).mean[0]
-  nngp = nl.gp_inference(k_train.nngp, y, k_test_train=k_test.nngp, diag_reg=1e-6).mean
-  test_out = np.asarray(run.test_outputs)
-  labels = np.asarray(labels)
-  return {"times": times.tolist(),
-          "nn_accuracy": [_accuracy(o, labels) for o in test_out],
-          "ntk_accuracy": [_accuracy(o, labels) for o in np.asarray(ntk_t)],
-          "final_accuracy": _accuracy(test_out[-1], labels),
-          "final_train_loss": float(0.5 * jnp.sum((run.train_outputs[-1] - y) ** 2)),
-          "gap_to_ntk": float(np.linalg.norm(test_out[-1] - np.asarray(ntk_t[-1])) / np.linalg.norm(ntk_t[-1])),
-          "ntk_time_accuracy": _accuracy(np.asarray(ntk_t[-1]), labels),
-          "ntk_inf_accuracy": _accuracy(np.asarray(ntk_inf), labels),
-          "nngp_accuracy": _accuracy(np.asarray(nngp), labels)}
+  ntk_t = np.asarray(nl.mse_ensemble(k_train, y, times, k_test_train=k_test,
+                                     learning_rate=cells[0].learning_rate).mean)
+  ntk_inf = np.asarray(nl.mse_ensemble(k_train, y, jnp.inf, k_test_train=k_test).mean[0])
+  nngp = np.asarray(nl.gp_inference(k_train.nngp, y, k_test_train=k_test.nngp, diag_reg=1e-6).mean)
+  labels, y = np.asarray(labels), np.asarray(y)
+  kernels = {"ntk_accuracy": [_accuracy(o, labels) for o in ntk_t],
+             "ntk_time_accuracy": _accuracy(ntk_t[-1], labels),
+             "ntk_inf_accuracy": _accuracy(ntk_inf, labels), "nngp_accuracy": _accuracy(nngp, labels)}
+  out = []
+  for run in runs:
+    test_out = np.asarray(run.test_outputs)
+    out.append({"times": times.tolist(), "nn_accuracy": [_accuracy(o, labels) for o in test_out],
+                "final_accuracy": _accuracy(test_out[-1], labels),
+                "final_train_loss": float(0.5 * np.sum((np.asarray(run.train_outputs[-1]) - y) ** 2)),
+                "gap_to_ntk": float(np.linalg.norm(test_out[-1] - ntk_t[-1]) / np.linalg.norm(ntk_t[-1])),
+                **kernels})
+  return out
 
 
 def report(out, cfg, options, results):

@@ -3,7 +3,8 @@
 Shape and type checks run in Python at trace time, so they raise the same `ValueError`/`TypeError`
 under `jax.jit` as in a plain call. Value checks (finiteness) need concrete numbers: on concrete
 arrays they raise `ValueError` at once; on traced arrays (inside `jit`) a host callback raises the
-same message when the compiled function runs, surfacing as a `jax.errors.JaxRuntimeError`.
+same message when the compiled function runs, surfacing as a `jax.errors.JaxRuntimeError`. Under a
+plain `jax.vmap` the callback runs once per batch element and raises the original exception.
 """
 
 from __future__ import annotations
@@ -45,6 +46,22 @@ def as_inputs(x, name: str, in_dim: int | None = None, *, finite: bool = True):
   if finite:
     check_finite(x, name)
   return x
+
+
+# What converting a traced value to a Python or numpy one raises.
+TRACED = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+          jax.errors.TracerIntegerConversionError)
+
+
+def now_or_at_run_time(check, *args):
+  """Calls ``check(*args)`` on concrete values now, or, when any is traced (jit, vmap), from the
+  running program through `jax.debug.callback` (once per batch element under vmap)."""
+  try:
+    concrete = jax.tree.map(np.asarray, args)
+  except TRACED:
+    jax.debug.callback(check, *args)
+    return
+  check(*concrete)
 
 
 def check_finite(x, name: str):

@@ -16,7 +16,9 @@ type or range names the key path and the value (``sweep.widths[2]: must be a pos
 got -5``). The sweep is the grid (product) of its lists; a list left out uses the single value
 of the section it overrides (``widths`` ↔ ``model.width``, ``depths`` ↔ ``model.depth``,
 ``activations`` ↔ ``model.activation``, ``n`` ↔ ``data.n``, ``learning_rates`` ↔
-``training.learning_rate``; ``seeds`` defaults to [0]).
+``training.learning_rate``; ``seeds`` defaults to [0]). ``sweep.vmap_seeds`` (``auto``, ``always``
+or ``never``) says whether a grid point's seeds are computed together under `jax.vmap`; ``auto``
+leaves it to the experiment, by backend.
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ class SweepConfig:
   activations: tuple[str, ...] | None = dataclasses.field(default=None, metadata=_choice(*ACTIVATIONS))
   n: tuple[int, ...] | None = None
   learning_rates: tuple[float, ...] | None = dataclasses.field(default=None, metadata={"positive": True})
+  # Whether the seeds of one grid point are computed together under jax.vmap: "auto" lets the
+  # experiment decide by backend (adaptive ODE solves vmap in lockstep, which costs on a CPU).
+  vmap_seeds: str = dataclasses.field(default="auto", metadata=_choice("auto", "always", "never"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from ntk_lab import _checks
-from ntk_lab.activations import Activation, get_activation, value_and_derivative
+from ntk_lab.activations import get_activation, value_and_derivative
 
 __all__ = ["MLP", "Centered", "Wrapper", "apply_fn_of", "centered", "root_model", "split_trainable",
            "trainable_merge"]
@@ -213,7 +213,7 @@ class MLP:
           f"params: expected a list of {self.n_layers} layer dicts (from net.init), got {got}; "
           "were they made for another MLP spec?")
     keys = {"W", "b"} if self.has_bias else {"W"}
-    in_dim = None
+    in_dim = prev_out = None
     for l, layer in enumerate(params):
       if not isinstance(layer, dict) or set(layer) != keys:
         found = sorted(layer) if isinstance(layer, dict) else type(layer).__name__

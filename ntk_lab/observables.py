@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ntk_lab import _checks
 from ntk_lab.empirical import empirical_ntk
@@ -71,7 +70,7 @@ class Observer:
 
   # ------------------------------------------------------------------------ gaps
   def gaps(self, times, learning_rate, train, test):
-    """‖u_NN − u_lin‖ and ‖u_NN − u_NTK‖ at gradient-flow times (numpy in, numpy out)."""
+    """‖u_NN − u_lin‖ and ‖u_NN − u_NTK‖ at gradient-flow times (traceable)."""
     out = {}
     if not ({"lin_gap", "ntk_gap"} & set(self.names)):
       return out
@@ -144,5 +143,4 @@ def state_observables(names, model, context, params, x, y, outputs, loss_value):
 
 
 def _distance(a, b):
-  a, b = np.asarray(a), np.asarray(b)
-  return np.linalg.norm((a - b).reshape(a.shape[0], -1), axis=1)
+  return jnp.linalg.norm((a - b).reshape(a.shape[0], -1), axis=1)

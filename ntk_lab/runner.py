@@ -14,9 +14,11 @@ of n interleaved slices of the grid, so n processes (or a SLURM array) fill one 
 `report` merges what is there.
 
 An experiment module provides ``DESCRIPTION``, ``OPTIONS`` (defaults of its ``options:`` keys),
-``report(out, cfg, options, results)`` and either ``run_cell(cfg, cell, options) -> dict`` or
-``run_seeds(cfg, cells, options) -> [dict]``, which gets the unfinished cells that differ only in
-the seed and computes them together (vmapped over the seeds); each still gets its own file.
+``run_seeds(cfg, cells, options) -> [dict]`` (one result per cell) and
+``report(out, cfg, options, results)``. `run_seeds` gets unfinished cells that differ only in the
+seed and computes them together, vmapped over the seeds; each cell still gets its own file. With
+``sweep.vmap_seeds: never`` it gets one cell at a time. ``auto`` (the default) vmaps unless the
+module sets ``VMAP_SEEDS_ON_CPU = False`` and JAX runs on a CPU.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from ntk_lab.config import Config, ConfigError, cells, load_config
 
 __all__ = ["EXPERIMENTS", "experiment_module", "report", "run"]
 
-# name -> module under experiments/ (each has DESCRIPTION, OPTIONS, run_cell or run_seeds, report)
+# name -> module under experiments/ (each has DESCRIPTION, OPTIONS, run_seeds, report)
 EXPERIMENTS = {name: f"experiments.{name}" for name in (
     "quickstart", "kernel_convergence", "lazy_training", "nn_vs_ntk", "convergence_rate",
     "generalization_bound", "concentration", "deep_linear", "real_data")}
@@ -141,10 +143,9 @@ def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = No
     todo = [c for c in cells(cfg, shard=shard) if not (out / "cells" / f"{c.key}.json").exists()]
     show = sys.stderr.isatty() if progress is None else progress
     start, done_now = time.perf_counter(), 0
-    together = hasattr(module, "run_seeds")
-    for group in _seed_groups(todo) if together else [[c] for c in todo]:
+    for group in _seed_groups(todo) if _vmap_seeds(cfg, module) else [[c] for c in todo]:
       t0 = time.perf_counter()
-      results = module.run_seeds(cfg, group, options) if together else [module.run_cell(cfg, group[0], options)]
+      results = module.run_seeds(cfg, group, options)
       seconds = (time.perf_counter() - t0) / len(group)
       for cell, result in zip(group, results, strict=True):
         result = {"cell": cell.key, **{k: getattr(cell, k) for k in ("width", "depth", "activation", "n",
@@ -156,6 +157,14 @@ def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = No
     if shard is None or all((out / "cells" / f"{c.key}.json").exists() for c in cells(cfg)):
       report(out)
   return out
+
+
+def _vmap_seeds(cfg, module) -> bool:
+  import jax
+  if cfg.sweep.vmap_seeds != "auto":
+    return cfg.sweep.vmap_seeds == "always"
+  backend = jax.default_backend() if cfg.device == "auto" else cfg.device
+  return getattr(module, "VMAP_SEEDS_ON_CPU", True) or backend != "cpu"
 
 
 def _seed_groups(todo):

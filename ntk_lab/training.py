@@ -9,6 +9,12 @@ u(t) = f(X; θ(t)) then follow du/dt = −η K(t)(u − y) with K(t) the empiric
 are compiled once per shape and configuration and run unchanged on CPU or GPU; frozen layers of
 an MLP (its ``trainable`` spec) never move. Divergence (NaN/Inf) and solver failures raise
 `DivergenceError` / `SolverError` naming where they began; results never hold silent NaNs.
+
+Both compose with `jax.vmap` (e.g. over draws of θ₀: each draw keeps its own adaptive steps) and
+`jax.jit`. Hyperparameters (learning rate, tolerances, steps, `observe`) must be Python values;
+arrays may be traced. Under tracing, the checks that need values run inside the program: under a
+plain `vmap` a failing draw raises its own `DivergenceError`/`SolverError`/`ValueError`; under
+`jit` JAX re-raises it as a `jax.errors.JaxRuntimeError` with the same message.
 """
 
 from __future__ import annotations
@@ -124,9 +130,11 @@ def _prepare(model, params0, x, y, loss, x_test):
     if not jnp.issubdtype(y.dtype, jnp.integer):
       raise TypeError("y: for loss='cross_entropy' pass integer class labels (N,) or "
                       f"probabilities (N, {o}); got a 1-D {y.dtype} array.")
-    if int(y.min()) < 0 or int(y.max()) >= o:
-      raise ValueError(f"y: class labels must lie in [0, {o}) for a model with {o} outputs, "
-                       f"got range [{int(y.min())}, {int(y.max())}].")
+    def labels_in_range(lo, hi):
+      if int(lo) < 0 or int(hi) >= o:
+        raise ValueError(f"y: class labels must lie in [0, {o}) for a model with {o} outputs, "
+                         f"got range [{int(lo)}, {int(hi)}].")
+    _checks.now_or_at_run_time(labels_in_range, y.min(), y.max())
     y = jax.nn.one_hot(y, o, dtype=out.dtype)
   elif y.ndim == 1:
     y = y[:, None]
@@ -215,6 +223,7 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_ra
   Raises:
     DivergenceError: the parameters or the loss became NaN/Inf (with the time it happened).
     SolverError: the solver did not reach the last time within ``max_steps``.
+    jax.errors.JaxRuntimeError: either of them (same message) when called under `jax.jit`.
 
   Example:
     >>> import jax, jax.numpy as jnp, ntk_lab as nl
@@ -226,9 +235,12 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_ra
     ((6, 8, 1), (6,))
     >>> bool(run.observables["loss"][-1] < run.observables["loss"][0])
     True
+
+    ``jax.vmap(lambda p: nl.gradient_flow(net, p, x, y, times=…))(ps)`` runs several draws of θ₀
+    at once (ps stacked along a leading axis), each with its own adaptive steps.
   """
   x, y, x_test = _prepare(model, params0, x, y, loss, x_test)
-  times = _check_times(times, x.dtype)
+  times, t_last = _check_times(times, x.dtype)
   eta = _positive(learning_rate, "learning_rate")
   max_steps = _checks.positive_int(max_steps, "max_steps")
   solver_obj, adaptive = _solver(solver, dt0)
@@ -236,9 +248,9 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_ra
     dt0 = _positive(dt0, "dt0")
   if adaptive:
     rtol, atol = _positive(rtol, "rtol"), _positive(atol, "atol")
-  elif math.ceil(float(times[-1]) / dt0) > max_steps:
-    raise ValueError(f"dt0: reaching t = {float(times[-1]):g} in steps of {dt0:g} takes "
-                     f"{math.ceil(float(times[-1]) / dt0)} steps, more than max_steps={max_steps}; "
+  elif t_last is not None and math.ceil(t_last / dt0) > max_steps:
+    raise ValueError(f"dt0: reaching t = {t_last:g} in steps of {dt0:g} takes "
+                     f"{math.ceil(t_last / dt0)} steps, more than max_steps={max_steps}; "
                      "raise max_steps or dt0.")
   observer = Observer(model, params0, x, y, loss=loss, observe=observe, x_test=x_test)
   trainable0, frozen = split_trainable(model, params0)
@@ -248,30 +260,44 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_ra
                        bool(save_params))
   saved, final, t_end, status, stats = run(leaves, trainable0, frozen, x, y, x_test, times,
                                            jnp.asarray(eta, x.dtype), observer.context)
-  stats = {k: int(v) for k, v in stats.items() if k.startswith("num_")}
-  t_end = float(np.asarray(t_end).reshape(-1)[0])
-  losses = np.asarray(saved["loss"])
-  status = int(status)
+  stats = {k: v for k, v in stats.items() if k.startswith("num_")}
+  _checks.now_or_at_run_time(functools.partial(_flow_failure, max_steps=max_steps), status,
+                             t_end, stats["num_steps"], stats["num_rejected_steps"], saved["loss"], times)
+  try:
+    stats = {k: int(v) for k, v in stats.items()}
+  except _checks.TRACED:  # under jit or vmap they stay arrays
+    pass
+  train_out, test_out = saved["train"], saved.get("test")
+  obs = dict(saved["obs"])
+  obs.update(observer.gaps(times, eta, train_out, test_out))
+  return Trajectory(times, train_out, test_out, saved.get("params"), trainable_merge(model)(final, frozen),
+                    obs, stats)
+
+
+def _flow_failure(status, t_end, steps, rejected, losses, times, *, max_steps):
+  """Raises what went wrong in a finished solve (numpy in): divergence, max_steps, solver failure."""
+  status, t_end, steps, losses, times = int(status), float(np.ravel(t_end)[0]), int(steps), \
+      np.asarray(losses), np.asarray(times)
   if status == 1:
     k = _last_finite(losses)
     last = "" if k is None else \
         f"; the last finite loss was {losses[k]:.6g} at saved time t = {float(times[k]):.6g}"
     raise DivergenceError(
-        f"gradient_flow: diverged at t = {t_end:.6g} (solver step {stats['num_steps']}): the "
+        f"gradient_flow: diverged at t = {t_end:.6g} (solver step {steps}): the "
         f"parameters became NaN/Inf{last}. Use a smaller learning_rate, a smaller dt0 or an "
-        "adaptive solver.", time=t_end, step=stats["num_steps"],
+        "adaptive solver.", time=t_end, step=steps,
         last_finite_loss=None if k is None else float(losses[k]),
         last_finite_at=None if k is None else float(times[k]))
   if status == 2:
     raise SolverError(
         f"gradient_flow: the solver reached only t = {t_end:.6g} of {float(times[-1]):.6g} in "
-        f"max_steps={max_steps} steps ({stats['num_rejected_steps']} rejected). The flow is stiff "
+        f"max_steps={max_steps} steps ({int(rejected)} rejected). The flow is stiff "
         "(η·λ_max of the NTK is large relative to the time span): raise max_steps, or loosen "
-        "rtol/atol.", time=t_end, steps=stats["num_steps"])
+        "rtol/atol.", time=t_end, steps=steps)
   if status == 3:
     raise SolverError(f"gradient_flow: the solver failed at t = {t_end:.6g} after "
-                      f"{stats['num_steps']} steps; try another solver or tighter rtol/atol.",
-                      time=t_end, steps=stats["num_steps"])
+                      f"{steps} steps; try another solver or tighter rtol/atol.",
+                      time=t_end, steps=steps)
   if not np.all(np.isfinite(losses)):
     k = int(np.argmin(np.isfinite(losses)))
     j = _last_finite(losses[:k]) if k else None
@@ -281,20 +307,30 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_ra
         "Use a smaller learning_rate.", time=float(times[k]),
         last_finite_loss=None if j is None else float(losses[j]),
         last_finite_at=None if j is None else float(times[j]))
-  train_out, test_out = saved["train"], saved.get("test")
-  obs = dict(saved["obs"])
-  obs.update(observer.gaps(times, eta, train_out, test_out))
-  return Trajectory(times, train_out, test_out, saved.get("params"), trainable_merge(model)(final, frozen),
-                    obs, stats)
 
 
 def _check_times(times, dtype):
+  """(times as a `dtype` array, the last time as a float or None when traced): shapes now, values
+  now or, when traced, at run time."""
+  if not hasattr(times, "shape"):
+    try:
+      times = np.asarray(times, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+      raise TypeError(f"times: expected a 1-D array of numbers, got {type(times).__name__}.") from e
+  if not (jnp.issubdtype(times.dtype, jnp.floating) or jnp.issubdtype(times.dtype, jnp.integer)):
+    raise TypeError(f"times: expected real numbers, got dtype {times.dtype}.")
+  if times.ndim != 1 or times.shape[0] == 0:
+    raise ValueError(f"times: expected a non-empty 1-D array, got shape {tuple(times.shape)}.")
+  _checks.now_or_at_run_time(_times_in_order, times)
   try:
-    t = np.asarray(times, dtype=np.float64)
-  except (TypeError, ValueError) as e:
-    raise TypeError(f"times: expected a 1-D array of numbers, got {type(times).__name__}.") from e
-  if t.ndim != 1 or t.size == 0:
-    raise ValueError(f"times: expected a non-empty 1-D array, got shape {t.shape}.")
+    t_last = float(times[-1])
+  except _checks.TRACED:
+    t_last = None
+  return jnp.asarray(times, dtype), t_last
+
+
+def _times_in_order(t):
+  t = np.asarray(t, np.float64)
   if not np.all(np.isfinite(t)) or t[0] < 0:
     raise ValueError("times: must be finite and ≥ 0 (gradient flow starts at t = 0).")
   if t.size > 1 and not np.all(np.diff(t) > 0):
@@ -303,7 +339,6 @@ def _check_times(times, dtype):
                      f"times[{k}] = {t[k]:g}; sort them and drop duplicates.")
   if t[-1] <= 0:
     raise ValueError("times: the last time must be > 0.")
-  return jnp.asarray(t, dtype)
 
 
 def _solver(solver, dt0):
@@ -434,15 +469,8 @@ def train(model, params0, x, y, *, optimizer, steps: int, loss: str = "mse",
                         bool(save_params))
   rec, final, bad_step, last_loss, last_step = run(leaves, trainable0, frozen, x, y, x_test, key,
                                                    observer.context)
-  bad_step = int(bad_step)
-  if bad_step >= 0:
-    last = "" if int(last_step) < 0 else \
-        f"; the last finite loss was {float(last_loss):.6g} at step {int(last_step)}"
-    raise DivergenceError(
-        f"train: diverged at step {bad_step} of {steps}: the loss or the parameters became "
-        f"NaN/Inf{last}. Use a smaller learning rate.", step=bad_step,
-        last_finite_loss=None if int(last_step) < 0 else float(last_loss),
-        last_finite_at=None if int(last_step) < 0 else int(last_step))
+  _checks.now_or_at_run_time(functools.partial(_train_failure, steps=steps), bad_step, last_loss,
+                             last_step)
   recorded = np.arange(0, steps + 1, every)
   obs = dict(rec["obs"])
   if time_per_step is not None:
@@ -450,6 +478,17 @@ def train(model, params0, x, y, *, optimizer, steps: int, loss: str = "mse",
                              rec["train"], rec.get("test")))
   return Trajectory(recorded, rec["train"], rec.get("test"), rec.get("params"),
                     trainable_merge(model)(final, frozen), obs, {"steps": steps})
+
+
+def _train_failure(bad_step, last_loss, last_step, *, steps):
+  bad_step, last_step = int(bad_step), int(last_step)
+  if bad_step >= 0:
+    last = "" if last_step < 0 else f"; the last finite loss was {float(last_loss):.6g} at step {last_step}"
+    raise DivergenceError(
+        f"train: diverged at step {bad_step} of {steps}: the loss or the parameters became "
+        f"NaN/Inf{last}. Use a smaller learning rate.", step=bad_step,
+        last_finite_loss=None if last_step < 0 else float(last_loss),
+        last_finite_at=None if last_step < 0 else last_step)
 
 
 @functools.lru_cache(maxsize=32)

@@ -5,7 +5,6 @@ for the joint prior covariance Σ of (f_0(X), f_0(X_*)) and M = [−A(t), I], wi
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 from jax.scipy.linalg import expm
 

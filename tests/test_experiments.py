@@ -3,6 +3,7 @@
 import json
 import pathlib
 
+import numpy as np
 import pytest
 
 from experiments import bench_analytic, bench_empirical_ntk, quickstart_ntk
@@ -74,7 +75,8 @@ def test_every_registered_experiment_has_a_reduced_run():
 
 
 # the heavier reduced runs (each compiles several solvers or kernels) run with the slow suite
-SLOW = {"deep_linear", "real_data", "nn_vs_ntk", "lazy_training", "generalization_bound", "concentration"}
+SLOW = {"deep_linear", "real_data", "nn_vs_ntk", "lazy_training", "generalization_bound", "concentration",
+        "convergence_rate"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(REDUCED)])
@@ -89,23 +91,33 @@ def test_every_experiment_runs_reduced_and_reports(tmp_path, name):
   assert len((out / "summary.csv").read_text().splitlines()) == 1 + n_cells
 
 
-def test_vmapped_seeds_match_one_seed_at_a_time(tmp_path):
-  """kernel_convergence computes a grid point's seeds in one vmapped call; each seed's result is
-  what that seed alone gives, and a resume recomputes only the missing seed."""
+@pytest.mark.parametrize("name", ["kernel_convergence", pytest.param("convergence_rate", marks=pytest.mark.slow)])
+def test_seeds_computed_together_match_one_at_a_time(tmp_path, name):
+  """A grid point's seeds in one vmapped call (a vmapped empirical NTK; a vmapped gradient flow,
+  each draw with its own adaptive steps) give what each seed alone gives."""
+  import json
+
+  from ntk_lab import runner
+  over = REDUCED[name] + ["sweep.widths=[16]", "sweep.seeds=[0, 1]"]
+  runs = {mode: runner.run(ROOT / "configs" / f"{name}.yaml", tmp_path / mode, progress=False,
+                           overrides=over + [f"sweep.vmap_seeds={mode}"]) for mode in ("always", "never")}
+  cells = sorted(p.name for p in (runs["always"] / "cells").glob("*.json"))
+  assert len(cells) == 2 and cells == sorted(p.name for p in (runs["never"] / "cells").glob("*.json"))
+  for cell in cells:
+    a, b = (json.loads((runs[m] / "cells" / cell).read_text()) for m in ("always", "never"))
+    for key, value in b.items():
+      if key != "seconds" and isinstance(value, (float, list)):
+        np.testing.assert_allclose(a[key], value, rtol=1e-9, atol=1e-14, err_msg=f"{cell}: {key}")
+
+
+def test_resume_recomputes_only_the_missing_seed_of_a_group(tmp_path):
   import json
 
   from ntk_lab import runner
   over = ["sweep.widths=[16]", "sweep.seeds=[0, 1]", "data.n=5"]
-  out = runner.run(ROOT / "configs" / "kernel_convergence.yaml", tmp_path / "all", progress=False,
-                   overrides=over)
+  out = runner.run(ROOT / "configs" / "kernel_convergence.yaml", tmp_path, progress=False, overrides=over)
   cells = sorted((out / "cells").glob("*.json"))
   assert len(cells) == 2
-  for seed in (0, 1):
-    alone = runner.run(ROOT / "configs" / "kernel_convergence.yaml", tmp_path / f"s{seed}", progress=False,
-                       overrides=["sweep.widths=[16]", f"sweep.seeds=[{seed}]", "data.n=5"])
-    a = json.loads(next((alone / "cells").glob("*.json")).read_text())
-    b = json.loads((out / "cells" / f"{a['cell']}.json").read_text())
-    assert abs(a["rel_error"] - b["rel_error"]) <= 1e-12 * b["rel_error"]
   victim = out / "cells" / "w16_d2_relu_n5_lr1_s1.json"
   kept = {p.name: p.stat().st_mtime_ns for p in cells if p != victim}
   before = json.loads(victim.read_text())

@@ -19,6 +19,12 @@ TINY = {"experiment": "kernel_convergence", "data": {"n": 6, "in_dim": 2},
         "model": {"depth": 1, "activation": "erf"}, "sweep": {"widths": [16, 32], "seeds": [0, 1]}}
 
 
+def stub_results(cfg, cells, options):
+  """What kernel_convergence.run_seeds returns, without computing it (for tests of the runner's
+  bookkeeping only)."""
+  return [{"rel_error": 0.1 / c.width, "max_abs_error": 0.2} for c in cells]
+
+
 def files(out):
   return sorted(p.name for p in (out / "cells").iterdir())
 
@@ -44,17 +50,29 @@ def test_run_writes_cells_summary_plot_and_environment(tmp_path):
 def test_run_uses_the_config_dtype_and_leaves_the_callers_setting(tmp_path, monkeypatch, dtype, caller_x64):
   # A float32 run used to switch float64 off for the rest of the process (a notebook's, or a pytest worker's).
   seen = []
-  original = kernel_convergence.run_seeds
 
   def recording(cfg, group, options):
     seen.append(jnp.zeros(()).dtype.name)
-    return original(cfg, group, options)
+    return stub_results(cfg, group, options)
 
   monkeypatch.setattr(kernel_convergence, "run_seeds", recording)
   with jax.enable_x64(caller_x64):
     runner.run({**TINY, "dtype": dtype}, tmp_path / "run", progress=False)
     assert jax.config.jax_enable_x64 == caller_x64
   assert seen and set(seen) == {dtype}
+
+
+@pytest.mark.parametrize("mode,vmaps_on_cpu", [("auto", True), ("auto", False), ("always", False),
+                                                ("never", True)])
+def test_vmap_seeds_decides_how_seeds_are_grouped(tmp_path, monkeypatch, mode, vmaps_on_cpu):
+  sizes = []
+  monkeypatch.setattr(kernel_convergence, "run_seeds",
+                      lambda cfg, cells, o: sizes.append(len(cells)) or stub_results(cfg, cells, o))
+  monkeypatch.setattr(kernel_convergence, "VMAP_SEEDS_ON_CPU", vmaps_on_cpu, raising=False)
+  runner.run({**TINY, "sweep": {**TINY["sweep"], "vmap_seeds": mode}}, tmp_path, progress=False)
+  together = mode == "always" or (mode == "auto" and (vmaps_on_cpu or jax.default_backend() != "cpu"))
+  assert sizes == ([2, 2] if together else [1, 1, 1, 1])
+  assert len(files(tmp_path)) == 4
 
 
 def test_interrupted_run_resumes_without_recomputing(tmp_path, monkeypatch):

@@ -172,6 +172,64 @@ def test_divergence_is_reported_with_time_and_last_finite_loss():
     nl.gradient_flow(net, p0, x, y, times=jnp.array([0.0, 50.0]), learning_rate=100.0, max_steps=50)
 
 
+def seeds(net, d, n_seeds=3):
+  """The params of `n_seeds` draws, stacked along a leading axis (as `jax.vmap` wants them)."""
+  return jax.vmap(lambda k: net.init(k, d))(jax.random.split(jax.random.PRNGKey(5), n_seeds))
+
+
+def test_seeds_vmap_through_gradient_flow_and_train():
+  """vmap over draws of θ₀ (what the runner does with seeds) gives each draw's own run, with its
+  own adaptive steps."""
+  net, _, x, y, xt = problem()
+  ps = seeds(net, x.shape[1], n_seeds=2)
+  obs = ["loss", "unit_change", "ntk_gap"]
+  flow = lambda p: nl.gradient_flow(net, p, x, y, times=TIMES, x_test=xt, observe=obs)  # noqa: E731
+  gd = lambda p: nl.train(net, p, x, y, optimizer=optax.sgd(0.05), steps=60, every=20, observe="loss")  # noqa: E731
+  for fn in (flow, gd):
+    batched = jax.vmap(fn)(ps)
+    for i in range(2):
+      one = fn(jax.tree.map(lambda a: a[i], ps))
+      for field in ("train_outputs", "test_outputs", "final_params", "observables", "stats"):
+        jax.tree.map(lambda b, a: np.testing.assert_allclose(np.asarray(b)[i], a, rtol=1e-12, atol=1e-14),
+                     getattr(batched, field), getattr(one, field))
+  assert batched.observables["loss"].shape == (2, 4)
+  steps = np.asarray(jax.vmap(flow)(ps).stats["num_steps"])
+  assert steps[0] != steps[1]  # each draw took its own adaptive steps
+
+
+@pytest.mark.parametrize("wrap", ["vmap", "jit"])
+def test_divergence_is_reported_under_vmap_and_jit(wrap):
+  """Under a plain vmap the draw's DivergenceError comes through as itself; under jit JAX wraps
+  it in a JaxRuntimeError that carries the same message."""
+  net, _, x, y, _ = problem()
+  ps = seeds(net, x.shape[1])
+  flow = lambda p: nl.gradient_flow(net, p, x, y, times=jnp.array([0.0, 5.0, 60.0]),  # noqa: E731
+                                    solver="euler", dt0=0.5, learning_rate=20.0)
+  gd = lambda p: nl.train(net, p, x, y, optimizer=optax.sgd(3.0), steps=2000)  # noqa: E731
+  for fn, match in ((flow, r"diverged at t = .*last finite loss"), (gd, r"diverged at step \d+ of 2000")):
+    if wrap == "vmap":
+      with pytest.raises(nl.DivergenceError, match=match):
+        jax.vmap(fn)(ps)
+    else:
+      with pytest.raises(jax.errors.JaxRuntimeError, match=match):
+        jax.jit(fn)(jax.tree.map(lambda a: a[0], ps))
+
+
+def test_under_jit_traced_arguments_give_the_plain_results_and_their_checks_run_inside():
+  net, p0, x, y, _ = problem(out_dim=3)
+  flow = jax.jit(lambda t: nl.gradient_flow(net, p0, x, y, times=t, observe="loss"))
+  jitted, plain = flow(TIMES), nl.gradient_flow(net, p0, x, y, times=TIMES, observe="loss")
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14),
+               (jitted.train_outputs, jitted.observables), (plain.train_outputs, plain.observables))
+  with pytest.raises(jax.errors.JaxRuntimeError, match=r"times: must be strictly increasing, but times\[2\]"):
+    flow(jnp.array([0.0, 2.0, 1.0, 3.0]))  # the same compiled program, bad values
+  labels = jnp.array([0, 1, 2, 3, 0, 1, 2, 0])
+  with pytest.raises(jax.errors.JaxRuntimeError, match=r"y: class labels must lie in \[0, 3\).*got range \[0, 3\]"):
+    jax.jit(lambda l: nl.gradient_flow(net, p0, x, l, times=TIMES, loss="cross_entropy").train_outputs)(labels)
+  with pytest.raises(ValueError, match=r"y: class labels must lie in \[0, 3\)"):  # and at once without jit
+    nl.gradient_flow(net, p0, x, labels, times=TIMES, loss="cross_entropy")
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"learning_rate": 0.0}, "learning_rate: must be a finite number > 0"),
     ({"learning_rate": -1.0}, "learning_rate"),
