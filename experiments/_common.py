@@ -109,18 +109,26 @@ def setup(cfg, cells):
   """(net, params, x, y, x_test, y_test) for a group of cells that differ only in the seed: the
   same data for every draw (so seeds vary only the initialization), the cells' model, and θ₀ of
   every cell's seed stacked along a leading axis (for `jax.vmap`)."""
-  import jax
-  import jax.numpy as jnp
   x, y, x_test, y_test = make_data(cfg, cells[0].n, 0)
   net = make_model(cfg, cells[0])
-  keys = jnp.stack([jax.random.PRNGKey(c.seed) for c in cells])
-  return net, jax.vmap(lambda k: net.init(k, x.shape[1]))(keys), x, y, x_test, y_test
+  return net, init_seeds(net, cells, x.shape[1]), x, y, x_test, y_test
 
 
-def draws(tree, count):
-  """The `count` draws of a tree stacked along a leading axis, as a list of trees."""
+def init_seeds(net, cells, in_dim):
+  """θ₀ of every cell's seed, stacked along a leading axis."""
   import jax
-  return [jax.tree.map(lambda a: a[i], tree) for i in range(count)]
+  import jax.numpy as jnp
+  return jax.vmap(lambda k: net.init(k, in_dim))(jnp.stack([jax.random.PRNGKey(c.seed) for c in cells]))
+
+
+def per_draw(fn, params, count):
+  """[fn(θ₀) for each of the `count` stacked draws]: one `jax.vmap`ped call, or a plain call for
+  a single draw (so one seed at a time runs exactly the unbatched program)."""
+  import jax
+  if count == 1:
+    return [fn(jax.tree.map(lambda a: a[0], params))]
+  out = jax.vmap(fn)(params)
+  return [jax.tree.map(lambda a: a[i], out) for i in range(count)]
 
 
 def flow(cfg, cells, model_of, params, x, y, **options):
@@ -134,8 +142,6 @@ def flow(cfg, cells, model_of, params, x, y, **options):
   one small solve leaves the device mostly idle, ``sweep.vmap_seeds: auto`` vmaps them (not timed
   yet: no GPU was lent to this project's sessions so far).
   """
-  import jax
-
   import ntk_lab as nl
   tr = cfg.training
   times = np.linspace(0.0, tr.time, tr.n_times)
@@ -144,4 +150,4 @@ def flow(cfg, cells, model_of, params, x, y, **options):
     return nl.gradient_flow(model_of(p), p, x, y, times=times, learning_rate=cells[0].learning_rate,
                             solver=tr.solver, rtol=tr.rtol, atol=tr.atol, **options)
 
-  return times, draws(jax.vmap(one)(params), len(cells))
+  return times, per_draw(one, params, len(cells))

@@ -20,12 +20,10 @@ VMAP_SEEDS_ON_CPU = False  # vmapped adaptive solves cost more on a CPU (see `_c
 
 
 def run_seeds(cfg, cells, options):
-  import jax
-
   import ntk_lab as nl
 
   net, params, x, y, xt, yt = _common.setup(cfg, cells)
-  emp = np.asarray(jax.vmap(lambda p: nl.empirical_ntk(net, p, x))(params))
+  emp = [np.asarray(e) for e in _common.per_draw(lambda p: nl.empirical_ntk(net, p, x), params, len(cells))]
   lim = np.asarray(net.kernel(x, get="ntk").ntk)
   times, runs = _common.flow(cfg, cells, lambda p: net, params, x, y, x_test=xt,
                              observe=["loss", "kernel_drift", "weight_change", "ntk_gap"])

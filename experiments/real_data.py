@@ -58,13 +58,12 @@ def _accuracy(outputs, labels):
 
 
 def run_seeds(cfg, cells, options):
-  import jax
   import jax.numpy as jnp
 
   import ntk_lab as nl
   x, y, xt, yt, labels = (jnp.asarray(a) for a in load(cfg, options))
   net = _common.make_model(cfg, cells[0])
-  params = jax.vmap(lambda k: net.init(k, x.shape[1]))(jnp.stack([jax.random.PRNGKey(c.seed) for c in cells]))
+  params = _common.init_seeds(net, cells, x.shape[1])
   # centred (f − f(·; θ₀), seed 001): the infinite ensemble's mean is then what one wide net tracks
   times, runs = _common.flow(cfg, cells, lambda p: nl.centered(net, p), params, x, y, x_test=xt)
   k_train, k_test = net.kernel(x), net.kernel(xt, x)
