@@ -192,9 +192,11 @@ def _value(tp, v, path, meta):
       raise ConfigError(f"{path}: must be ≥ {meta['min']}, got {v!r}.")
     return float(v)
   if tp is str:
-    if not isinstance(v, str):
-      raise ConfigError(f"{path}: must be a string, got {v!r}.")
     choices = meta.get("choices")
+    if not isinstance(v, str):
+      # YAML reads yes/no/on/off as booleans: name the words the key takes
+      words = f" ({', '.join(choices)})" if choices else ""
+      raise ConfigError(f"{path}: must be a string{words}, got {v!r}.")
     if choices and v not in choices:
       close = difflib.get_close_matches(v, choices, n=1)
       hint = f"; did you mean {close[0]!r}?" if close else "."

@@ -26,6 +26,8 @@ BASE = {"experiment": "kernel_convergence"}
     ({**BASE, "dtype": "float16"}, r"dtype: must be one of float32, float64"),
     ({**BASE, "data": {"n": 2.5}}, r"data.n: must be a positive integer, got 2.5"),
     ({**BASE, "training": {"rtol": -1e-3}}, r"training.rtol: must be > 0"),
+    ({**BASE, "sweep": {"vmap_seeds": True}}, r"sweep.vmap_seeds: must be a string \(auto, always, never\), got True"),
+    ({**BASE, "sweep": {"vmap_seeds": "alway"}}, r"sweep.vmap_seeds: must be one of auto, always, never, got 'alway'; did you mean 'always'\?"),
     ({"model": {}}, r"experiment: is required"),
     ({**BASE, "data": [1, 2]}, r"data: expected a mapping"),
 ])
