@@ -133,8 +133,9 @@ def per_draw(fn, params, count):
 
 def flow(cfg, cells, model_of, params, x, y, **options):
   """`gradient_flow` of every seed's θ₀ (vmapped when there are several; each draw keeps its own
-  adaptive steps), with the config's training section and the cells' learning rate. `model_of(θ₀)` is the model to
-  train (the net, or e.g. the net centred at θ₀). Returns (times as numpy, [Trajectory per cell]).
+  adaptive steps), with the config's training section and the cells' learning rate.
+  `model_of(θ₀)` is the model to train (the net, or e.g. the net centred at θ₀). Returns
+  (times as numpy, [Trajectory per cell]).
 
   The draws advance in lockstep, so each pays for the slowest one's steps: on 2 CPU cores the
   gradient-flow experiments' full configs ran 15–40 % slower vmapped than one seed at a time (same
