@@ -38,15 +38,15 @@ test-nt: $(STAMP) reference
 
 ## Benchmarks of the empirical NTK (writes JSON + Markdown under results/).
 bench: $(STAMP)
-	$(PY) -m experiments.bench_empirical_ntk --out results
+	$(PY) -m benchmarks.bench_empirical_ntk --out results
 
 ## Benchmark of the infinite-width kernels against NT (writes JSON + Markdown under results/).
 bench-analytic: $(STAMP)
-	$(PY) -m experiments.bench_analytic --out results
+	$(PY) -m benchmarks.bench_analytic --out results
 
 ## Benchmark of gradient flow (diffrax) and optax GD over widths (writes JSON + Markdown under results/).
 bench-training: $(STAMP)
-	$(PY) -m experiments.bench_training --out results
+	$(PY) -m benchmarks.bench_training --out results
 
 ## neural-tangents 0.6.5 in its own pinned environment, for cross-checks and side-by-side timings.
 reference: $(NT_VENV)/.installed

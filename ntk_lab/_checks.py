@@ -95,9 +95,17 @@ def positive_int(value, name: str) -> int:
   return int(value)
 
 
+def did_you_mean(value, options) -> str:
+  """``"; did you mean 'x'?"`` for the option closest to `value`, or "" when none is close."""
+  import difflib
+  close = difflib.get_close_matches(str(value), [str(o) for o in options], n=1)
+  return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def choice(value, name: str, options):
   if value not in options:
-    raise ValueError(f"{name}: must be one of {', '.join(map(repr, options))}, got {value!r}.")
+    raise ValueError(f"{name}: must be one of {', '.join(map(repr, options))}, got {value!r}"
+                     f"{did_you_mean(value, options) or '.'}")
   return value
 
 

@@ -27,7 +27,6 @@ import numpy as np
 
 from ntk_lab import _checks, _tiling
 from ntk_lab.activations import Activation, value_and_derivative
-from ntk_lab.mlp import MLP
 
 __all__ = ["Kernel", "analytic_kernel", "gaussian_expectations", "CLOSED_FORMS"]
 
@@ -43,7 +42,7 @@ class Kernel(NamedTuple):
   ntk: jax.Array | None
 
 
-def analytic_kernel(model: MLP, x1, x2=None, *, get=("nngp", "ntk"), W_std=None, b_std=None,
+def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=None, b_std=None,
                     quadrature_nodes: int = 64, batch_size: int | None = None,
                     memory_budget: float = _tiling.DEFAULT_MEMORY_BUDGET,
                     devices: Sequence[jax.Device] | None = None) -> Kernel:
@@ -80,7 +79,8 @@ def analytic_kernel(model: MLP, x1, x2=None, *, get=("nngp", "ntk"), W_std=None,
     >>> bool(jnp.isfinite(grad))
     True
   """
-  if not isinstance(model, MLP):
+  # Duck-typed: mlp.py builds on this module (MLP.kernel), so this one does not import MLP.
+  if not all(hasattr(model, a) for a in ("n_layers", "widths", "w_std", "b_std", "parametrization", "readout_init")):
     raise TypeError(f"model: expected an ntk_lab.MLP, got {type(model).__name__}.")
   get = _checks.kernel_fields(get)
   x1 = _checks.as_inputs(x1, "x1")

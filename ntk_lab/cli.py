@@ -61,12 +61,12 @@ def main(argv=None) -> int:
   try:
     if args.command == "list":
       for name in runner.EXPERIMENTS:
-        print(f"{name:22s} {runner.experiment_module(name).DESCRIPTION}")
+        print(f"{name:22s} {runner.EXPERIMENTS[name].description}")
       return 0
     if args.command == "validate":
       import yaml
       cfg = load_config(args.config, overrides=args.set)
-      runner.check_options(cfg, runner.experiment_module(cfg.experiment))
+      runner.check_options(cfg, runner.experiment(cfg.experiment))
       print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
       print(f"# {len(cells(cfg))} cells")
       return 0

@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from ntk_lab import _checks
+from ntk_lab import _checks, analytic
 from ntk_lab.activations import get_activation, value_and_derivative
 
 __all__ = ["MLP", "Centered", "Wrapper", "apply_fn_of", "centered", "root_model", "split_trainable",
@@ -200,8 +200,7 @@ class MLP:
   def kernel(self, x1, x2=None, **options):
     """The infinite-width `Kernel(nngp, ntk)` of this network: ``ntk_lab.analytic_kernel(self,
     x1, x2, **options)``, with the same keyword options (get, W_std, b_std, batch_size, …)."""
-    from ntk_lab.analytic import analytic_kernel  # analytic builds on this module
-    return analytic_kernel(self, x1, x2, **options)
+    return analytic.analytic_kernel(self, x1, x2, **options)
 
   # --------------------------------------------------------------- validation
   def check_params(self, params) -> int:

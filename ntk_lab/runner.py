@@ -13,12 +13,12 @@ Rerunning with ``resume=True`` skips every cell whose file exists; ``shard=(k, n
 of n interleaved slices of the grid, so n processes (or a SLURM array) fill one directory and
 `report` merges what is there.
 
-An experiment module provides ``DESCRIPTION``, ``OPTIONS`` (defaults of its ``options:`` keys),
-``run_seeds(cfg, cells, options) -> [dict]`` (one result per cell) and
+An experiment is an `ntk_lab.experiments.Experiment` in the registry: its ``options`` (defaults of the
+``options:`` keys), ``run_seeds(cfg, cells, options) -> [dict]`` (one result per cell) and
 ``report(out, cfg, options, results)``. `run_seeds` gets unfinished cells that differ only in the
 seed and computes them together, vmapped over the seeds; each cell still gets its own file. With
 ``sweep.vmap_seeds: never`` it gets one cell at a time. ``auto`` (the default) vmaps unless the
-module sets ``VMAP_SEEDS_ON_CPU = False`` and JAX runs on a CPU.
+experiment sets ``vmap_seeds_on_cpu=False`` and JAX runs on a CPU.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import contextlib
 import csv
 import dataclasses
 import datetime
-import importlib
 import json
 import os
 import pathlib
@@ -38,36 +37,20 @@ import time
 
 import yaml
 
+from ntk_lab import _checks
 from ntk_lab.config import Config, ConfigError, cells, load_config
+from ntk_lab.experiments import EXPERIMENTS, Experiment, experiment
 
-__all__ = ["EXPERIMENTS", "experiment_module", "report", "run"]
+__all__ = ["EXPERIMENTS", "experiment", "report", "run"]
 
-# name -> module under experiments/ (each has DESCRIPTION, OPTIONS, run_seeds, report)
-EXPERIMENTS = {name: f"experiments.{name}" for name in (
-    "quickstart", "kernel_convergence", "lazy_training", "nn_vs_ntk", "convergence_rate",
-    "generalization_bound", "concentration", "deep_linear", "real_data")}
-
-
-def experiment_module(name: str):
-  if name not in EXPERIMENTS:
-    import difflib
-    close = difflib.get_close_matches(name, list(EXPERIMENTS), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"experiment: unknown {name!r}; valid: {', '.join(EXPERIMENTS)}{hint}")
-  return importlib.import_module(EXPERIMENTS[name])
-
-
-def check_options(cfg: Config, module) -> dict:
+def check_options(cfg: Config, exp: Experiment) -> dict:
   """The experiment's options with defaults filled in; unknown keys are a `ConfigError`."""
-  import difflib
   for key in cfg.options:
-    if key not in module.OPTIONS:
-      close = difflib.get_close_matches(key, list(module.OPTIONS), n=1)
-      hint = f"; did you mean {close[0]!r}?" if close else "."
-      valid = ", ".join(module.OPTIONS) or "(none)"
+    if key not in exp.options:
+      valid = ", ".join(exp.options) or "(none)"
       raise ConfigError(f"options: unknown key {key!r} for experiment {cfg.experiment!r}; valid keys: "
-                        f"{valid}{hint}")
-  return {**module.OPTIONS, **cfg.options}
+                        f"{valid}{_checks.did_you_mean(key, exp.options) or '.'}")
+  return {**exp.options, **cfg.options}
 
 
 def git_commit(*, short: bool = False) -> str | None:
@@ -124,8 +107,8 @@ def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = No
       without ``resume``.
   """
   cfg = config if isinstance(config, Config) else load_config(config, overrides=overrides)
-  module = experiment_module(cfg.experiment)
-  options = check_options(cfg, module)
+  exp = experiment(cfg.experiment)
+  options = check_options(cfg, exp)
   if shard is not None and not (1 <= shard[0] <= shard[1]):
     raise ConfigError(f"--shard: expected K/N with 1 ≤ K ≤ N, got {shard[0]}/{shard[1]}.")
   out = pathlib.Path(out)
@@ -143,9 +126,9 @@ def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = No
     todo = [c for c in cells(cfg, shard=shard) if not (out / "cells" / f"{c.key}.json").exists()]
     show = sys.stderr.isatty() if progress is None else progress
     start, done_now = time.perf_counter(), 0
-    for group in _seed_groups(todo) if _vmap_seeds(cfg, module) else [[c] for c in todo]:
+    for group in _seed_groups(todo) if _vmap_seeds(cfg, exp) else [[c] for c in todo]:
       t0 = time.perf_counter()
-      results = module.run_seeds(cfg, group, options)
+      results = exp.run_seeds(cfg, group, options)
       seconds = (time.perf_counter() - t0) / len(group)
       for cell, result in zip(group, results, strict=True):
         result = {"cell": cell.key, **{k: getattr(cell, k) for k in ("width", "depth", "activation", "n",
@@ -159,12 +142,12 @@ def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = No
   return out
 
 
-def _vmap_seeds(cfg, module) -> bool:
+def _vmap_seeds(cfg, exp: Experiment) -> bool:
   import jax
   if cfg.sweep.vmap_seeds != "auto":
     return cfg.sweep.vmap_seeds == "always"
   backend = jax.default_backend() if cfg.device == "auto" else cfg.device
-  return getattr(module, "VMAP_SEEDS_ON_CPU", True) or backend != "cpu"
+  return exp.vmap_seeds_on_cpu or backend != "cpu"
 
 
 def _seed_groups(todo):
@@ -204,7 +187,7 @@ def report(out) -> list[dict]:
   out = pathlib.Path(out)
   cfg, results = load_results(out)
   with _jax_settings(cfg):
-    module = experiment_module(cfg.experiment)
+    exp = experiment(cfg.experiment)
     scalars = [{k: v for k, v in r.items() if isinstance(v, (int, float, str))} for r in results]
     if scalars:
       fields = list(dict.fromkeys(k for r in scalars for k in r))
@@ -214,5 +197,5 @@ def report(out) -> list[dict]:
         writer.writeheader()
         writer.writerows(scalars)
       tmp.replace(out / "summary.csv")
-      module.report(out, cfg, check_options(cfg, module), results)
+      exp.report(out, cfg, check_options(cfg, exp), results)
   return results

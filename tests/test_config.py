@@ -38,10 +38,10 @@ def test_bad_configs_name_the_key_and_the_fix(raw, match):
 
 def test_unknown_experiment_and_option_are_named():
   with pytest.raises(ConfigError, match=r"experiment: unknown 'kernel_convergnce'.*did you mean 'kernel_convergence'"):
-    runner.experiment_module("kernel_convergnce")
+    runner.experiment("kernel_convergnce")
   cfg = load_config({**BASE, "options": {"draws": 3}})
   with pytest.raises(ConfigError, match=r"options: unknown key 'draws' for experiment 'kernel_convergence'"):
-    runner.check_options(cfg, runner.experiment_module(cfg.experiment))
+    runner.check_options(cfg, runner.experiment(cfg.experiment))
 
 
 def test_overrides_defaults_and_round_trip(tmp_path):
@@ -70,4 +70,4 @@ def test_grid_and_shards_partition_it():
 def test_every_shipped_config_validates(path):
   cfg = load_config(path)
   assert isinstance(cfg, Config)
-  runner.check_options(cfg, runner.experiment_module(cfg.experiment))
+  runner.check_options(cfg, runner.experiment(cfg.experiment))

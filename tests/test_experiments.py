@@ -6,7 +6,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from experiments import bench_analytic, bench_empirical_ntk, quickstart_ntk
+from benchmarks import bench_analytic, bench_empirical_ntk, quickstart_ntk
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

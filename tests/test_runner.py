@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import pytest
 import yaml
 
-from experiments import kernel_convergence
 from ntk_lab import cli, runner
+from ntk_lab.experiments import EXPERIMENTS
 from ntk_lab.config import ConfigError
 
 TINY = {"experiment": "kernel_convergence", "data": {"n": 6, "in_dim": 2},
@@ -23,6 +23,14 @@ def stub_results(cfg, cells, options):
   """What kernel_convergence.run_seeds returns, without computing it (for tests of the runner's
   bookkeeping only)."""
   return [{"rel_error": 0.1 / c.width, "max_abs_error": 0.2} for c in cells]
+
+
+def patch_experiment(monkeypatch, **changes):
+  """Replaces fields of the registered kernel_convergence experiment for one test."""
+  import dataclasses
+  exp = EXPERIMENTS["kernel_convergence"]
+  monkeypatch.setitem(EXPERIMENTS, "kernel_convergence", dataclasses.replace(exp, **changes))
+  return exp
 
 
 def files(out):
@@ -55,7 +63,7 @@ def test_run_uses_the_config_dtype_and_leaves_the_callers_setting(tmp_path, monk
     seen.append(jnp.zeros(()).dtype.name)
     return stub_results(cfg, group, options)
 
-  monkeypatch.setattr(kernel_convergence, "run_seeds", recording)
+  patch_experiment(monkeypatch, run_seeds=recording)
   with jax.enable_x64(caller_x64):
     runner.run({**TINY, "dtype": dtype}, tmp_path / "run", progress=False)
     assert jax.config.jax_enable_x64 == caller_x64
@@ -66,9 +74,8 @@ def test_run_uses_the_config_dtype_and_leaves_the_callers_setting(tmp_path, monk
                                                 ("never", True)])
 def test_vmap_seeds_decides_how_seeds_are_grouped(tmp_path, monkeypatch, mode, vmaps_on_cpu):
   sizes = []
-  monkeypatch.setattr(kernel_convergence, "run_seeds",
-                      lambda cfg, cells, o: sizes.append(len(cells)) or stub_results(cfg, cells, o))
-  monkeypatch.setattr(kernel_convergence, "VMAP_SEEDS_ON_CPU", vmaps_on_cpu, raising=False)
+  patch_experiment(monkeypatch, vmap_seeds_on_cpu=vmaps_on_cpu,
+                   run_seeds=lambda cfg, cells, o: sizes.append(len(cells)) or stub_results(cfg, cells, o))
   runner.run({**TINY, "sweep": {**TINY["sweep"], "vmap_seeds": mode}}, tmp_path, progress=False)
   together = mode == "always" or (mode == "auto" and (vmaps_on_cpu or jax.default_backend() != "cpu"))
   assert sizes == ([2, 2] if together else [1, 1, 1, 1])
@@ -79,7 +86,7 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path, monkeypatch):
   """Killed after two seed groups (kernel_convergence computes a grid point's seeds together):
   the finished cells stay, nothing partial is left, and a resume computes only the rest."""
   calls = []
-  real = kernel_convergence.run_seeds
+  real = EXPERIMENTS["kernel_convergence"].run_seeds
 
   def flaky(cfg, cells, options):
     if len(calls) == 2:
@@ -87,14 +94,14 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path, monkeypatch):
     calls.extend(c.key for c in cells)
     return real(cfg, cells, options)
 
-  monkeypatch.setattr(kernel_convergence, "run_seeds", flaky)
+  patch_experiment(monkeypatch, run_seeds=flaky)
   with pytest.raises(KeyboardInterrupt):
     runner.run(TINY, tmp_path, progress=False)
   assert files(tmp_path) == sorted(f"{k}.json" for k in calls)  # finished cells only, no partials
   before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cells").iterdir()}
   calls.clear()
-  monkeypatch.setattr(kernel_convergence, "run_seeds",
-                      lambda cfg, cells, o: calls.extend(c.key for c in cells) or real(cfg, cells, o))
+  patch_experiment(monkeypatch,
+                   run_seeds=lambda cfg, cells, o: calls.extend(c.key for c in cells) or real(cfg, cells, o))
   runner.run(TINY, tmp_path, resume=True, progress=False)
   assert len(calls) == 2 and not set(f"{k}.json" for k in calls) & set(before)
   assert all((tmp_path / "cells" / n).stat().st_mtime_ns == t for n, t in before.items())

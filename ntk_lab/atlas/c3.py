@@ -133,7 +133,7 @@ def _logcosh(z):
 def _tails(quick, part):
   """Concentration checks of Q2 (a)/(b): erf (closed-form K) at unit scale and σ' = tanh at weight
   scale 30 (σ'(wᵀx) ≈ ±1: the summands nearly two-valued, Hoeffding's worst case)."""
-  from experiments import concentration as C
+  from ntk_lab import concentration as C
   draws = 1000 if quick else 6000
   rows = []
   for name, act, L, s, mc in (("erf", "erf", 2 / math.sqrt(math.pi), 1.0, False),
@@ -186,7 +186,7 @@ def kernel_tail(quick):
 
 
 def _taus():
-  from experiments import concentration as C
+  from ntk_lab import concentration as C
   return C.TAUS
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import _common
+from ntk_lab.experiments import _common
+from ntk_lab.experiments.registry import Experiment, register
 
 DESCRIPTION = "small default sweep: kernel error, kernel drift and NN-vs-NTK gap against width"
 OPTIONS = {}
-VMAP_SEEDS_ON_CPU = False  # vmapped adaptive solves cost more on a CPU (see `_common.flow`)
 
 
 def run_seeds(cfg, cells, options):
@@ -67,3 +67,8 @@ def report(out, cfg, options, results):
         _common.slope_lines(fits, dict(METRICS)) + "\n")
   (out / "quickstart.md").write_text(md)
   print(md)
+
+
+EXPERIMENT = register(Experiment("quickstart", DESCRIPTION, OPTIONS, run_seeds, report,
+                                 # vmapped adaptive solves cost more on a CPU (`_common.flow`)
+                                 vmap_seeds_on_cpu=False))

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import _common
+from ntk_lab.experiments import _common
+from ntk_lab.experiments.registry import Experiment, register
 
 DESCRIPTION = "factor-level gradient flow vs end-to-end dynamics of balanced deep linear nets (seed 004)"
 OPTIONS = {"init_scale": 0.1}
@@ -105,3 +106,6 @@ def report(out, cfg, options, results):
         + _common.median_table(results, cols, field="factors", reduce=np.max) + "\n")
   (out / "deep_linear.md").write_text(md)
   print(md)
+
+
+EXPERIMENT = register(Experiment("deep_linear", DESCRIPTION, OPTIONS, run_seeds, report))

@@ -24,60 +24,12 @@ import math
 
 import numpy as np
 
-from experiments import _common
+from ntk_lab.concentration import TAUS, deviations, lipschitz_derivative, tail_check  # noqa: F401
+from ntk_lab.experiments import _common
+from ntk_lab.experiments.registry import Experiment, register
 
 DESCRIPTION = "tails of |K − K^(m)| over draws vs the bounds of seed 003 Q2 (a, b)"
 OPTIONS = {"draws": 2000, "input_scale": 1.0}
-TAUS = np.linspace(0.02, 4.0, 100)
-
-
-def lipschitz_derivative(act) -> float:
-  """L = sup |σ'| estimated on a fine grid of [−30, 30] (exact at the maximisers of the usual
-  activations: 0 for erf, tanh, sigmoid, sin)."""
-  import jax
-  import jax.numpy as jnp
-  z = jnp.linspace(-30.0, 30.0, 600_001)
-  return float(jnp.max(jnp.abs(jax.vmap(jax.grad(act))(z))))
-
-
-def deviations(act, x, m, key, *, draws, w_std=1.0, kernel=None, batch=64):
-  """|K − K^(m)| on every entry, and ‖H − H^(m)‖ (spectral, Frobenius), over `draws` draws.
-
-  Returns {"entries": (draws, n, n), "op": (draws,), "fro": (draws,)} as numpy arrays; `kernel`
-  is the exact H (n, n) (computed with `h_infinity` when None).
-  """
-  import jax
-  import jax.numpy as jnp
-
-  import ntk_lab as nl
-  act = nl.activations.get_activation(act)  # a name, an Activation or a callable
-  h = nl.h_infinity(x, activation=act, w_std=w_std) if kernel is None else jnp.asarray(kernel)
-  gram = x @ x.T
-  dsigma = jax.vmap(jax.grad(act))
-
-  def one(k):
-    w = w_std * jax.random.normal(k, (m, x.shape[1]), x.dtype)
-    phi = dsigma((x @ w.T).ravel()).reshape(x.shape[0], m)
-    diff = h - gram * (phi @ phi.T) / m
-    return jnp.abs(diff), jnp.linalg.norm(diff, 2), jnp.linalg.norm(diff)
-
-  entries, op, fro = jax.jit(lambda ks: jax.lax.map(one, ks, batch_size=batch))(jax.random.split(key, draws))
-  return {"entries": np.asarray(entries), "op": np.asarray(op), "fro": np.asarray(fro)}
-
-
-def tail_check(samples, scale, bound, *, level=0.05):
-  """Empirical tail P̂(X > τ·scale) on `TAUS` against bound(τ) (an array over TAUS), with the
-  Clopper–Pearson lower limit at level/len(TAUS). Returns (tail, largest tail/bound ratio over
-  τ, largest excess of the lower limit over the bound (> 0: a significant violation), its τ)."""
-  from scipy import stats
-  r = len(samples)
-  k = np.array([(samples > tau * scale).sum() for tau in TAUS])
-  lower = np.where(k > 0, stats.beta.ppf(level / len(TAUS), np.maximum(k, 1), r - k + 1), 0.0)
-  excess = lower - bound
-  i = int(np.argmax(excess))
-  return k / r, float(np.max(k / r / bound)), float(excess[i]), float(TAUS[i])
-
-
 def run_seeds(cfg, cells, options):
   import jax
   import jax.numpy as jnp
@@ -148,3 +100,6 @@ def report(out, cfg, options, results):
         + _common.median_table(results, cols, reduce=np.max) + "\n\n" + "\n".join(verdicts) + "\n")
   (out / "concentration.md").write_text(md)
   print(md)
+
+
+EXPERIMENT = register(Experiment("concentration", DESCRIPTION, OPTIONS, run_seeds, report))

@@ -1,6 +1,6 @@
 """Quickstart: the empirical NTK of a ReLU MLP on 200 points, three ways, with a heat map.
 
-    python -m experiments.quickstart_ntk --out runs/quickstart
+    python -m benchmarks.quickstart_ntk --out runs/quickstart
 
 Builds a 2-hidden-layer width-512 ReLU MLP in NTK parametrization, computes its empirical NTK
 Θ(x, x') on 200 points of the unit circle by the structured, Jacobian and NTK-vector-product routes,
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import ntk_lab as nl
-from experiments._timing import markdown_table, median_time
+from benchmarks._timing import markdown_table, median_time
 
 
 def main(argv=None):

@@ -1,7 +1,7 @@
 """Benchmark of the infinite-width kernels: ntk_lab's analytic_kernel vs neural-tangents' kernel_fn.
 
-    python -m experiments.bench_analytic --out results          # or: make bench-analytic
-    python -m experiments.bench_analytic --quick --no-nt        # N = 1000 only
+    python -m benchmarks.bench_analytic --out results          # or: make bench-analytic
+    python -m benchmarks.bench_analytic --quick --no-nt        # N = 1000 only
 
 For N ∈ {1000, 5000, 20000} inputs (in_dim 100, float32, x2 = None) and a depth-3 ReLU MLP (NTK
 parametrization, W_std 1, b_std 0.1), a fresh subprocess per cell and implementation times the NNGP
@@ -20,8 +20,8 @@ import pathlib
 import sys
 import time
 
-from experiments._timing import CellCache, bench_parser, machine_meta, subcommand, write_report
-from experiments.bench_empirical_ntk import NT_PYTHON, ROOT
+from benchmarks._timing import CellCache, bench_parser, machine_meta, subcommand, write_report
+from benchmarks.bench_empirical_ntk import NT_PYTHON, ROOT
 
 IN_DIM, DEPTH = 100, 3
 SIZES = (1000, 5000, 20000)
@@ -34,7 +34,7 @@ def run_cell(args):
   import jax.numpy as jnp
 
   import ntk_lab as nl
-  from experiments._timing import median_time, peak_rss_mb, rss_mb
+  from benchmarks._timing import median_time, peak_rss_mb, rss_mb
 
   net = nl.MLP((512,) * DEPTH, activation="relu", b_std=0.1)
   x = jax.random.normal(jax.random.PRNGKey(1), (args.n, IN_DIM), jnp.float32)
@@ -54,7 +54,7 @@ def copy_rate(repeats):
   import jax
   import jax.numpy as jnp
 
-  from experiments._timing import median_time
+  from benchmarks._timing import median_time
 
   a = jnp.ones((2**27,), jnp.float32)
   t, _ = median_time(jax.jit(lambda a: a * 1.0000001), a, repeats=repeats)
@@ -82,7 +82,7 @@ def main(argv=None):
   records = []
   for n in ((1000,) if args.quick else SIZES):
     rec = {"n": n, "output_bytes": 2 * n * n * 4, "impls": {}}
-    rec["impls"]["ntk_lab"] = cached(f"{n}_ntk_lab", [sys.executable, "-m", "experiments.bench_analytic",
+    rec["impls"]["ntk_lab"] = cached(f"{n}_ntk_lab", [sys.executable, "-m", "benchmarks.bench_analytic",
                                                       "cell", "--n", str(n), "--repeats", str(args.repeats)])
     if use_nt:
       for impl, flag in (("nt_kernel_fn", "kernel_fn"), ("nt_batch", "batch")):
@@ -114,7 +114,7 @@ def _cell(m, out_bytes):
 
 
 def to_markdown(meta, records):
-  from experiments._timing import markdown_table
+  from benchmarks._timing import markdown_table
 
   impls = [i for i in IMPLS if any(i in r["impls"] for r in records)]
   rows = []

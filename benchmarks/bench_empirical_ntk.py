@@ -1,7 +1,7 @@
 """Benchmark of the empirical NTK: ntk_lab's three routes, and neural-tangents 0.6.5 side by side.
 
-    python -m experiments.bench_empirical_ntk --out results          # or: make bench
-    python -m experiments.bench_empirical_ntk --quick --no-nt        # a smaller grid
+    python -m benchmarks.bench_empirical_ntk --out results          # or: make bench
+    python -m benchmarks.bench_empirical_ntk --quick --no-nt        # a smaller grid
 
 For each cell (N points, width, depth; ReLU MLP in NTK parametrization, in_dim 100, out_dim 1,
 float32, x2 = None) and method, a fresh subprocess times the jit-compiled kernel (median over
@@ -22,7 +22,7 @@ import pathlib
 import sys
 import time
 
-from experiments._timing import CellCache, bench_parser, machine_meta, subcommand, write_report
+from benchmarks._timing import CellCache, bench_parser, machine_meta, subcommand, write_report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NT_PYTHON = ROOT / ".venv-nt" / "bin" / "python"
@@ -54,7 +54,7 @@ def run_cell(args):
   import jax.numpy as jnp
 
   import ntk_lab as nl
-  from experiments._timing import median_time, peak_rss_mb, rss_mb
+  from benchmarks._timing import median_time, peak_rss_mb, rss_mb
 
   net = nl.MLP((args.width,) * args.depth, activation="relu", b_std=0.1)
   params = net.init(jax.random.PRNGKey(0), IN_DIM, dtype=jnp.float32)
@@ -82,7 +82,7 @@ def matmul_rate(repeats):
   import jax
   import jax.numpy as jnp
 
-  from experiments._timing import median_time
+  from benchmarks._timing import median_time
 
   best = 0.0
   for n in (2048, 4096):
@@ -128,7 +128,7 @@ def main(argv=None):
       if secs > args.max_seconds or nbytes > args.max_gb * 2**30:
         rec["methods"][method] = {"skipped": f"est. {secs:.0f} s, {nbytes / 2**30:.1f} GB"}
         continue
-      cmd = [sys.executable, "-m", "experiments.bench_empirical_ntk", "cell", "--n", str(n), "--width",
+      cmd = [sys.executable, "-m", "benchmarks.bench_empirical_ntk", "cell", "--n", str(n), "--width",
              str(width), "--depth", str(depth), "--method", method, "--repeats", str(args.repeats),
              "--max-gb", str(args.max_gb)]
       rec["methods"][method] = cached(f"{n}_{width}_{depth}_{method}", cmd)
@@ -173,7 +173,7 @@ def _baseline_gb(records):
 
 
 def to_markdown(meta, records):
-  from experiments._timing import markdown_table
+  from benchmarks._timing import markdown_table
 
   rows = []
   for r in records:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import _common
+from ntk_lab.experiments import _common
+from ntk_lab.experiments.registry import Experiment, register
 
 DESCRIPTION = "weight movement and kernel drift vs width under gradient flow (seed 000 Ex3, 001 b)"
 OPTIONS = {}
-VMAP_SEEDS_ON_CPU = False  # vmapped adaptive solves cost more on a CPU (see `_common.flow`)
 
 
 def run_seeds(cfg, cells, options):
@@ -55,3 +55,8 @@ def report(out, cfg, options, results):
         + "\n\n" + _common.slope_lines(fits, metrics) + "\n")
   (out / "lazy_training.md").write_text(md)
   print(md)
+
+
+EXPERIMENT = register(Experiment("lazy_training", DESCRIPTION, OPTIONS, run_seeds, report,
+                                 # vmapped adaptive solves cost more on a CPU (`_common.flow`)
+                                 vmap_seeds_on_cpu=False))

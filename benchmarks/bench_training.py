@@ -1,7 +1,7 @@
 """Benchmark of training: gradient flow (diffrax) to t = 10/λ_min and optax gradient descent.
 
-    python -m experiments.bench_training --out results       # or: make bench-training
-    python -m experiments.bench_training --quick             # widths 2^8 and 2^10 only
+    python -m benchmarks.bench_training --out results       # or: make bench-training
+    python -m benchmarks.bench_training --quick             # widths 2^8 and 2^10 only
 
 The seeds' two-layer ReLU net f(x) = (1/√m) Σ_r a_r σ(w_rᵀx) (readout a_r = ±1 fixed, w_r ~ N(0, I)
 trained; seed 002) on N = 256 unit-norm inputs in d = 16 with Gaussian targets, float32, for widths
@@ -22,8 +22,8 @@ import pathlib
 import sys
 import time
 
-from experiments._timing import CellCache, bench_parser, machine_meta, subcommand, write_report
-from experiments.bench_empirical_ntk import ROOT, matmul_rate
+from benchmarks._timing import CellCache, bench_parser, machine_meta, subcommand, write_report
+from benchmarks.bench_empirical_ntk import ROOT, matmul_rate
 
 N, D, GD_STEPS = 256, 16, 1000
 RTOL, ATOL = 1e-4, 1e-6
@@ -52,7 +52,7 @@ def run_cell(args):
   import optax
 
   import ntk_lab as nl
-  from experiments._timing import median_time
+  from benchmarks._timing import median_time
 
   net, p0, x, y = problem(args.width)
   lam = np.linalg.eigvalsh(np.asarray(net.kernel(x, get="ntk").ntk, np.float64))
@@ -93,7 +93,7 @@ def main(argv=None):
   cached = CellCache(out / "cells_training", resume=args.resume, timeout=args.timeout, cwd=ROOT)
   cells = []
   for width in ((256, 1024) if args.quick else WIDTHS):
-    res = cached(f"{width}", [sys.executable, "-m", "experiments.bench_training", "cell",
+    res = cached(f"{width}", [sys.executable, "-m", "benchmarks.bench_training", "cell",
                               "--width", str(width), "--repeats", str(args.repeats)])
     res.setdefault("width", width)
     cells.append(res)
@@ -104,7 +104,7 @@ def main(argv=None):
 
 
 def to_markdown(meta, cells):
-  from experiments._timing import markdown_table
+  from benchmarks._timing import markdown_table
 
   rate = meta["matmul_gflops_per_s"]
   rows = []

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import _common
+from ntk_lab.experiments import _common
+from ntk_lab.experiments.registry import Experiment, register
 
 DESCRIPTION = "residual decay vs the exp(−2λ_min t) bound (seed 001 a, 004 UW Ex1)"
 OPTIONS = {}
-VMAP_SEEDS_ON_CPU = False  # vmapped adaptive solves cost more on a CPU (see `_common.flow`)
 
 
 def run_seeds(cfg, cells, options):
@@ -67,3 +67,8 @@ def report(out, cfg, options, results):
         "times).\n\n" + _common.median_table(results, cols) + "\n")
   (out / "convergence_rate.md").write_text(md)
   print(md)
+
+
+EXPERIMENT = register(Experiment("convergence_rate", DESCRIPTION, OPTIONS, run_seeds, report,
+                                 # vmapped adaptive solves cost more on a CPU (`_common.flow`)
+                                 vmap_seeds_on_cpu=False))

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import _common
+from ntk_lab.experiments import _common
+from ntk_lab.experiments.registry import Experiment, register
 
 DESCRIPTION = "NTK/NNGP regression vs trained finite nets of growing width on scikit-learn's digits"
 OPTIONS = {"dataset": "digits"}
-VMAP_SEEDS_ON_CPU = False  # vmapped adaptive solves cost more on a CPU (see `_common.flow`)
 
 
 def load(cfg, options):
@@ -119,3 +119,8 @@ def report(out, cfg, options, results):
     md += "\n" + _common.slope_lines({"gap": fit}, {"gap": "‖f_NN − f_NTK‖/‖f_NTK‖ on test points"}) + "\n"
   (out / "real_data.md").write_text(md)
   print(md)
+
+
+EXPERIMENT = register(Experiment("real_data", DESCRIPTION, OPTIONS, run_seeds, report,
+                                 # vmapped adaptive solves cost more on a CPU (`_common.flow`)
+                                 vmap_seeds_on_cpu=False))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import _common
+from ntk_lab.experiments import _common
+from ntk_lab.experiments.registry import Experiment, register
 
 DESCRIPTION = "empirical NTK vs its infinite-width limit over widths (seed 000 eq 8, 002 d)"
 OPTIONS = {}
@@ -39,3 +40,6 @@ def report(out, cfg, options, results):
         _common.slope_lines({"rel_error": fit}, {"rel_error": "‖Θ_m − Θ∞‖/‖Θ∞‖ (theory −0.5)"}) + "\n")
   (out / "kernel_convergence.md").write_text(md)
   print(md)
+
+
+EXPERIMENT = register(Experiment("kernel_convergence", DESCRIPTION, OPTIONS, run_seeds, report))

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import _common
+from ntk_lab.experiments import _common
+from ntk_lab.experiments.registry import Experiment, register
 
 DESCRIPTION = "NTK complexity √(2yᵀH⁻¹y·trH)/n vs 2√2‖β‖/√n and the real test error (seed 002 P2)"
 OPTIONS = {}
@@ -83,3 +84,6 @@ def report(out, cfg, options, results):
         + _common.median_table(results, cols, field="n") + "\n\n" + _common.slope_lines(fits, labels) + "\n")
   (out / "generalization_bound.md").write_text(md)
   print(md)
+
+
+EXPERIMENT = register(Experiment("generalization_bound", DESCRIPTION, OPTIONS, run_seeds, report))

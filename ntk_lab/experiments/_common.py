@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ntk_lab.atlas._util import loglog_fit  # noqa: F401  (one implementation for experiments and atlas)
+from ntk_lab.stats import loglog_fit  # noqa: F401  (the experiments' slope fits)
 
 
 def make_data(cfg, n: int, seed: int):
@@ -74,7 +74,7 @@ def loglog_panel(ax, results, key, title):
 def median_table(results, columns, field="width", reduce=np.median):
   """Markdown table of per-width medians: columns is [(key, header, format)]; `field` picks
   another cell field for the rows, `reduce` another statistic (np.max for a worst case)."""
-  from experiments._timing import markdown_table
+  from benchmarks._timing import markdown_table
   groups = {k: by_width(results, k, field) for k, _, _ in columns}
   rows_of = list(groups[columns[0][0]])
   rows = [[f"{w:,}"] + [format(float(reduce(groups[k][w])), fmt) for k, _, fmt in columns]

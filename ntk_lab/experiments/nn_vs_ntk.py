@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import _common
+from ntk_lab.experiments import _common
+from ntk_lab.experiments.registry import Experiment, register
 
 DESCRIPTION = "‖u_NN(t) − u_NTK(t)‖ over training for several widths, train and test (seed 004 UW Ex3)"
 OPTIONS = {}
-VMAP_SEEDS_ON_CPU = False  # vmapped adaptive solves cost more on a CPU (see `_common.flow`)
 
 
 def run_seeds(cfg, cells, options):
@@ -52,3 +52,8 @@ def report(out, cfg, options, results):
         _common.slope_lines({"peak_gap": fit}, {"peak_gap": "peak training gap"}) + "\n")
   (out / "nn_vs_ntk.md").write_text(md)
   print(md)
+
+
+EXPERIMENT = register(Experiment("nn_vs_ntk", DESCRIPTION, OPTIONS, run_seeds, report,
+                                 # vmapped adaptive solves cost more on a CPU (`_common.flow`)
+                                 vmap_seeds_on_cpu=False))

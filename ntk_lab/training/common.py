@@ -1,0 +1,106 @@
+"""Pieces both trainers share: losses, data checks against the model, the model's split into
+static structure and arrays (for `jax.jit`), and one record of a training state."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ntk_lab import _checks
+from ntk_lab.mlp import Wrapper, apply_fn_of, trainable_merge
+from ntk_lab.observables import state_observables
+
+LOSSES = ("mse", "cross_entropy")
+
+def loss_fn(kind):
+  if kind == "mse":
+    return lambda out, y: 0.5 * jnp.sum((out - y) ** 2)
+  return lambda out, y: jnp.sum(optax.softmax_cross_entropy(out, y))
+
+
+def prepare(model, params0, x, y, loss, x_test):
+  """Checks the data against the model (before any compilation); returns x, y (N, O), x_test."""
+  apply_fn = apply_fn_of(model)
+  _checks.choice(loss, "loss", LOSSES)
+  x = _checks.as_batch(x, "x")
+  n = x.shape[0]
+  try:
+    out = jax.eval_shape(apply_fn, params0, x[:1])
+  except (TypeError, ValueError) as e:
+    raise type(e)(f"params0/x: the model cannot be applied to them: {e}") from e
+  if len(out.shape) != 2:
+    raise ValueError(f"model: apply(params, x) must return (N, O), got {out.shape} for 1 point.")
+  o = out.shape[1]
+  y = _checks.as_batch(y, "y") if not (hasattr(y, "dtype") and jnp.issubdtype(y.dtype, jnp.integer)
+                                       and loss == "cross_entropy") else jnp.asarray(y)
+  if y.shape[0] != n:
+    raise ValueError(f"y: has {y.shape[0]} targets but x has {n} points; they must match.")
+  if loss == "cross_entropy" and y.ndim == 1:
+    if not jnp.issubdtype(y.dtype, jnp.integer):
+      raise TypeError("y: for loss='cross_entropy' pass integer class labels (N,) or "
+                      f"probabilities (N, {o}); got a 1-D {y.dtype} array.")
+    def labels_in_range(lo, hi):
+      if int(lo) < 0 or int(hi) >= o:
+        raise ValueError(f"y: class labels must lie in [0, {o}) for a model with {o} outputs, "
+                         f"got range [{int(lo)}, {int(hi)}].")
+    _checks.now_or_at_run_time(labels_in_range, y.min(), y.max())
+    y = jax.nn.one_hot(y, o, dtype=out.dtype)
+  elif y.ndim == 1:
+    y = y[:, None]
+  if y.shape != (n, o):
+    raise ValueError(f"y: expected shape ({n},) or ({n}, {o}) for a model with {o} outputs, "
+                     f"got {tuple(y.shape)}.")
+  y = y.astype(out.dtype)
+  if x_test is not None:
+    x_test = _checks.as_batch(x_test, "x_test")
+    if x_test.shape[1:] != x.shape[1:]:
+      raise ValueError(f"x_test: per-point shape {x_test.shape[1:]} differs from x's {x.shape[1:]}.")
+  return x, y, x_test
+
+
+def split_model(model):
+  """(static, leaves): wrappers carry arrays (θ₀) that must be jit arguments, not constants."""
+  if isinstance(model, Wrapper):
+    leaves, treedef = jax.tree.flatten(model)
+    return treedef, leaves
+  return model, None
+
+
+def join_model(static, leaves):
+  return static if leaves is None else jax.tree.unflatten(static, leaves)
+
+
+def positive(value, name):
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+      or value <= 0:
+    raise ValueError(f"{name}: must be a finite number > 0, got {value!r}.")
+  return float(value)
+
+
+def all_finite(tree):
+  leaves = jax.tree.leaves(tree)
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(l)) for l in leaves])) if leaves else True
+
+
+def snapshot(model, loss_fn, names, context, theta, frozen, x, y, x_test, save_params):
+  """What both trainers record of one state: outputs, loss, observables (and params)."""
+  params = trainable_merge(model)(theta, frozen)
+  f = apply_fn_of(model)
+  out = f(params, x)
+  value = loss_fn(out, y)
+  rec = {"train": out, "loss": value,
+         "obs": state_observables(names, model, context, params, x, y, out, value)}
+  if x_test is not None:
+    rec["test"] = f(params, x_test)
+  if save_params:
+    rec["params"] = theta
+  return rec
+
+
+def last_finite(values):
+  ok = np.flatnonzero(np.isfinite(values))
+  return int(ok[-1]) if ok.size else None

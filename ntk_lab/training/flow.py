@@ -1,0 +1,213 @@
+"""Gradient flow dθ/dt = −η ∇L as an ODE, integrated by diffrax."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ntk_lab import _checks
+from ntk_lab.mlp import apply_fn_of, split_trainable, trainable_merge
+from ntk_lab.observables import Observer
+from ntk_lab.training import common
+from ntk_lab.training.results import DivergenceError, SolverError, Trajectory
+from ntk_lab.training.solvers import solver_of
+
+__all__ = ["gradient_flow"]
+
+
+def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_rate: float = 1.0,
+                  solver="tsit5", rtol: float = 1e-4, atol: float = 1e-6, dt0: float | None = None,
+                  max_steps: int = 100_000, observe=(), x_test=None,
+                  save_params: bool = False) -> Trajectory:
+  """Integrates gradient flow dθ/dt = −η ∇_θ L(θ) from θ(0) = θ₀ and samples it at `times`.
+
+  Args:
+    model: an `MLP`, a `centered` or `linearize`d model, or any ``apply_fn(params, x) -> (N, O)``.
+    params0: θ₀. For an MLP only the layers its ``trainable`` spec names move.
+    x: training inputs (N, …); y: targets (N,) or (N, O) (for cross-entropy, integer labels (N,)
+      or class probabilities (N, O)).
+    times: increasing times 0 ≤ t₁ < … < t_T (t₁ may be 0) at which to save the state.
+    loss: ``"mse"`` (L = ½ Σ ‖f − y‖², the seeds' convention) or ``"cross_entropy"`` (summed).
+    learning_rate: η > 0 (only rescales time: θ_η(t) = θ_1(ηt)).
+    solver: ``"tsit5"`` (default), ``"dopri5"``, ``"dopri8"``, ``"bosh3"`` (adaptive, PID step
+      control with `rtol`/`atol`), ``"euler"``, ``"heun"``, ``"rk4"`` (fixed step `dt0`), or a
+      diffrax solver instance (adaptive iff `dt0` is None).
+    rtol, atol: the adaptive solvers' tolerances, applied to the displacement θ(t) − θ₀ (the
+      ODE's state), which in a wide net is much smaller than θ. For ReLU-like activations the vector field
+      jumps wherever a unit's activation pattern flips on a training point, and each tenfold
+      tightening costs several times more steps; pass tighter values for exact comparisons.
+    dt0: the step size of a fixed-step solver (required there); the first trial step of an
+      adaptive one (None: chosen automatically).
+    max_steps: the most solver steps before giving up with `SolverError`.
+    observe: names of observables to record (see `ntk_lab.observables`); none by default.
+    x_test: inputs whose outputs are also recorded, (N_test, …).
+    save_params: also return the trainable params at every saved time.
+
+  Returns:
+    A `Trajectory` with times (T,), train_outputs (T, N, O), test_outputs (T, N_test, O) or None.
+
+  Raises:
+    DivergenceError: the parameters or the loss became NaN/Inf (with the time it happened).
+    SolverError: the solver did not reach the last time within ``max_steps``.
+    jax.errors.JaxRuntimeError: either of them (same message) when called under `jax.jit`.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, ntk_lab as nl
+    >>> net = nl.MLP((64,), b_std=None)
+    >>> x = jax.random.normal(jax.random.PRNGKey(0), (8, 3)); y = jnp.sin(x[:, 0])
+    >>> p0 = net.init(jax.random.PRNGKey(1), 3)
+    >>> run = nl.gradient_flow(net, p0, x, y, times=jnp.linspace(0, 5, 6), observe=["loss"])
+    >>> run.train_outputs.shape, run.observables["loss"].shape
+    ((6, 8, 1), (6,))
+    >>> bool(run.observables["loss"][-1] < run.observables["loss"][0])
+    True
+
+    ``jax.vmap(lambda p: nl.gradient_flow(net, p, x, y, times=…))(ps)`` runs several draws of θ₀
+    at once (ps stacked along a leading axis), each with its own adaptive steps.
+  """
+  x, y, x_test = common.prepare(model, params0, x, y, loss, x_test)
+  times, t_last = _check_times(times, x.dtype)
+  eta = common.positive(learning_rate, "learning_rate")
+  max_steps = _checks.positive_int(max_steps, "max_steps")
+  solver_obj, adaptive = solver_of(solver, dt0)
+  if dt0 is not None:
+    dt0 = common.positive(dt0, "dt0")
+  if adaptive:
+    rtol, atol = common.positive(rtol, "rtol"), common.positive(atol, "atol")
+  elif t_last is not None and math.ceil(t_last / dt0) > max_steps:
+    raise ValueError(f"dt0: reaching t = {t_last:g} in steps of {dt0:g} takes "
+                     f"{math.ceil(t_last / dt0)} steps, more than max_steps={max_steps}; "
+                     "raise max_steps or dt0.")
+  observer = Observer(model, params0, x, y, loss=loss, observe=observe, x_test=x_test)
+  trainable0, frozen = split_trainable(model, params0)
+  static, leaves = common.split_model(model)
+  run = _compiled_flow(static, loss, solver_obj, adaptive, rtol if adaptive else None,
+                       atol if adaptive else None, dt0, max_steps, observer.names,
+                       bool(save_params))
+  saved, final, t_end, status, stats = run(leaves, trainable0, frozen, x, y, x_test, times,
+                                           jnp.asarray(eta, x.dtype), observer.context)
+  stats = {k: v for k, v in stats.items() if k.startswith("num_")}
+  _checks.now_or_at_run_time(functools.partial(_flow_failure, max_steps=max_steps), status,
+                             t_end, stats["num_steps"], stats["num_rejected_steps"], saved["loss"], times)
+  try:
+    stats = {k: int(v) for k, v in stats.items()}
+  except _checks.TRACED:  # under jit or vmap they stay arrays
+    pass
+  train_out, test_out = saved["train"], saved.get("test")
+  obs = dict(saved["obs"])
+  obs.update(observer.gaps(times, eta, train_out, test_out))
+  return Trajectory(times, train_out, test_out, saved.get("params"), trainable_merge(model)(final, frozen),
+                    obs, stats)
+
+
+def _flow_failure(status, t_end, steps, rejected, losses, times, *, max_steps):
+  """Raises what went wrong in a finished solve (numpy in): divergence, max_steps, solver failure."""
+  status, t_end, steps, losses, times = int(status), float(np.ravel(t_end)[0]), int(steps), \
+      np.asarray(losses), np.asarray(times)
+  if status == 1:
+    k = common.last_finite(losses)
+    last = "" if k is None else \
+        f"; the last finite loss was {losses[k]:.6g} at saved time t = {float(times[k]):.6g}"
+    raise DivergenceError(
+        f"gradient_flow: diverged at t = {t_end:.6g} (solver step {steps}): the "
+        f"parameters became NaN/Inf{last}. Use a smaller learning_rate, a smaller dt0 or an "
+        "adaptive solver.", time=t_end, step=steps,
+        last_finite_loss=None if k is None else float(losses[k]),
+        last_finite_at=None if k is None else float(times[k]))
+  if status == 2:
+    raise SolverError(
+        f"gradient_flow: the solver reached only t = {t_end:.6g} of {float(times[-1]):.6g} in "
+        f"max_steps={max_steps} steps ({int(rejected)} rejected). The flow is stiff "
+        "(η·λ_max of the NTK is large relative to the time span): raise max_steps, or loosen "
+        "rtol/atol.", time=t_end, steps=steps)
+  if status == 3:
+    raise SolverError(f"gradient_flow: the solver failed at t = {t_end:.6g} after "
+                      f"{steps} steps; try another solver or tighter rtol/atol.",
+                      time=t_end, steps=steps)
+  if not np.all(np.isfinite(losses)):
+    k = int(np.argmin(np.isfinite(losses)))
+    j = common.last_finite(losses[:k]) if k else None
+    last = "" if j is None else f"; the last finite loss was {losses[j]:.6g} at t = {float(times[j]):.6g}"
+    raise DivergenceError(
+        f"gradient_flow: the loss is NaN/Inf from saved time t = {float(times[k]):.6g} on{last}. "
+        "Use a smaller learning_rate.", time=float(times[k]),
+        last_finite_loss=None if j is None else float(losses[j]),
+        last_finite_at=None if j is None else float(times[j]))
+
+
+def _check_times(times, dtype):
+  """(times as a `dtype` array, the last time as a float or None when traced): shapes now, values
+  now or, when traced, at run time."""
+  if not hasattr(times, "shape"):
+    try:
+      times = np.asarray(times, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+      raise TypeError(f"times: expected a 1-D array of numbers, got {type(times).__name__}.") from e
+  if not (jnp.issubdtype(times.dtype, jnp.floating) or jnp.issubdtype(times.dtype, jnp.integer)):
+    raise TypeError(f"times: expected real numbers, got dtype {times.dtype}.")
+  if times.ndim != 1 or times.shape[0] == 0:
+    raise ValueError(f"times: expected a non-empty 1-D array, got shape {tuple(times.shape)}.")
+  _checks.now_or_at_run_time(_times_in_order, times)
+  try:
+    t_last = float(times[-1])
+  except _checks.TRACED:
+    t_last = None
+  return jnp.asarray(times, dtype), t_last
+
+
+def _times_in_order(t):
+  t = np.asarray(t, np.float64)
+  if not np.all(np.isfinite(t)) or t[0] < 0:
+    raise ValueError("times: must be finite and ≥ 0 (gradient flow starts at t = 0).")
+  if t.size > 1 and not np.all(np.diff(t) > 0):
+    k = int(np.argmin(np.diff(t) > 0))
+    raise ValueError(f"times: must be strictly increasing, but times[{k + 1}] = {t[k + 1]:g} ≤ "
+                     f"times[{k}] = {t[k]:g}; sort them and drop duplicates.")
+  if t[-1] <= 0:
+    raise ValueError("times: the last time must be > 0.")
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_flow(static, loss, solver, adaptive, rtol, atol, dt0, max_steps, names,
+                   save_params):
+  loss_fn = common.loss_fn(loss)
+
+  def run(leaves, trainable0, frozen, x, y, x_test, times, eta, context):
+    model = common.join_model(static, leaves)
+    f = apply_fn_of(model)
+    merge = trainable_merge(model)
+
+    # The state is the displacement δ = θ − θ₀, not θ: in a wide net each weight moves by
+    # O(1/√width) while being O(1) itself, so tolerances relative to θ would not resolve the motion.
+    def at(delta):
+      return jax.tree.map(jnp.add, trainable0, delta)
+
+    def training_loss(delta):
+      return loss_fn(f(merge(at(delta), frozen), x), y)
+
+    def field(t, delta, args):
+      return jax.tree.map(lambda g: -eta * g, jax.grad(training_loss)(delta))
+
+    def save(t, delta, args):
+      return common.snapshot(model, loss_fn, names, context, at(delta), frozen, x, y, x_test, save_params)
+
+    saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=times, fn=save), diffrax.SubSaveAt(t1=True)])
+    controller = (diffrax.PIDController(rtol=rtol, atol=atol) if adaptive
+                  else diffrax.ConstantStepSize())
+    event = diffrax.Event(lambda t, delta, args, **kw: jnp.logical_not(common.all_finite(delta)))
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(field), solver, t0=jnp.zeros((), times.dtype), t1=times[-1], dt0=dt0,
+        y0=jax.tree.map(jnp.zeros_like, trainable0), saveat=saveat, stepsize_controller=controller, event=event,
+        max_steps=max_steps, throw=False)
+    status = jnp.select([sol.result == diffrax.RESULTS.successful,
+                         sol.result == diffrax.RESULTS.event_occurred,
+                         sol.result == diffrax.RESULTS.max_steps_reached], [0, 1, 2], 3)
+    final = at(jax.tree.map(lambda a: a[-1], sol.ys[1]))
+    return sol.ys[0], final, sol.ts[1], status, sol.stats
+
+  return jax.jit(run)
