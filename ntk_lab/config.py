@@ -7,7 +7,8 @@ A config names an experiment and sets its data, model, training and sweep; every
     device: auto              # auto (JAX's default), cpu or gpu
     data:     {n: 32, n_test: 16, in_dim: 2, inputs: sphere, target: sin, noise: 0.0}
     model:    {width: 256, depth: 1, activation: relu, parametrization: ntk, W_std: 1.0, b_std: null}
-    training: {time: 10.0, n_times: 21, learning_rate: 1.0, solver: tsit5, rtol: 1.0e-4, atol: 1.0e-6}
+    training: {time: 10.0, n_times: 21, learning_rate: 1.0, solver: tsit5, rtol: 1.0e-4, atol: 1.0e-6,
+               dt0: null}     # dt0: the step of a fixed-step solver (euler, heun, rk4)
     sweep:    {widths: [64, 256, 1024], seeds: [0, 1, 2]}
     options:  {}              # experiment-specific keys, checked by the experiment
 
@@ -19,13 +20,22 @@ of the section it overrides (``widths`` ↔ ``model.width``, ``depths`` ↔ ``mo
 ``training.learning_rate``; ``seeds`` defaults to [0]). ``sweep.vmap_seeds`` (``auto``, ``always``
 or ``never``) says whether a grid point's seeds are computed together under `jax.vmap`; ``auto``
 leaves it to the experiment, by backend.
+
+The choices of ``experiment``, ``model.activation`` and ``training.solver`` are the library's
+registries (`ntk_lab.experiments.EXPERIMENTS`, `ntk_lab.activations.ACTIVATIONS`,
+`ntk_lab.training.SOLVERS`), read when a config is checked, so a registered experiment of your own
+is a valid ``experiment:``. A YAML key given twice in one mapping is an error (YAML itself keeps the
+last one silently); so is ``--set model.width=…`` while ``sweep.widths`` is set (the sweep list
+would override it), and a fixed-step solver without ``training.dt0``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import itertools
+import json
 import math
 import pathlib
 import types
@@ -33,13 +43,10 @@ import typing
 
 import yaml
 
-from ntk_lab.activations import ACTIVATIONS
 from ntk_lab.mlp import PARAMETRIZATIONS
 
 __all__ = ["Cell", "Config", "ConfigError", "DataConfig", "ModelConfig", "SweepConfig",
-           "TrainingConfig", "apply_overrides", "cells", "load_config"]
-
-SOLVER_NAMES = ("tsit5", "dopri5", "dopri8", "bosh3", "heun", "euler", "rk4")
+           "TrainingConfig", "apply_overrides", "cells", "fingerprint", "load_config"]
 
 
 class ConfigError(ValueError):
@@ -48,6 +55,31 @@ class ConfigError(ValueError):
 
 def _choice(*options):
   return {"choices": options}
+
+
+# The registries are read when a value is checked (not copied here), so the config offers exactly
+# what the library can run, including experiments registered after import.
+def _experiments():
+  from ntk_lab.experiments import EXPERIMENTS
+  return tuple(EXPERIMENTS)
+
+
+def _activations():
+  from ntk_lab.activations import ACTIVATIONS
+  return tuple(ACTIVATIONS)
+
+
+def _solvers():
+  from ntk_lab.training import SOLVERS
+  return tuple(SOLVERS)
+
+
+def _fixed_step(solver: str) -> bool:
+  """Whether the registered solver takes fixed steps (and so needs ``training.dt0``)."""
+  from ntk_lab.training import SOLVERS
+  entry = SOLVERS[solver]
+  adaptive = getattr(entry, "adaptive", None)
+  return not (entry[1] if adaptive is None else adaptive)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +98,7 @@ class ModelConfig:
   """An `ntk_lab.MLP` with `depth` hidden layers of `width` units."""
   width: int = 256
   depth: int = 1
-  activation: str = dataclasses.field(default="relu", metadata=_choice(*ACTIVATIONS))
+  activation: str = dataclasses.field(default="relu", metadata={"choices": _activations})
   parametrization: str = dataclasses.field(default="ntk", metadata=_choice(*PARAMETRIZATIONS))
   W_std: float = dataclasses.field(default=1.0, metadata={"positive": True})
   b_std: float | None = dataclasses.field(default=None, metadata={"min": 0.0})
@@ -75,13 +107,16 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-  """Gradient flow (or GD) settings; `time` is the final gradient-flow time."""
+  """Gradient flow (or GD) settings; `time` is the final gradient-flow time, sampled at `n_times`
+  equally spaced times from 0 (so at least 2). `dt0` is the step of a fixed-step solver (required
+  for one) and the first step of an adaptive one (None: chosen by the solver)."""
   time: float = dataclasses.field(default=10.0, metadata={"positive": True})
-  n_times: int = 21
+  n_times: int = dataclasses.field(default=21, metadata={"min": 2})
   learning_rate: float = dataclasses.field(default=1.0, metadata={"positive": True})
-  solver: str = dataclasses.field(default="tsit5", metadata=_choice(*SOLVER_NAMES))
+  solver: str = dataclasses.field(default="tsit5", metadata={"choices": _solvers})
   rtol: float = dataclasses.field(default=1e-4, metadata={"positive": True})
   atol: float = dataclasses.field(default=1e-6, metadata={"positive": True})
+  dt0: float | None = dataclasses.field(default=None, metadata={"positive": True})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +125,7 @@ class SweepConfig:
   widths: tuple[int, ...] | None = None
   seeds: tuple[int, ...] = dataclasses.field(default=(0,), metadata={"min": 0})
   depths: tuple[int, ...] | None = None
-  activations: tuple[str, ...] | None = dataclasses.field(default=None, metadata=_choice(*ACTIVATIONS))
+  activations: tuple[str, ...] | None = dataclasses.field(default=None, metadata={"choices": _activations})
   n: tuple[int, ...] | None = None
   learning_rates: tuple[float, ...] | None = dataclasses.field(default=None, metadata={"positive": True})
   # Whether the seeds of one grid point are computed together under jax.vmap: "auto" lets the
@@ -101,7 +136,7 @@ class SweepConfig:
 @dataclasses.dataclass(frozen=True)
 class Config:
   """A whole experiment config (see the module docstring for the YAML layout)."""
-  experiment: str
+  experiment: str = dataclasses.field(metadata={"choices": _experiments})
   name: str | None = None
   dtype: str = dataclasses.field(default="float64", metadata=_choice("float32", "float64"))
   device: str = dataclasses.field(default="auto", metadata=_choice("auto", "cpu", "gpu"))
@@ -193,6 +228,7 @@ def _value(tp, v, path, meta):
     return float(v)
   if tp is str:
     choices = meta.get("choices")
+    choices = choices() if callable(choices) else choices
     if not isinstance(v, str):
       # YAML reads yes/no/on/off as booleans: name the words the key takes
       words = f" ({', '.join(choices)})" if choices else ""
@@ -208,6 +244,10 @@ def _value(tp, v, path, meta):
 def load_config(source, *, overrides=()) -> Config:
   """A validated `Config` from a YAML path, YAML text or a dict, after ``key=value`` overrides.
 
+  A `pathlib.Path` is always read as a file; a one-line string is a path when it ends in .yaml/.yml,
+  names a file or holds no ``": "``, else YAML text. A missing or unreadable file, text that is not
+  UTF-8 or not YAML, and a key given twice are `ConfigError`s that name the file (and line).
+
   Example:
     >>> from ntk_lab.config import load_config
     >>> cfg = load_config({"experiment": "quickstart", "sweep": {"widths": [64, 128]}})
@@ -217,41 +257,157 @@ def load_config(source, *, overrides=()) -> Config:
     Traceback (most recent call last):
     ...
     ntk_lab.config.ConfigError: unknown top-level key 'modle'; valid keys: experiment, name, dtype, device, data, model, training, sweep, options; did you mean 'model'?
+    >>> load_config("experiment: quickstart\\nmodel: {width: 8}\\nmodel: {width: 16}")
+    Traceback (most recent call last):
+    ...
+    ntk_lab.config.ConfigError: config: key 'model' appears twice (lines 2 and 3); keep one.
   """
+  where = "config"
   if isinstance(source, dict):
     raw = source
+  elif _is_path(source):
+    path = pathlib.Path(source)
+    where = str(path)
+    raw = parse_yaml(_read_text(path), where)
   else:
-    text = pathlib.Path(source).read_text() if _is_path(source) else str(source)
-    try:
-      raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-      raise ConfigError(f"config: not valid YAML: {e}") from e
-  raw = apply_overrides(raw if raw is not None else {}, overrides)
-  return _build(Config, raw, "")
+    raw = parse_yaml(str(source), where)
+  raw = apply_overrides(raw, overrides, where=where)
+  cfg = _build(Config, raw, "")
+  _check_together(cfg)
+  return cfg
+
+
+def _read_text(path: pathlib.Path) -> str:
+  if not path.exists():
+    hint = ""
+    if not path.suffix and path.with_suffix(".yaml").is_file():
+      hint = f"; did you mean {str(path.with_suffix('.yaml'))!r}?"
+    raise ConfigError(f"config: no such file {str(path)!r}{hint or '.'}")
+  if path.is_dir():
+    raise ConfigError(f"config: {str(path)!r} is a directory; give a YAML file such as "
+                      "configs/quickstart.yaml.")
+  try:
+    return path.read_bytes().decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise ConfigError(f"config: {str(path)!r} is not UTF-8 text (byte {e.start}); save it as UTF-8 "
+                      "YAML.") from None
+  except OSError as e:
+    raise ConfigError(f"config: cannot read {str(path)!r}: {e.strerror}.") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+  """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last silently)."""
+
+  def construct_mapping(self, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+      key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+      try:
+        if key in seen and key != "<<":
+          raise ConfigError(f"{self._where}: key {key!r} appears twice (lines {seen[key]} and {line}); "
+                            "keep one.")
+        seen[key] = line
+      except TypeError:  # an unhashable key: the base class names it
+        pass
+    return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str = "config"):
+  """`text` parsed as YAML, duplicated keys refused; errors are one-line `ConfigError`s naming
+  `where` and the line."""
+  loader = _UniqueKeyLoader(text)
+  loader._where = where
+  try:
+    return loader.get_single_data()
+  except yaml.YAMLError as e:
+    mark = getattr(e, "problem_mark", None)
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    raise ConfigError(f"{where}: not valid YAML{at}: {problem}.") from None
+  finally:
+    loader.dispose()
 
 
 def _is_path(source) -> bool:
   if isinstance(source, pathlib.Path):
     return True
   return isinstance(source, str) and "\n" not in source and (
-      source.endswith((".yaml", ".yml")) or pathlib.Path(source).is_file())
+      source.endswith((".yaml", ".yml")) or pathlib.Path(source).is_file() or ": " not in source)
 
 
-def apply_overrides(raw: dict, overrides) -> dict:
-  """Applies ``dotted.key=value`` strings (values parsed as YAML) to a copy of `raw`."""
+# A sweep list overrides the single value of its section: --set on the single value would be ignored.
+SWEEP_OF = {"model.width": "widths", "model.depth": "depths", "model.activation": "activations",
+            "data.n": "n", "training.learning_rate": "learning_rates"}
+
+
+def apply_overrides(raw, overrides, *, where: str = "config") -> dict:
+  """Applies ``dotted.key=value`` strings (values parsed as YAML) to a copy of `raw`.
+
+  A value that is not YAML, a key path through a non-section, and an override of a single value
+  that a sweep list in the config overrides in turn (``model.width`` while ``sweep.widths`` is
+  set) are `ConfigError`s naming the ``--set`` item.
+  """
+  if raw is None:
+    raw = {}
+  if not isinstance(raw, dict):
+    raise ConfigError(f"{where}: expected a mapping of keys to values at the top level (such as "
+                      f"`experiment: quickstart`), got a {type(raw).__name__}: {raw!r:.60}.")
   raw = yaml.safe_load(yaml.safe_dump(raw)) if raw else {}
+  if isinstance(overrides, str):
+    overrides = [overrides]
   for item in overrides:
-    if "=" not in item:
+    if not isinstance(item, str) or "=" not in item:
       raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set model.width=512.")
     key, text = item.split("=", 1)
     parts = key.strip().split(".")
+    if not all(parts):
+      raise ConfigError(f"--set {item!r}: expected a dotted key such as model.width before '='.")
+    value = parse_yaml(text, f"--set {item!r}")
+    dotted = ".".join(parts)
+    if dotted in SWEEP_OF:
+      sweep = raw.get("sweep")
+      if isinstance(sweep, dict) and sweep.get(SWEEP_OF[dotted]) is not None:
+        lst = f"sweep.{SWEEP_OF[dotted]}"
+        raise ConfigError(f"--set {item!r}: {lst} is set ({sweep[SWEEP_OF[dotted]]}) and overrides "
+                          f"{dotted}; set {lst}=[{text.strip()}] instead.")
     node = raw
-    for part in parts[:-1]:
-      node = node.setdefault(part, {})
+    for i, part in enumerate(parts[:-1]):
+      if node.get(part) is None:
+        node[part] = {}
+      node = node[part]
       if not isinstance(node, dict):
-        raise ConfigError(f"--set {item!r}: {part!r} is not a section.")
-    node[parts[-1]] = yaml.safe_load(text)
+        raise ConfigError(f"--set {item!r}: {'.'.join(parts[:i + 1])!r} is not a section.")
+    node[parts[-1]] = value
   return raw
+
+
+def _check_together(cfg: Config):
+  """What no single key can check: a fixed-step solver needs its step."""
+  tr = cfg.training
+  if tr.dt0 is None and _fixed_step(tr.solver):
+    raise ConfigError(f"training.dt0: solver {tr.solver!r} takes fixed steps, so it needs training.dt0 "
+                      f"(e.g. dt0: {tr.time / 1000:g}, small against 1/(η λ_max) of the NTK); or use an "
+                      "adaptive solver such as tsit5.")
+
+
+def fingerprint(cfg: Config) -> str:
+  """A hash of the whole resolved config (16 hex digits): every cell of a run directory carries it,
+  so a cell computed under another config is recognised, whatever its file name.
+
+  Example:
+    >>> from ntk_lab.config import fingerprint, load_config
+    >>> a = load_config({"experiment": "quickstart"})
+    >>> b = load_config({"experiment": "quickstart", "model": {"W_std": 1.0000001}})
+    >>> len(fingerprint(a)), fingerprint(a) == fingerprint(b)
+    (16, False)
+  """
+  return _digest(cfg.to_dict(), 16)
+
+
+def _digest(value, n: int) -> str:
+  # json writes floats with repr (the shortest exact form), so no two distinct values share a text
+  text = json.dumps(value, sort_keys=True, default=str, allow_nan=True)
+  return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
 # ---------------------------------------------------------------------------------- cells
@@ -267,9 +423,17 @@ class Cell:
 
   @property
   def key(self) -> str:
-    """A file-name-safe id, stable across runs and shards."""
+    """A file-name-safe id, stable across runs and shards, that no other cell shares: a readable
+    prefix (the learning rate rounded by ``:g``) and a hash of the exact parameters.
+
+    Example:
+      >>> from ntk_lab.config import Cell
+      >>> a, b = Cell(16, 1, "erf", 6, 1.0, 0), Cell(16, 1, "erf", 6, 1.0000001, 0)
+      >>> a.key[:21], a.key == b.key
+      ('w16_d1_erf_n6_lr1_s0_', False)
+    """
     return (f"w{self.width}_d{self.depth}_{self.activation}_n{self.n}_"
-            f"lr{self.learning_rate:g}_s{self.seed}")
+            f"lr{self.learning_rate:g}_s{self.seed}_{_digest(dataclasses.asdict(self), 10)}")
 
 
 def cells(cfg: Config, *, shard: tuple[int, int] | None = None) -> list[Cell]:

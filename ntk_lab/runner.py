@@ -6,12 +6,31 @@ A run directory holds
     environment.json    ntk_lab / jax / python versions, devices, git commit, start time
     cells/KEY.json      one result per sweep cell, written to a temporary name and renamed, so a
                         killed run never leaves a partial file
+    cells/damaged/      cell files that could not be read (set aside by a resumed run)
+    cells/foreign/      cell files computed under another config (set aside by a resumed run)
     summary.csv         one row per finished cell (scalar results)
     *.png, *.md         the experiment's plots and tables (`report`)
 
-Rerunning with ``resume=True`` skips every cell whose file exists; ``shard=(k, n)`` runs the k-th
-of n interleaved slices of the grid, so n processes (or a SLURM array) fill one directory and
-`report` merges what is there.
+What the runner guarantees (docs/runner.md has the details):
+
+* **Exact cell identity.** A cell's KEY is a readable prefix plus a hash of its exact parameters
+  (`ntk_lab.config.Cell.key`), so two different cells (learning rates 1.0 and 1.0000001) never share
+  a file.
+* **Fingerprints.** Every cell file carries the fingerprint of the resolved config
+  (`ntk_lab.config.fingerprint`); a cell of another config is never taken for one of this run:
+  `run(resume=True)` moves it to ``cells/foreign/`` and recomputes it, `report` leaves it out.
+* **Damaged cells** (empty, truncated, not UTF-8 or JSON, fields missing) are named, moved to
+  ``cells/damaged/`` and recomputed by a resumed run; `report` skips them and lists them.
+* **Non-finite values**: a cell holding NaN or ±inf is kept and marked (the ``nonfinite`` column of
+  summary.csv), but left out of the experiment's fits, medians and plots, and the report says how
+  many were left out.
+* A failure while computing raises `RunError` naming the cells (the cause chained); nothing is
+  written for them, and everything finished before stays.
+
+Rerunning with ``resume=True`` keeps every finished cell of this config; ``shard=(k, n)`` runs the
+k-th of n interleaved slices of the grid, so n processes (or a SLURM array) fill one directory and
+`report` merges what is there. A directory whose config.yaml differs from the config is refused,
+unless it holds no cells (a run that failed at its start does not block the corrected rerun).
 
 An experiment is an `ntk_lab.experiments.Experiment` in the registry: its ``options`` (defaults of the
 ``options:`` keys), ``run_seeds(cfg, cells, options) -> [dict]`` (one result per cell) and
@@ -35,13 +54,25 @@ import subprocess
 import sys
 import time
 
+import math
+
 import yaml
 
 from ntk_lab import _checks
-from ntk_lab.config import Config, ConfigError, cells, load_config
+from ntk_lab.config import Cell, Config, ConfigError, cells, fingerprint, load_config
 from ntk_lab.experiments import EXPERIMENTS, Experiment, experiment
 
-__all__ = ["EXPERIMENTS", "experiment", "report", "run"]
+__all__ = ["EXPERIMENTS", "RunContents", "RunError", "check_run", "experiment", "report", "run", "scan"]
+
+# The cell's parameters, as stored in its file beside the experiment's results.
+CELL_FIELDS = ("width", "depth", "activation", "n", "learning_rate", "seed")
+_BOOKKEEPING = ("cell", "config_fingerprint", *CELL_FIELDS, "seconds", "result_fields")
+
+
+class RunError(RuntimeError):
+  """A failure while computing cells (solver, divergence, memory): the message names the cells and
+  the cause; the original exception is chained as ``__cause__``."""
+
 
 def check_options(cfg: Config, exp: Experiment) -> dict:
   """The experiment's options with defaults filled in; unknown keys are a `ConfigError`."""
@@ -79,67 +110,192 @@ def _write_atomic(path: pathlib.Path, text: str):
   tmp.replace(path)
 
 
+def _device(cfg: Config):
+  """The config's device (None for ``auto``); one that is not here is a `ConfigError`."""
+  import jax
+  if cfg.device == "auto":
+    return None
+  try:
+    return jax.devices(cfg.device)[0]
+  except RuntimeError as e:
+    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise ConfigError(f"device: {cfg.device!r} is not available here ({reason}); use device: auto "
+                      "or cpu.") from None
+
+
+def check_run(cfg: Config) -> tuple[Experiment, dict]:
+  """Everything a run of `cfg` needs besides the computation: the experiment, its options and the
+  device. Returns (experiment, options with defaults); raises `ConfigError`."""
+  exp = experiment(cfg.experiment)
+  options = check_options(cfg, exp)
+  _device(cfg)
+  return exp, options
+
+
 @contextlib.contextmanager
-def _jax_settings(cfg: Config):
-  """The config's dtype and device, for the duration of a run or report only.
+def _jax_settings(cfg: Config, *, device: bool = True):
+  """The config's dtype and (with `device`) device, for the duration of a run or report only.
 
   Scoped (not `jax.config.update`) so that running a float32 config from a notebook or a test
-  session does not switch off the caller's float64, nor move its default device.
+  session does not switch off the caller's float64, nor move its default device. A report does not
+  ask for the device: a GPU run's report can be re-made on a machine without one.
   """
   import jax
   with contextlib.ExitStack() as stack:
     stack.enter_context(jax.enable_x64(cfg.dtype == "float64"))
-    if cfg.device != "auto":
-      try:
-        devices = jax.devices(cfg.device)
-      except RuntimeError as e:
-        raise ConfigError(f"device: {cfg.device!r} is not available here ({e}); use device: auto.") from e
-      stack.enter_context(jax.default_device(devices[0]))
+    device = _device(cfg) if device else None
+    if device is not None:
+      stack.enter_context(jax.default_device(device))
     yield
+
+
+def _say(message: str):
+  print(f"ntk-lab: {message}", file=sys.stderr, flush=True)
 
 
 def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = None,
         overrides=(), progress: bool | None = None) -> pathlib.Path:
   """Runs the sweep of `config` (a path, YAML text, dict or `Config`) into directory `out`.
 
+  Everything is checked before anything is written or computed: the config, the experiment's
+  options, the device, the shard and that `out` is (or can be) a directory.
+
   Raises:
-    ConfigError: the config does not validate, or `out` holds another config / a finished run
-      without ``resume``.
+    ConfigError: the config does not validate, or `out` is a file, holds another config's cells or
+      (without ``resume``) a finished run.
+    RunError: computing a cell failed (the cells finished before are kept).
+    OSError: `out` cannot be written.
   """
   cfg = config if isinstance(config, Config) else load_config(config, overrides=overrides)
-  exp = experiment(cfg.experiment)
-  options = check_options(cfg, exp)
+  exp, options = check_run(cfg)
   if shard is not None and not (1 <= shard[0] <= shard[1]):
     raise ConfigError(f"--shard: expected K/N with 1 ≤ K ≤ N, got {shard[0]}/{shard[1]}.")
   out = pathlib.Path(out)
-  saved = out / "config.yaml"
+  if out.exists() and not out.is_dir():
+    raise ConfigError(f"--out {str(out)!r}: is a file, not a directory; choose a directory.")
+  saved, cell_dir = out / "config.yaml", out / "cells"
   resolved = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-  if saved.exists():
-    if saved.read_text() != resolved:
-      raise ConfigError(f"{out}: holds a run of a different config; use another --out, or the same config.")
-    if not resume and shard is None and any((out / "cells").glob("*.json")):
-      raise ConfigError(f"{out}: already has results; pass --resume to finish it, or use another --out.")
-  (out / "cells").mkdir(parents=True, exist_ok=True)
+  has_cells = cell_dir.is_dir() and any(cell_dir.glob("*.json"))
+  if saved.exists() and _read_or_none(saved) != resolved and has_cells:
+    raise ConfigError(f"{out}: holds a run of a different config; use another --out, or the same config.")
+  if has_cells and not resume and shard is None:
+    raise ConfigError(f"{out}: already has results; pass --resume to finish it (cells of another config "
+                      "are set aside), or use another --out.")
+  cell_dir.mkdir(parents=True, exist_ok=True)
   _write_atomic(saved, resolved)
+  fp = fingerprint(cfg)
   with _jax_settings(cfg):
     _write_atomic(out / "environment.json", json.dumps(_environment(cfg), indent=2))
-    todo = [c for c in cells(cfg, shard=shard) if not (out / "cells" / f"{c.key}.json").exists()]
+    todo = [c for c in cells(cfg, shard=shard) if not _finished(cell_dir, c, fp)]
     show = sys.stderr.isatty() if progress is None else progress
     start, done_now = time.perf_counter(), 0
     for group in _seed_groups(todo) if _vmap_seeds(cfg, exp) else [[c] for c in todo]:
       t0 = time.perf_counter()
-      results = exp.run_seeds(cfg, group, options)
+      results = _compute(exp, cfg, group, options)
       seconds = (time.perf_counter() - t0) / len(group)
       for cell, result in zip(group, results, strict=True):
-        result = {"cell": cell.key, **{k: getattr(cell, k) for k in ("width", "depth", "activation", "n",
-                                                                       "learning_rate", "seed")},
-                  "seconds": seconds, **result}
-        _write_atomic(out / "cells" / f"{cell.key}.json", json.dumps(result))
+        record = {"cell": cell.key, "config_fingerprint": fp,
+                  **{k: getattr(cell, k) for k in CELL_FIELDS}, "seconds": seconds,
+                  "result_fields": list(result), **result}
+        _write_atomic(cell_dir / f"{cell.key}.json", json.dumps(record))
       done_now += len(group)
       _progress(done_now, len(todo), time.perf_counter() - start, group[-1].key, show)
-    if shard is None or all((out / "cells" / f"{c.key}.json").exists() for c in cells(cfg)):
+    if shard is None or all((cell_dir / f"{c.key}.json").exists() for c in cells(cfg)):
       report(out)
   return out
+
+
+def _read_or_none(path):
+  try:
+    return path.read_text()
+  except (OSError, UnicodeDecodeError):
+    return None
+
+
+def _finished(cell_dir: pathlib.Path, cell: Cell, fp: str) -> bool:
+  """Whether the cell's file holds a result of this config; a damaged file or one of another
+  config is moved aside (and said so), so that the cell is recomputed."""
+  path = cell_dir / f"{cell.key}.json"
+  if not path.exists():
+    return False
+  status, detail = _read_cell(path, cell, fp)
+  if status == "ok":
+    return True
+  moved = _set_aside(path, status)
+  what = "damaged cell" if status == "damaged" else "cell of another config"
+  _say(f"{what} {path} ({detail}) moved to {moved.parent}/; it will be recomputed.")
+  return False
+
+
+def _set_aside(path: pathlib.Path, sub: str) -> pathlib.Path:
+  target_dir = path.parent / sub
+  target_dir.mkdir(exist_ok=True)
+  target, i = target_dir / path.name, 1
+  while target.exists():  # never overwrite an earlier one
+    target, i = target_dir / f"{path.stem}.{i}{path.suffix}", i + 1
+  os.replace(path, target)
+  return target
+
+
+def _read_cell(path: pathlib.Path, cell: Cell, fp: str) -> tuple[str, object]:
+  """("ok", result), ("damaged", why) or ("foreign", why) for one cell file."""
+  try:
+    data = path.read_bytes()
+  except OSError as e:
+    return "damaged", f"unreadable: {e.strerror}"
+  if not data.strip():
+    return "damaged", "empty file"
+  try:
+    result = json.loads(data.decode("utf-8"))
+  except UnicodeDecodeError:
+    return "damaged", "not UTF-8 text"
+  except json.JSONDecodeError as e:
+    return "damaged", f"truncated or not JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+  if not isinstance(result, dict):
+    return "damaged", f"not a JSON object but a {type(result).__name__}"
+  theirs = result.get("config_fingerprint")
+  if isinstance(theirs, str) and theirs != fp:
+    return "foreign", f"config fingerprint {theirs}, this run's is {fp}"
+  missing = [k for k in _BOOKKEEPING if k not in result]
+  fields = result.get("result_fields")
+  if not missing and isinstance(fields, list):
+    missing = [k for k in fields if not isinstance(k, str) or k not in result]
+  elif not missing:
+    missing = ["result_fields (a list)"]
+  if missing:
+    return "damaged", f"missing fields {', '.join(map(str, missing))}"
+  if result["cell"] != cell.key:
+    return "damaged", f"holds cell {result['cell']!r}, not {cell.key!r}"
+  return "ok", result
+
+
+def _compute(exp: Experiment, cfg: Config, group: list[Cell], options: dict) -> list[dict]:
+  """`exp.run_seeds` on one group; any failure but a config error or Ctrl-C becomes a `RunError`
+  that names the cells."""
+  try:
+    results = list(exp.run_seeds(cfg, group, options))
+  except ConfigError:
+    raise
+  except Exception as e:
+    raise RunError(f"{_cells_named(group)}: {_describe(e)}") from e
+  if len(results) != len(group) or not all(isinstance(r, dict) for r in results):
+    raise RunError(f"{_cells_named(group)}: experiment {exp.name!r} returned {len(results)} results "
+                   f"for {len(group)} cells (expected one dict per cell).")
+  return results
+
+
+def _cells_named(group):
+  return f"cell {group[0].key}" if len(group) == 1 else f"cells {', '.join(c.key for c in group)}"
+
+
+def _describe(e: BaseException) -> str:
+  """One line for an exception: its type and the first line of its message; out of memory said so."""
+  text = str(e).strip()
+  if isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower():
+    return ("out of memory; reduce sweep.widths, data.n or sweep.seeds, or set sweep.vmap_seeds: never "
+            f"({type(e).__name__}: {text.splitlines()[0][:200] if text else 'no message'})")
+  first = text.splitlines()[0] if text else "no message"
+  return f"{type(e).__name__}: {first}"
 
 
 def _vmap_seeds(cfg, exp: Experiment) -> bool:
@@ -168,34 +324,137 @@ def _progress(done, total, elapsed, key, tty):
     print(line, file=sys.stderr, flush=True)
 
 
-def load_results(out) -> tuple[Config, list[dict]]:
-  """The run's config and every finished cell's result, in grid order."""
+@dataclasses.dataclass(frozen=True)
+class RunContents:
+  """What a run directory holds, as `report` reads it.
+
+  Attributes:
+    config: the run's resolved config.
+    results: the cells of this config that read back whole, in grid order (including those with
+      non-finite values).
+    missing: keys of grid cells with no file (not computed yet, or set aside).
+    damaged: (file, why) for each grid cell file that cannot be read or lacks fields.
+    foreign: (file, why) for each grid cell file computed under another config.
+    stray: files in cells/ that are not cells of this grid.
+    nonfinite: (key, fields) for each result holding NaN or ±inf.
+  """
+
+  config: Config
+  results: list
+  missing: list
+  damaged: list
+  foreign: list
+  stray: list
+  nonfinite: list
+
+
+def scan(out) -> RunContents:
+  """Reads a run directory without changing it (see `RunContents`)."""
   out = pathlib.Path(out)
+  if not out.is_dir():
+    raise ConfigError(f"{out}: no such run directory; run `ntk-lab run CONFIG --out {out}` first.")
   if not (out / "config.yaml").exists():
     raise ConfigError(f"{out}: not a run directory (no config.yaml); run `ntk-lab run` first.")
   cfg = load_config(out / "config.yaml")
-  results = []
-  for cell in cells(cfg):
+  fp = fingerprint(cfg)
+  grid = cells(cfg)
+  results, missing, damaged, foreign, nonfinite = [], [], [], [], []
+  for cell in grid:
     path = out / "cells" / f"{cell.key}.json"
-    if path.exists():
-      results.append(json.loads(path.read_text()))
-  return cfg, results
+    if not path.exists():
+      missing.append(cell.key)
+      continue
+    status, detail = _read_cell(path, cell, fp)
+    if status == "ok":
+      results.append(detail)
+      bad = [k for k in detail["result_fields"] if not _finite(detail[k])]
+      if bad:
+        nonfinite.append((cell.key, bad))
+    else:
+      (damaged if status == "damaged" else foreign).append((str(path), detail))
+  keys = {f"{c.key}.json" for c in grid}
+  stray = sorted(str(p) for p in (out / "cells").glob("*.json") if p.name not in keys)
+  return RunContents(cfg, results, missing, damaged, foreign, stray, nonfinite)
+
+
+def load_results(out) -> tuple[Config, list[dict]]:
+  """The run's config and every finished cell's result, in grid order."""
+  contents = scan(out)
+  return contents.config, contents.results
+
+
+def _finite(v) -> bool:
+  if isinstance(v, float):
+    return math.isfinite(v)
+  if isinstance(v, dict):
+    return all(_finite(x) for x in v.values())
+  if isinstance(v, (list, tuple)):
+    return all(_finite(x) for x in v)
+  return True
 
 
 def report(out) -> list[dict]:
-  """Re-makes summary.csv, plots and tables from the saved cells (merging every shard's)."""
+  """Re-makes summary.csv, plots and tables from the saved cells (merging every shard's).
+
+  Cells that are damaged, of another config or not in the grid are skipped; cells with non-finite
+  values are listed in summary.csv (column ``nonfinite``) but left out of the experiment's fits and
+  plots. Each is said on stderr and in a note at the end of the experiment's Markdown tables.
+  Returns the results read back (non-finite ones included).
+
+  Raises:
+    ConfigError: `out` is not a run directory, or holds no finished cell of its config.
+  """
   out = pathlib.Path(out)
-  cfg, results = load_results(out)
-  with _jax_settings(cfg):
-    exp = experiment(cfg.experiment)
-    scalars = [{k: v for k, v in r.items() if isinstance(v, (int, float, str))} for r in results]
-    if scalars:
-      fields = list(dict.fromkeys(k for r in scalars for k in r))
-      tmp = out / ".summary.csv.tmp"
-      with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(scalars)
-      tmp.replace(out / "summary.csv")
-      exp.report(out, cfg, check_options(cfg, exp), results)
-  return results
+  c = scan(out)
+  note = _left_out_note(c)
+  if not c.results:
+    raise ConfigError(f"{out}: no finished cells to report ({len(c.missing)} of {len(cells(c.config))} "
+                      f"not computed{'; ' + note if note else ''}); run `ntk-lab run CONFIG --out {out} "
+                      "--resume` first.")
+  exp = experiment(c.config.experiment)
+  excluded = {key for key, _ in c.nonfinite}
+  marks = {key: ";".join(fields) for key, fields in c.nonfinite}
+  with _jax_settings(c.config, device=False):
+    scalars = [{k: v for k, v in r.items() if isinstance(v, (int, float, str)) and k != "config_fingerprint"}
+               | {"nonfinite": marks.get(r["cell"], "")} for r in c.results]
+    fields = list(dict.fromkeys(k for r in scalars for k in r))
+    tmp = out / ".summary.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+      writer = csv.DictWriter(f, fieldnames=fields)
+      writer.writeheader()
+      writer.writerows(scalars)
+    tmp.replace(out / "summary.csv")
+    finite = [r for r in c.results if r["cell"] not in excluded]
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*.md")}
+    if finite:
+      exp.report(out, c.config, check_options(c.config, exp), finite)
+    else:
+      _say(f"{out}: every finished cell has non-finite values; no fits or plots made.")
+  if note:
+    _say(f"{out}: {note}")
+    for md in out.glob("*.md"):  # the tables the experiment (re)wrote just now
+      if before.get(md) != md.stat().st_mtime_ns:
+        with open(md, "a") as f:
+          f.write(f"\n**Left out of this report.** {note}\n")
+  return c.results
+
+
+def _left_out_note(c: RunContents) -> str:
+  """One paragraph (one line) naming what the report leaves out and why; "" when nothing."""
+  parts = []
+  if c.nonfinite:
+    named = ", ".join(f"{key} ({', '.join(fields)})" for key, fields in c.nonfinite)
+    parts.append(f"{len(c.nonfinite)} of {len(c.results)} finished cells have non-finite values and are "
+                 f"excluded from the fits, medians and plots: {named}")
+  if c.damaged:
+    parts.append(f"{len(c.damaged)} damaged cell files skipped (`ntk-lab run --resume` recomputes them): "
+                 + ", ".join(f"{p} ({why})" for p, why in c.damaged))
+  if c.foreign:
+    parts.append(f"{len(c.foreign)} cell files of another config skipped (`--resume` sets them aside): "
+                 + ", ".join(p for p, _ in c.foreign))
+  if c.stray:
+    parts.append(f"{len(c.stray)} files in cells/ that are not cells of this grid ignored: {', '.join(c.stray)}")
+  if c.missing and c.results:
+    parts.append(f"{len(c.missing)} of {len(c.missing) + len(c.results) + len(c.damaged) + len(c.foreign)} "
+                 "grid cells not computed yet")
+  return "; ".join(parts) + ("." if parts else "")

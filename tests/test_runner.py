@@ -8,6 +8,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 import yaml
 
@@ -39,8 +40,9 @@ def files(out):
 
 def test_run_writes_cells_summary_plot_and_environment(tmp_path):
   out = runner.run(TINY, tmp_path / "run", progress=False)
-  assert files(out) == ["w16_d1_erf_n6_lr1_s0.json", "w16_d1_erf_n6_lr1_s1.json",
-                        "w32_d1_erf_n6_lr1_s0.json", "w32_d1_erf_n6_lr1_s1.json"]
+  # readable prefix + hash of the exact cell; pinned, since a resume finds finished cells by these names
+  assert files(out) == ["w16_d1_erf_n6_lr1_s0_0d38bd1cef.json", "w16_d1_erf_n6_lr1_s1_346f3b2116.json",
+                        "w32_d1_erf_n6_lr1_s0_35a40f107b.json", "w32_d1_erf_n6_lr1_s1_e4aee92f01.json"]
   rows = list(csv.DictReader(open(out / "summary.csv")))
   assert len(rows) == 4 and float(rows[0]["rel_error"]) > 0
   assert (out / "kernel_convergence.png").stat().st_size > 5_000
@@ -126,9 +128,8 @@ def test_cli_exit_codes_and_messages(tmp_path, capsys):
   assert cli.main(["list"]) == 0
   assert "kernel_convergence" in capsys.readouterr().out
   assert cli.main(["report", str(tmp_path / "nothing")]) == 2
-  with pytest.raises(SystemExit) as e:
-    cli.main(["run", str(cfg), "--shard", "3/2"])
-  assert e.value.code == 2
+  assert cli.main(["run", str(cfg), "--shard", "3/2"]) == 2
+  assert capsys.readouterr().err.count("\n") == 2  # one line per failure
 
 
 def test_module_entry_point_runs_end_to_end(tmp_path):
@@ -140,3 +141,164 @@ def test_module_entry_point_runs_end_to_end(tmp_path):
   assert "[2/2]" in proc.stderr and len(files(tmp_path / "r")) == 2
   help_ = subprocess.run([sys.executable, "-m", "ntk_lab", "run", "--help"], capture_output=True, text=True)
   assert help_.returncode == 0 and "--resume" in help_.stdout
+
+
+# ------------------------------------------------------------------ cells never lost, mixed or hidden
+def stub_report(out, cfg, options, results):
+  """Stands in for the experiment's report: records which cells it was given."""
+  (out / "stub.md").write_text(" ".join(sorted(r["cell"] for r in results)) + "\n")
+
+
+def stubbed(monkeypatch, run_seeds=stub_results, **changes):
+  patch_experiment(monkeypatch, run_seeds=run_seeds, report=stub_report, **changes)
+
+
+def cell_of(out, key_prefix):
+  (path,) = (out / "cells").glob(f"{key_prefix}_*.json")
+  return path
+
+
+def test_learning_rates_that_print_alike_get_their_own_cells(tmp_path, monkeypatch):
+  # `lr{:g}` printed 1.0 and 1.0000001 alike, so the two cells shared one file and one result was lost
+  stubbed(monkeypatch, run_seeds=lambda cfg, cells, o: [{"lr_seen": c.learning_rate} for c in cells])
+  raw = {**TINY, "sweep": {"widths": [16], "learning_rates": [1.0, 1.0000001]}}
+  out = runner.run(raw, tmp_path, progress=False)
+  assert len(files(out)) == 2
+  rows = list(csv.DictReader(open(out / "summary.csv")))
+  assert sorted(float(r["lr_seen"]) for r in rows) == [1.0, 1.0000001]
+  for row in rows:  # each file holds its own cell's result
+    saved = json.loads((out / "cells" / f"{row['cell']}.json").read_text())
+    assert saved["learning_rate"] == saved["lr_seen"] == float(row["learning_rate"])
+
+
+@pytest.mark.parametrize("sweep", [{"widths": [16, 32], "seeds": [0, 1]},
+                                   {"widths": [16], "learning_rates": [0.1, 0.1 + 1e-16, 0.3]},
+                                   {"depths": [1, 2], "activations": ["erf", "relu"], "n": [6, 7]}])
+def test_cell_keys_are_unique_and_stable(sweep):
+  from ntk_lab.config import cells, load_config
+  grid = cells(load_config({**TINY, "sweep": sweep}))
+  assert len({c.key for c in grid}) == len(set(grid)) == len(grid)
+  assert [c.key for c in grid] == [c.key for c in cells(load_config({**TINY, "sweep": sweep}))]
+
+
+def test_cells_of_another_config_are_set_aside_not_kept(tmp_path, monkeypatch, capsys):
+  # config.yaml deleted, then --resume under another W_std: the old cells used to pass as new ones
+  computed = []
+  stubbed(monkeypatch, run_seeds=lambda cfg, cells, o: computed.extend(cells) or
+          [{"w_std": cfg.model.W_std} for c in cells])
+  runner.run(TINY, tmp_path, progress=False)
+  (tmp_path / "config.yaml").unlink()
+  other = {**TINY, "model": {**TINY["model"], "W_std": 2.0}}
+  with pytest.raises(ConfigError, match="already has results; pass --resume"):
+    runner.run(other, tmp_path, progress=False)
+  computed.clear()
+  capsys.readouterr()
+  runner.run(other, tmp_path, resume=True, progress=False)
+  assert len(computed) == 4  # every cell recomputed under the new config
+  assert capsys.readouterr().err.count("cell of another config") == 4
+  assert len(list((tmp_path / "cells" / "foreign").glob("*.json"))) == 4  # set aside, not deleted
+  assert {json.loads(p.read_text())["w_std"] for p in (tmp_path / "cells").glob("*.json")} == {2.0}
+
+
+def test_report_skips_cells_of_another_config_and_says_so(tmp_path, monkeypatch, capsys):
+  stubbed(monkeypatch)
+  runner.run(TINY, tmp_path / "a", progress=False)
+  runner.run({**TINY, "data": {"n": 6, "in_dim": 2, "noise": 0.5}}, tmp_path / "b", progress=False)
+  victim = cell_of(tmp_path / "a", "w16_d1_erf_n6_lr1_s0")
+  victim.write_bytes((tmp_path / "b" / "cells" / victim.name).read_bytes())  # same key, other config
+  capsys.readouterr()
+  assert len(runner.report(tmp_path / "a")) == 3
+  assert victim.stem not in (tmp_path / "a" / "stub.md").read_text().splitlines()[0]
+  err = capsys.readouterr().err
+  assert "1 cell files of another config skipped" in err and victim.name in err
+
+
+@pytest.mark.parametrize("damage,why", [
+    (lambda t: t[: len(t) // 2], "truncated or not JSON"),
+    (lambda t: "", "empty file"),
+    (lambda t: "{}", "missing fields cell, config_fingerprint"),
+    (lambda t: "[1, 2]", "not a JSON object"),
+    (lambda t: json.dumps({k: v for k, v in json.loads(t).items() if k != "rel_error"}),
+     "missing fields rel_error"),
+    (lambda t: b"\xff\xfe" + t.encode(), "not UTF-8"),
+])
+def test_damaged_cells_are_named_skipped_and_recomputed(tmp_path, monkeypatch, capsys, damage, why):
+  computed = []
+  stubbed(monkeypatch, run_seeds=lambda cfg, cells, o: computed.extend(c.key for c in cells) or
+          stub_results(cfg, cells, o))
+  runner.run(TINY, tmp_path, progress=False)
+  victim = cell_of(tmp_path, "w32_d1_erf_n6_lr1_s1")
+  bad = damage(victim.read_text())
+  victim.write_bytes(bad if isinstance(bad, bytes) else bad.encode())
+  capsys.readouterr()
+  results = runner.report(tmp_path)  # never crashes: skips it and lists it
+  assert len(results) == 3 and victim.stem not in (tmp_path / "stub.md").read_text().splitlines()[0]
+  err = capsys.readouterr().err
+  assert "1 damaged cell files skipped" in err and str(victim) in err and why in err
+  assert "Left out of this report" in (tmp_path / "stub.md").read_text()
+  computed.clear()
+  runner.run(TINY, tmp_path, resume=True, progress=False)  # moved aside, named, recomputed
+  assert computed == [victim.stem]
+  err = capsys.readouterr().err
+  assert f"damaged cell {victim}" in err and why in err
+  assert (tmp_path / "cells" / "damaged" / victim.name).read_bytes() == (
+      bad if isinstance(bad, bytes) else bad.encode())
+  assert len(runner.report(tmp_path)) == 4 and "Left out" not in (tmp_path / "stub.md").read_text()
+
+
+def test_report_on_a_directory_without_cells_says_so(tmp_path, monkeypatch):
+  stubbed(monkeypatch)
+  runner.run(TINY, tmp_path, shard=(1, 2), progress=False)
+  for p in (tmp_path / "cells").glob("*.json"):
+    p.unlink()
+  with pytest.raises(ConfigError, match=r"no finished cells to report \(4 of 4 not computed\)"):
+    runner.report(tmp_path)
+
+
+def test_non_finite_cells_are_marked_and_left_out_of_the_fit(tmp_path, monkeypatch, capsys):
+  def one_nan(cfg, cells, options):
+    return [{"rel_error": float("nan") if (c.width, c.seed) == (32, 1) else 0.1 / c.width ** 0.5 * (1 + c.seed),
+             "max_abs_error": 0.2} for c in cells]
+
+  patch_experiment(monkeypatch, run_seeds=one_nan)  # the experiment's own report and fit
+  runner.run(TINY, tmp_path, progress=False)
+  md = (tmp_path / "kernel_convergence.md").read_text()
+  # the fit over the three finite cells, by hand: widths 16, 16, 32 against 0.1/√w·(1 + seed)
+  w, e = np.array([16, 16, 32.0]), np.array([0.1 / 4, 0.2 / 4, 0.1 / 32 ** 0.5])
+  slope = np.polyfit(np.log(w), np.log(e), 1)[0]
+  assert f"log-log slope {slope:.2f}" in md and "nan" not in md.split("Left out")[0]
+  assert "1 of 4 finished cells have non-finite values and are excluded from the fits" in md
+  assert "(rel_error)" in md and "excluded from the fits" in capsys.readouterr().err
+  rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
+  assert [r["nonfinite"] for r in rows] == ["", "", "", "rel_error"] and rows[3]["rel_error"] == "nan"
+
+
+def test_a_failed_start_leaves_nothing_that_blocks_the_rerun(tmp_path, monkeypatch):
+  stubbed(monkeypatch)
+  with pytest.raises(ConfigError, match="device: 'tpu'|device: must be one of"):
+    runner.run({**TINY, "device": "tpu"}, tmp_path, progress=False)
+  if jax.default_backend() == "cpu":  # no GPU: refused before anything is written
+    with pytest.raises(ConfigError, match="device: 'gpu' is not available here"):
+      runner.run({**TINY, "device": "gpu"}, tmp_path, progress=False)
+    assert not (tmp_path / "config.yaml").exists()
+  # a start that got as far as writing config.yaml (then failed) does not block another config
+  (tmp_path / "cells").mkdir(exist_ok=True)
+  (tmp_path / "config.yaml").write_text("experiment: kernel_convergence\ndevice: gpu\n")
+  runner.run(TINY, tmp_path, progress=False)
+  assert len(files(tmp_path)) == 4
+
+
+def test_a_failing_cell_names_itself_and_keeps_the_finished_ones(tmp_path, monkeypatch):
+  from ntk_lab.training import SolverError
+
+  def fail_at_32(cfg, cells, options):
+    if cells[0].width == 32:
+      raise SolverError("max_steps=4 reached at t = 0.3 of 10;\nraise max_steps or loosen rtol.")
+    return stub_results(cfg, cells, options)
+
+  stubbed(monkeypatch, run_seeds=fail_at_32)
+  with pytest.raises(runner.RunError, match=r"cells w32_d1_erf_n6_lr1_s0_\w+, w32_d1_erf_n6_lr1_s1_\w+: "
+                     r"SolverError: max_steps=4 reached at t = 0.3 of 10;$") as e:
+    runner.run(TINY, tmp_path, progress=False)
+  assert isinstance(e.value.__cause__, SolverError)
+  assert len(files(tmp_path)) == 2 and not list(tmp_path.glob("**/*.tmp"))

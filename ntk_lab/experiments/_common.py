@@ -149,6 +149,6 @@ def flow(cfg, cells, model_of, params, x, y, **options):
 
   def one(p):
     return nl.gradient_flow(model_of(p), p, x, y, times=times, learning_rate=cells[0].learning_rate,
-                            solver=tr.solver, rtol=tr.rtol, atol=tr.atol, **options)
+                            solver=tr.solver, rtol=tr.rtol, atol=tr.atol, dt0=tr.dt0, **options)
 
   return times, per_draw(one, params, len(cells))
