@@ -66,7 +66,7 @@ __all__ = ["EXPERIMENTS", "RunContents", "RunError", "check_run", "experiment", 
 
 # The cell's parameters, as stored in its file beside the experiment's results.
 CELL_FIELDS = ("width", "depth", "activation", "n", "learning_rate", "seed")
-_BOOKKEEPING = ("cell", "config_fingerprint", *CELL_FIELDS, "seconds", "result_fields")
+_BOOKKEEPING = ("cell", *CELL_FIELDS, "seconds", "provenance")
 
 
 class RunError(RuntimeError):
@@ -194,9 +194,9 @@ def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = No
       results = _compute(exp, cfg, group, options)
       seconds = (time.perf_counter() - t0) / len(group)
       for cell, result in zip(group, results, strict=True):
-        record = {"cell": cell.key, "config_fingerprint": fp,
-                  **{k: getattr(cell, k) for k in CELL_FIELDS}, "seconds": seconds,
-                  "result_fields": list(result), **result}
+        # provenance: which config computed the cell, and which fields a whole result has
+        record = {"cell": cell.key, **{k: getattr(cell, k) for k in CELL_FIELDS}, "seconds": seconds,
+                  **result, "provenance": {"config_fingerprint": fp, "result_fields": list(result)}}
         _write_atomic(cell_dir / f"{cell.key}.json", json.dumps(record))
       done_now += len(group)
       _progress(done_now, len(todo), time.perf_counter() - start, group[-1].key, show)
@@ -253,15 +253,17 @@ def _read_cell(path: pathlib.Path, cell: Cell, fp: str) -> tuple[str, object]:
     return "damaged", f"truncated or not JSON: {e.msg} at line {e.lineno}, column {e.colno}"
   if not isinstance(result, dict):
     return "damaged", f"not a JSON object but a {type(result).__name__}"
-  theirs = result.get("config_fingerprint")
+  prov = result.get("provenance")
+  theirs = prov.get("config_fingerprint") if isinstance(prov, dict) else None
   if isinstance(theirs, str) and theirs != fp:
     return "foreign", f"config fingerprint {theirs}, this run's is {fp}"
   missing = [k for k in _BOOKKEEPING if k not in result]
-  fields = result.get("result_fields")
-  if not missing and isinstance(fields, list):
-    missing = [k for k in fields if not isinstance(k, str) or k not in result]
-  elif not missing:
-    missing = ["result_fields (a list)"]
+  if not missing:
+    fields = prov.get("result_fields") if isinstance(prov, dict) else None
+    if not isinstance(theirs, str) or not isinstance(fields, list):
+      missing = ["provenance.config_fingerprint, provenance.result_fields"]
+    else:
+      missing = [k for k in fields if not isinstance(k, str) or k not in result]
   if missing:
     return "damaged", f"missing fields {', '.join(map(str, missing))}"
   if result["cell"] != cell.key:
@@ -367,7 +369,7 @@ def scan(out) -> RunContents:
     status, detail = _read_cell(path, cell, fp)
     if status == "ok":
       results.append(detail)
-      bad = [k for k in detail["result_fields"] if not _finite(detail[k])]
+      bad = [k for k in detail["provenance"]["result_fields"] if not _finite(detail[k])]
       if bad:
         nonfinite.append((cell.key, bad))
     else:
@@ -415,7 +417,7 @@ def report(out) -> list[dict]:
   excluded = {key for key, _ in c.nonfinite}
   marks = {key: ";".join(fields) for key, fields in c.nonfinite}
   with _jax_settings(c.config, device=False):
-    scalars = [{k: v for k, v in r.items() if isinstance(v, (int, float, str)) and k != "config_fingerprint"}
+    scalars = [{k: v for k, v in r.items() if isinstance(v, (int, float, str))}
                | {"nonfinite": marks.get(r["cell"], "")} for r in c.results]
     fields = list(dict.fromkeys(k for r in scalars for k in r))
     tmp = out / ".summary.csv.tmp"
