@@ -87,7 +87,8 @@ def _parser():
   val.add_argument("config")
   val.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
   sub.add_parser("list", parents=[debug], help="list the experiments with one-line descriptions")
-  rep = sub.add_parser("report", parents=[debug], help="re-make plots, tables and summary.csv of a run directory")
+  rep = sub.add_parser("report", parents=[debug],
+                       help="re-make plots, tables and summary.csv of a run directory")
   rep.add_argument("run_dir")
   atl = sub.add_parser("atlas", parents=[debug], help="check every claim; write atlas.md and atlas.json")
   atl.add_argument("--quick", action="store_true", help="reduced sweeps (under 3 minutes on 2 cores)")

@@ -283,6 +283,10 @@ def _compute(exp: Experiment, cfg: Config, group: list[Cell], options: dict) -> 
   if len(results) != len(group) or not all(isinstance(r, dict) for r in results):
     raise RunError(f"{_cells_named(group)}: experiment {exp.name!r} returned {len(results)} results "
                    f"for {len(group)} cells (expected one dict per cell).")
+  clash = sorted({k for r in results for k in r} & set(_BOOKKEEPING))
+  if clash:  # would overwrite the cell's own bookkeeping in its file
+    raise RunError(f"{_cells_named(group)}: experiment {exp.name!r} returned the reserved fields "
+                   f"{', '.join(clash)}; rename them.")
   return results
 
 
@@ -455,7 +459,8 @@ def _left_out_note(c: RunContents) -> str:
     parts.append(f"{len(c.foreign)} cell files of another config skipped (`--resume` sets them aside): "
                  + ", ".join(p for p, _ in c.foreign))
   if c.stray:
-    parts.append(f"{len(c.stray)} files in cells/ that are not cells of this grid ignored: {', '.join(c.stray)}")
+    parts.append(f"{len(c.stray)} files in cells/ that are not cells of this grid ignored: "
+                 f"{', '.join(c.stray)}")
   if c.missing and c.results:
     parts.append(f"{len(c.missing)} of {len(c.missing) + len(c.results) + len(c.damaged) + len(c.foreign)} "
                  "grid cells not computed yet")

@@ -42,8 +42,10 @@ def fails(capsys, argv, code, match):
 @pytest.mark.parametrize("text,extra,match", [
     ("experiment: kernel_convergence\nmodel: {width: 8}\nmodel: {width: 16}\n", [],
      r"key 'model' appears twice \(lines 2 and 3\); keep one"),
-    ("experiment: kernel_convergence\ntraining: {solver: euler}\n", [], r"training.dt0: solver 'euler' takes fixed steps"),
-    ("experiment: kernel_convergence\ntraining: {n_times: 1}\n", [], r"training.n_times: must be an integer ≥ 2, got 1"),
+    ("experiment: kernel_convergence\ntraining: {solver: euler}\n", [],
+     r"training.dt0: solver 'euler' takes fixed steps"),
+    ("experiment: kernel_convergence\ntraining: {n_times: 1}\n", [],
+     r"training.n_times: must be an integer ≥ 2, got 1"),
     ("experiment: kernel_convergence\nsweep: {widths: [8]}\n", ["--set", "sweep.widths=[16,"],
      r"--set 'sweep.widths=\[16,': not valid YAML"),
     ("experiment: kernel_convergence\nsweep: {widths: [8]}\n", ["--set", "model.width=512"],
@@ -91,7 +93,8 @@ def test_device_not_here_is_refused_and_blocks_nothing(tmp_path, capsys, stubbed
 @pytest.mark.parametrize("error,code,match", [
     (lambda: __import__("ntk_lab").training.SolverError("max_steps=10 reached at t = 0.5;\nraise max_steps."), 1,
      r"cells w16_d1_erf_n6_lr1_s0_\w+, w16_d1_erf_n6_lr1_s1_\w+: SolverError: max_steps=10 reached at t = 0.5;"),
-    (lambda: __import__("ntk_lab").training.DivergenceError("loss is nan at t = 3"), 1, r"DivergenceError: loss is nan"),
+    (lambda: __import__("ntk_lab").training.DivergenceError("loss is nan at t = 3"), 1,
+     r"DivergenceError: loss is nan"),
     (lambda: jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.2TiB.\n"
                                         + "x" * 5000), 1, r"out of memory; reduce sweep.widths"),
     (lambda: MemoryError(), 1, r"out of memory"),
@@ -214,4 +217,5 @@ def test_shell_gets_one_line_and_the_exit_code(tmp_path):
   assert proc.stderr == "ntk-lab: error: training.n_times: must be an integer ≥ 2, got 1.\n"
   proc = subprocess.run([sys.executable, "-m", "ntk_lab", "run", str(bad), "--bogus"],
                         capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "unrecognized arguments: --bogus" in proc.stderr
+  assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+  assert "unrecognized arguments: --bogus" in proc.stderr

@@ -96,8 +96,10 @@ def test_choices_are_the_library_registries(monkeypatch):
 
 
 @pytest.mark.parametrize("text,match", [
-    ("experiment: quickstart\nmodel: {width: 8}\nmodel: {width: 16}\n", r"key 'model' appears twice \(lines 2 and 3\)"),
-    ("experiment: quickstart\nmodel:\n  width: 8\n  depth: 1\n  width: 16\n", r"key 'width' appears twice \(lines 3 and 5\)"),
+    ("experiment: quickstart\nmodel: {width: 8}\nmodel: {width: 16}\n",
+     r"key 'model' appears twice \(lines 2 and 3\)"),
+    ("experiment: quickstart\nmodel:\n  width: 8\n  depth: 1\n  width: 16\n",
+     r"key 'width' appears twice \(lines 3 and 5\)"),
     ("experiment: quickstart\nsweep: {widths: [8, 16\n", r"not valid YAML at line 3"),
     ("- experiment: quickstart\n", r"expected a mapping of keys to values at the top level .* got a list"),
 ])

@@ -303,3 +303,14 @@ def test_a_failing_cell_names_itself_and_keeps_the_finished_ones(tmp_path, monke
     runner.run(TINY, tmp_path, progress=False)
   assert isinstance(e.value.__cause__, SolverError)
   assert len(files(tmp_path)) == 2 and not list(tmp_path.glob("**/*.tmp"))
+
+
+@pytest.mark.parametrize("returned,match", [
+    (lambda cells: [{"rel_error": 0.1}], r"returned 1 results for 2 cells"),
+    (lambda cells: [{"width": 3, "rel_error": 0.1} for c in cells], r"returned the reserved fields width"),
+])
+def test_an_experiment_returning_malformed_results_is_named(tmp_path, monkeypatch, returned, match):
+  stubbed(monkeypatch, run_seeds=lambda cfg, cells, o: returned(cells), vmap_seeds_on_cpu=True)
+  with pytest.raises(runner.RunError, match=match):
+    runner.run(TINY, tmp_path, progress=False)
+  assert files(tmp_path) == []
