@@ -382,7 +382,15 @@ def apply_overrides(raw, overrides, *, where: str = "config") -> dict:
 
 
 def _check_together(cfg: Config):
-  """What no single key can check: a fixed-step solver needs its step."""
+  """What no single key can check: a value listed twice in a sweep (the same cell twice), and a
+  fixed-step solver without its step."""
+  for f in dataclasses.fields(SweepConfig):
+    values = getattr(cfg.sweep, f.name)
+    if isinstance(values, tuple):
+      twice = [v for i, v in enumerate(values) if v in values[:i]]
+      if twice:
+        raise ConfigError(f"sweep.{f.name}: {twice[0]!r} is listed twice ({list(values)}); list each value "
+                          "once.")
   tr = cfg.training
   if tr.dt0 is None and _fixed_step(tr.solver):
     raise ConfigError(f"training.dt0: solver {tr.solver!r} takes fixed steps, so it needs training.dt0 "
