@@ -272,8 +272,13 @@ def load_config(source, *, overrides=()) -> Config:
   else:
     raw = parse_yaml(str(source), where)
   raw = apply_overrides(raw, overrides, where=where)
-  cfg = _build(Config, raw, "")
-  _check_together(cfg)
+  try:
+    cfg = _build(Config, raw, "")
+    _check_together(cfg)
+  except ConfigError as e:
+    if where == "config":
+      raise
+    raise ConfigError(f"{where}: {e}") from None  # a file's errors name the file
   return cfg
 
 

@@ -214,7 +214,7 @@ def test_shell_gets_one_line_and_the_exit_code(tmp_path):
   proc = subprocess.run([sys.executable, "-m", "ntk_lab", "run", str(bad), "--out", str(tmp_path / "r")],
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 2 and proc.stdout == ""
-  assert proc.stderr == "ntk-lab: error: training.n_times: must be an integer ≥ 2, got 1.\n"
+  assert proc.stderr == f"ntk-lab: error: {bad}: training.n_times: must be an integer ≥ 2, got 1.\n"
   proc = subprocess.run([sys.executable, "-m", "ntk_lab", "run", str(bad), "--bogus"],
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 2 and proc.stderr.count("\n") == 1
