@@ -18,7 +18,8 @@ What the runner guarantees (docs/runner.md has the details):
   a file.
 * **Fingerprints.** Every cell file carries the fingerprint of the resolved config
   (`ntk_lab.config.fingerprint`); a cell of another config is never taken for one of this run:
-  `run(resume=True)` moves it to ``cells/foreign/`` and recomputes it, `report` leaves it out.
+  `run(resume=True)` moves it to ``cells/foreign/`` and recomputes it (and moves there any file that
+  is no cell of this grid), `report` leaves it out.
 * **Damaged cells** (empty, truncated, not UTF-8 or JSON, fields missing) are named, moved to
   ``cells/damaged/`` and recomputed by a resumed run; `report` skips them and lists them.
 * **Non-finite values**: a cell holding NaN or ±inf is kept and marked (the ``nonfinite`` column of
@@ -186,6 +187,7 @@ def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = No
   fp = fingerprint(cfg)
   with _jax_settings(cfg):
     _write_atomic(out / "environment.json", json.dumps(_environment(cfg), indent=2))
+    _set_aside_strays(cell_dir, cfg)
     todo = [c for c in cells(cfg, shard=shard) if not _finished(cell_dir, c, fp)]
     show = sys.stderr.isatty() if progress is None else progress
     start, done_now = time.perf_counter(), 0
@@ -225,6 +227,17 @@ def _finished(cell_dir: pathlib.Path, cell: Cell, fp: str) -> bool:
   what = "damaged cell" if status == "damaged" else "cell of another config"
   _say(f"{what} {path} ({detail}) moved to {moved.parent}/; it will be recomputed.")
   return False
+
+
+def _set_aside_strays(cell_dir: pathlib.Path, cfg: Config):
+  """Moves cell files that are no cell of this config's grid (left by another config) to foreign/."""
+  keys = {f"{c.key}.json" for c in cells(cfg)}  # every shard's: shards share the grid
+  strays = [p for p in sorted(cell_dir.glob("*.json")) if p.name not in keys]
+  for path in strays:
+    _set_aside(path, "foreign")
+  if strays:
+    _say(f"{len(strays)} files in {cell_dir} are no cells of this config's grid; moved to "
+         f"{cell_dir / 'foreign'}/.")
 
 
 def _set_aside(path: pathlib.Path, sub: str) -> pathlib.Path:

@@ -198,6 +198,11 @@ def test_cells_of_another_config_are_set_aside_not_kept(tmp_path, monkeypatch, c
   assert capsys.readouterr().err.count("cell of another config") == 4
   assert len(list((tmp_path / "cells" / "foreign").glob("*.json"))) == 4  # set aside, not deleted
   assert {json.loads(p.read_text())["w_std"] for p in (tmp_path / "cells").glob("*.json")} == {2.0}
+  # and a config whose grid differs: the old cells are no cells of the new grid, also set aside
+  (tmp_path / "config.yaml").unlink()
+  runner.run({**other, "sweep": {"widths": [8], "seeds": [0]}}, tmp_path, resume=True, progress=False)
+  assert "4 files in" in capsys.readouterr().err and len(list((tmp_path / "cells").glob("*.json"))) == 1
+  assert len(list((tmp_path / "cells" / "foreign").glob("*.json"))) == 8
 
 
 def test_report_skips_cells_of_another_config_and_says_so(tmp_path, monkeypatch, capsys):
