@@ -13,7 +13,8 @@ Public API (explicit re-exports; everything else is internal):
   complexity measure (seed 002 P2).
 * `deep_linear` (a module): balanced deep linear networks, their end-to-end dynamics and the
   UUᵀ factorization flow (seed 004).
-* `mse_dynamics`: closed-form gradient-flow outputs of kernel regression (train and test).
+* `mse_dynamics`, `max_learning_rate`: closed-form gradient-flow (or, discrete, gradient-descent)
+  outputs of kernel regression (train and test), and the stable GD step bound 2/λ_max.
 * `mse_ensemble`, `gp_inference`: the infinite-width ensemble of GD-trained networks (mean and
   covariance over time) and the NNGP posterior.
 * `linearize`: the network's first-order Taylor expansion in its parameters.
@@ -25,7 +26,7 @@ from ntk_lab.activations import ACTIVATIONS, Activation
 from ntk_lab.analytic import CLOSED_FORMS, Kernel, analytic_kernel, gaussian_expectations
 from ntk_lab.empirical import METHODS, empirical_ntk, structured_flops
 from ntk_lab.ensemble import Gaussian, gp_inference, mse_ensemble
-from ntk_lab.kernel_dynamics import MSEDynamics, mse_dynamics
+from ntk_lab.kernel_dynamics import MSEDynamics, max_learning_rate, mse_dynamics
 from ntk_lab.linearize import Linearized, linearize
 from ntk_lab.mlp import MLP, Centered, centered
 from ntk_lab.monte_carlo import MonteCarloKernel, monte_carlo_kernel
@@ -66,6 +67,7 @@ __all__ = [
     "gradient_flow",
     "h_infinity",
     "linearize",
+    "max_learning_rate",
     "monte_carlo_kernel",
     "mse_dynamics",
     "mse_ensemble",
