@@ -11,6 +11,8 @@ Public API (explicit re-exports; everything else is internal):
 * `g_infinity`, `h_infinity`, `relu_h_infinity`, `relu_h_infinity_series`,
   `relu_ntk_all_weights`, `ntk_complexity`: the seeds' named two-layer kernels and the NTK's
   complexity measure (seed 002 P2).
+* `datasets` (a module): scikit-learn's digits (split, normalised, label corruption) and synthetic
+  sets (circle, sphere, Gaussian, teacher–student).
 * `deep_linear` (a module): balanced deep linear networks, their end-to-end dynamics and the
   UUᵀ factorization flow (seed 004).
 * `mse_dynamics`, `max_learning_rate`: closed-form gradient-flow (or, discrete, gradient-descent)
@@ -21,7 +23,7 @@ Public API (explicit re-exports; everything else is internal):
 * `gradient_flow` (diffrax ODE) and `train` (optax): training runs with opt-in observables.
 """
 
-from ntk_lab import deep_linear
+from ntk_lab import datasets, deep_linear
 from ntk_lab.activations import ACTIVATIONS, Activation
 from ntk_lab.analytic import CLOSED_FORMS, Kernel, analytic_kernel, gaussian_expectations
 from ntk_lab.empirical import METHODS, empirical_ntk, structured_flops
@@ -59,6 +61,7 @@ __all__ = [
     "Trajectory",
     "analytic_kernel",
     "centered",
+    "datasets",
     "deep_linear",
     "empirical_ntk",
     "g_infinity",
