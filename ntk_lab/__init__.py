@@ -15,6 +15,8 @@ Public API (explicit re-exports; everything else is internal):
   sets (circle, sphere, Gaussian, teacher–student).
 * `deep_linear` (a module): balanced deep linear networks, their end-to-end dynamics and the
   UUᵀ factorization flow (seed 004).
+* `kernel_complexity`: yᵀH⁻¹y complexity measures of any kernel, each named by its definition
+  (Arora et al. 2019's √(2yᵀH⁻¹y/n), or the trace form of `ntk_complexity`).
 * `mse_dynamics`, `max_learning_rate`: closed-form gradient-flow (or, discrete, gradient-descent)
   outputs of kernel regression (train and test), and the stable GD step bound 2/λ_max.
 * `mse_ensemble`, `gp_inference`: the infinite-width ensemble of GD-trained networks (mean and
@@ -26,6 +28,7 @@ Public API (explicit re-exports; everything else is internal):
 from ntk_lab import datasets, deep_linear
 from ntk_lab.activations import ACTIVATIONS, Activation
 from ntk_lab.analytic import CLOSED_FORMS, Kernel, analytic_kernel, gaussian_expectations
+from ntk_lab.complexity import COMPLEXITY_DEFINITIONS, Complexity, kernel_complexity
 from ntk_lab.empirical import METHODS, empirical_ntk, structured_flops
 from ntk_lab.ensemble import Gaussian, gp_inference, mse_ensemble
 from ntk_lab.kernel_dynamics import MSEDynamics, max_learning_rate, mse_dynamics
@@ -44,6 +47,8 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "CLOSED_FORMS",
+    "COMPLEXITY_DEFINITIONS",
+    "Complexity",
     "Centered",
     "DivergenceError",
     "Gaussian",
@@ -68,6 +73,7 @@ __all__ = [
     "gaussian_expectations",
     "gp_inference",
     "gradient_flow",
+    "kernel_complexity",
     "h_infinity",
     "linearize",
     "max_learning_rate",
