@@ -66,6 +66,11 @@ REDUCED = {
                     "training.n_times=6", "data.n=8"],
     "real_data": ["sweep.widths=[16, 32]", "sweep.seeds=[0]", "data.n=40", "data.n_test=30",
                   "training.time=2.0", "training.n_times=3"],
+    "jacot2018": ["sweep.widths=[16, 32]", "sweep.seeds=[0, 1]", "data.n=3", "options.angles=8",
+                  "options.steps=5"],
+    "lee2019": ["sweep.widths=[16, 32]", "data.n=6", "data.n_test=3", "options.steps=20", "options.every=10"],
+    "arora2019": ["sweep.widths=[16, 32]", "data.n=20", "data.n_test=10", "options.steps=20",
+                  "options.every=10", "options.corrupt=[0.0, 1.0]"],
 }
 
 
