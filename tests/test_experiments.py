@@ -81,6 +81,7 @@ def test_every_registered_experiment_has_a_reduced_run():
 
 # the heavier reduced runs (each compiles several solvers or kernels) run with the slow suite
 SLOW = {"deep_linear", "real_data", "nn_vs_ntk", "lazy_training", "generalization_bound", "concentration",
+        "lee2019", "arora2019",
         "convergence_rate"}
 
 
