@@ -25,7 +25,7 @@ from ntk_lab.experiments.registry import Experiment, register
 DESCRIPTION = "Jacot et al. 2018 Fig. 1: NTK of depth-4 ReLU nets on the circle, init vs trained vs limit"
 OPTIONS = {"angles": 64, "steps": 200, "lr_fraction": 0.5}
 
-PAPER = ("the NTKs of the ten width-10,000 nets lie on the limiting kernel and hardly move during "
+PAPER = ("the NTKs of the width-10,000 nets lie on the limiting kernel and hardly move during "
          "training; at width 500 they scatter around it and move visibly during training")
 
 
