@@ -61,7 +61,7 @@ def run_seeds(cfg, cells, options):
   x, y, xt, yt, labels = (jnp.asarray(a) for a in load(cfg, options))
   net = _common.make_model(cfg, cells[0])
   params = _common.init_seeds(net, cells, x.shape[1])
-  # centred (f − f(·; θ₀), seed 001): the infinite ensemble's mean is then what one wide net tracks
+  # centred (f − f(·; θ₀)): the infinite ensemble's mean is then what one wide net tracks
   times, runs = _common.flow(cfg, cells, lambda p: nl.centered(net, p), params, x, y, x_test=xt)
   k_train, k_test = net.kernel(x), net.kernel(xt, x)
   ntk_t = np.asarray(nl.mse_ensemble(k_train, y, times, k_test_train=k_test,
