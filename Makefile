@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NT_VENV := .venv-nt
 
-.PHONY: install run test test-slow test-nt atlas bench bench-analytic bench-training reference golden clean
+.PHONY: install run notebook test test-slow test-nt atlas bench bench-analytic bench-training reference golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ install: $(STAMP)
 ## `make run` keeps the finished cells and only re-makes the report).
 run: $(STAMP)
 	$(VENV)/bin/ntk-lab run configs/quickstart.yaml --out runs/quickstart --resume
+
+## The tour notebook in JupyterLab (installs the `notebook` extra into .venv on first use).
+notebook: $(STAMP)
+	$(PY) -c "import jupyterlab, ipykernel" 2>/dev/null || $(PY) -m pip install --quiet -e ".[notebook]"
+	$(VENV)/bin/jupyter lab experiments/notebooks/tour.ipynb
 
 ## The default (fast) test suite, in two worker processes (the tests are mostly compile-bound).
 test: $(STAMP)

@@ -17,6 +17,9 @@ With ``get="nngp"`` (train only the readout layer; Θ = K) the same formulas giv
 mean = K_*X K⁻¹(I − e^{−ηKt}) y and cov = K_** − K_*X K⁻¹(I − e^{−2ηKt}) K_*Xᵀ, the NNGP posterior
 at t = ∞ (`gp_inference`).
 
+Discrete time (``discrete=True``): gradient descent with step η, times read as step counts k and
+A_k = Θ_*X Θ_XX⁻¹ (I − (I − ηΘ_XX)^k) in the same formulas (see `mse_dynamics`).
+
 Time convention: NT normalises the MSE by the N·O entries of y, so NT's time t at learning rate
 lr equals ours at ``learning_rate = lr / y.size``.
 """
@@ -24,6 +27,8 @@ lr equals ours at ``learning_rate = lr / y.size``.
 from __future__ import annotations
 
 from typing import NamedTuple
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -53,13 +58,14 @@ def _field(kernel, name, arg):
 
 def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nngp_test_test=None,
                  get: str = "ntk", learning_rate: float = 1.0, diag_reg: float = 0.0,
-                 compute_cov: bool = False) -> Gaussian:
+                 compute_cov: bool = False, discrete: bool = False) -> Gaussian:
   """Mean (and covariance) of an infinite ensemble of wide networks trained by MSE gradient flow.
 
   Args:
     k_train_train: `Kernel` (nngp, ntk) on the training inputs, each (N, N).
     y_train: targets (N,) or (N, O).
-    times: times t ≥ 0, (T,) or a scalar; ``jnp.inf`` (default) is the converged ensemble.
+    times: times t ≥ 0, (T,) or a scalar; ``jnp.inf`` (default) is the converged ensemble. With
+      ``discrete=True``, whole numbers of gradient-descent steps k.
     k_test_train: `Kernel` between test and training inputs, each (N_test, N); None predicts on
       the training inputs.
     nngp_test_test: K_** on the test inputs, (N_test, N_test); needed for the test covariance.
@@ -68,6 +74,7 @@ def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nn
     diag_reg: ε ≥ 0; Θ_XX + ε·mean(diag Θ_XX)·I replaces Θ_XX in the inverse and exponential
       (and, for ``get="nngp"``, K_XX in the covariance: ε is then observation noise).
     compute_cov: also return the covariance.
+    discrete: gradient descent with step η (A_k uses (I − ηΘ)^k) instead of gradient flow.
 
   Returns:
     `Gaussian(mean (T, N_test, O), cov (T, N_test, N_test) or None)`.
@@ -88,7 +95,7 @@ def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nn
   if theta.shape != (n, n):
     raise ValueError(f"k_train_train.{get}: expected a square (N, N) matrix, got {tuple(theta.shape)}.")
   y = _as_targets(y_train, "y_train", n)
-  t = check_schedule(times, theta.dtype, learning_rate, diag_reg)
+  t = check_schedule(times, theta.dtype, learning_rate, diag_reg, discrete=discrete)
   if k_test_train is None:
     theta_t = theta
   else:
@@ -113,15 +120,15 @@ def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nn
       # Θ = K: the regulariser is then observation noise, in every K_XX of the formula (as NT).
       k = k + diag_reg * jnp.mean(jnp.diag(k)) * jnp.eye(n, dtype=k.dtype)
     cov_args = (k, k_t, k_tt)
-  mean, cov = _ensemble(theta, theta_t, y, t, learning_rate, diag_reg, cov_args)
+  mean, cov = _ensemble(theta, theta_t, y, t, learning_rate, diag_reg, cov_args, discrete=discrete)
   return Gaussian(mean, cov)
 
 
-@jax.jit
-def _ensemble(theta, theta_t, y, t, eta, diag_reg, cov_args):
+@functools.partial(jax.jit, static_argnames="discrete")
+def _ensemble(theta, theta_t, y, t, eta, diag_reg, cov_args, discrete=False):
   lam, V, live = spectrum(theta, diag_reg)
   # A(t) = Θ_*X V diag(g(t)) Vᵀ, (T, N_test, N)
-  A = jnp.einsum("ki,ij,tj,lj->tkl", theta_t, V, gain(lam, live, eta, t), V)
+  A = jnp.einsum("ki,ij,tj,lj->tkl", theta_t, V, gain(lam, live, eta, t, discrete), V)
   mean = jnp.einsum("tkl,lo->tko", A, y)
   if cov_args is None:
     return mean, None

@@ -11,18 +11,30 @@ Both are evaluated through one symmetric eigendecomposition K = V diag(λ) Vᵀ,
 K⁻¹(I − e^{−ηKt}) = V diag(−expm1(−ηλt)/λ) Vᵀ, whose λ → 0 limit ηt is taken explicitly: stable for
 large t and for ill-conditioned or singular K (eigenvalues below N·eps·λ_max count as 0, as in a
 pseudo-inverse). `diag_reg` adds ε·mean(diag K)·I, NT's convention.
+
+Discrete time (``discrete=True``): gradient descent with step η, u_{k+1} = u_k − ηK(u_k − y), has
+``times`` read as step counts k and
+
+    u_k = y + (I − ηK)^k (u₀ − y),
+    u_test,k = u₀,test + K_test,train K⁻¹ (I − (I − ηK)^k) (y − u₀),
+
+through the same eigendecomposition, with K⁻¹(I − (I − ηK)^k) = V diag((1 − (1 − ηλ)^k)/λ) Vᵀ
+(λ → 0 limit ηk). GD converges when every |1 − ηλ| < 1, i.e. η < 2/λ_max (`max_learning_rate`);
+for small η it follows the flow at t = k.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 from ntk_lab import _checks
 
-__all__ = ["MSEDynamics", "mse_dynamics"]
+__all__ = ["MSEDynamics", "max_learning_rate", "mse_dynamics"]
 
 
 class MSEDynamics(NamedTuple):
@@ -34,18 +46,21 @@ class MSEDynamics(NamedTuple):
 
 
 def mse_dynamics(k_train_train, y_train, times, *, k_test_train=None, learning_rate: float = 1.0,
-                 u0_train=None, u0_test=None, diag_reg: float = 0.0) -> MSEDynamics:
-  """Closed-form gradient-flow outputs of kernel regression under the MSE loss.
+                 u0_train=None, u0_test=None, diag_reg: float = 0.0,
+                 discrete: bool = False) -> MSEDynamics:
+  """Closed-form gradient-flow (or gradient-descent) outputs of kernel regression under the MSE loss.
 
   Args:
     k_train_train: K = Θ(X, X), (N, N), symmetric positive semi-definite.
     y_train: targets, (N,) or (N, O).
     times: times t ≥ 0 at which to evaluate, (T,) (a scalar is one time); ``jnp.inf`` gives the
-      converged predictor.
+      converged predictor. With ``discrete=True``, whole numbers of GD steps k ≥ 0.
     k_test_train: Θ(X_test, X), (N_test, N), for test outputs.
     learning_rate: η > 0.
     u0_train, u0_test: outputs at t = 0, shaped like y (default 0: a centred network).
     diag_reg: ε ≥ 0; K + ε·mean(diag K)·I is used instead of K.
+    discrete: gradient descent with step η instead of gradient flow: u_k = y + (I − ηK)^k (u₀ − y).
+      Above `max_learning_rate` the outputs grow without bound (k = ∞ then gives inf/nan).
 
   Returns:
     `MSEDynamics(times, train, test)` with train (T, N, O) and test (T, N_test, O) (O = 1 for 1-D y).
@@ -56,13 +71,17 @@ def mse_dynamics(k_train_train, y_train, times, *, k_test_train=None, learning_r
     >>> out = nl.mse_dynamics(K, jnp.array([1.0, -1.0]), jnp.array([0.0, jnp.inf]))
     >>> [round(float(v), 6) for v in out.train[-1, :, 0]]
     [1.0, -1.0]
+    >>> gd = nl.mse_dynamics(K, jnp.array([1.0, -1.0]), jnp.array([0, 1]), learning_rate=0.5,
+    ...                      discrete=True)  # one step: u_1 = ηKy
+    >>> [round(float(v), 6) for v in gd.train[1, :, 0]]
+    [0.75, -0.25]
   """
   K = _checks.as_batch(k_train_train, "k_train_train")
   n = K.shape[0]
   if K.shape != (n, n):
     raise ValueError(f"k_train_train: expected a square (N, N) matrix, got shape {tuple(K.shape)}.")
   y = _as_targets(y_train, "y_train", n)
-  t = check_schedule(times, K.dtype, learning_rate, diag_reg)
+  t = check_schedule(times, K.dtype, learning_rate, diag_reg, discrete=discrete)
   u0 = jnp.zeros_like(y) if u0_train is None else _as_targets(u0_train, "u0_train", n, y.shape[1])
   Kt = None
   if k_test_train is not None:
@@ -73,7 +92,7 @@ def mse_dynamics(k_train_train, y_train, times, *, k_test_train=None, learning_r
   if Kt is not None:
     u0t = jnp.zeros((Kt.shape[0], y.shape[1]), y.dtype) if u0_test is None else \
         _as_targets(u0_test, "u0_test", Kt.shape[0], y.shape[1])
-  train, test = _dynamics(K, y, t, Kt, u0, u0t, learning_rate, diag_reg)
+  train, test = _dynamics(K, y, t, Kt, u0, u0t, learning_rate, diag_reg, discrete=bool(discrete))
   return MSEDynamics(t, train, test)
 
 
@@ -86,12 +105,17 @@ def _as_targets(y, name, n, o=None):
   return y
 
 
-def check_schedule(times, dtype, learning_rate, diag_reg):
-  """Validates times (returned as a 1-D array of `dtype`), η > 0 and diag_reg ≥ 0."""
+def check_schedule(times, dtype, learning_rate, diag_reg, *, discrete=False):
+  """Validates times (returned as a 1-D array of `dtype`), η > 0 and diag_reg ≥ 0; with
+  `discrete`, also that the times are whole step counts."""
+  if not isinstance(discrete, bool):
+    raise TypeError(f"discrete: expected True or False, got {discrete!r}.")
   t = jnp.atleast_1d(jnp.asarray(times, dtype))
   if t.ndim != 1:
     raise ValueError(f"times: expected a scalar or a 1-D array, got shape {tuple(t.shape)}.")
   _check_times(t)
+  if discrete:
+    _check_steps(t)
   if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
     raise ValueError(f"learning_rate: must be a positive number, got {learning_rate!r}.")
   if not (isinstance(diag_reg, (int, float)) and diag_reg >= 0):
@@ -108,6 +132,58 @@ def _check_times(t):
     raise ValueError("times: must be ≥ 0 (and not NaN); gradient flow starts at t = 0.")
 
 
+def _check_steps(t):
+  try:
+    bad = bool(jnp.any(jnp.isfinite(t) & (t != jnp.round(t))))
+  except jax.errors.ConcretizationTypeError:
+    return  # traced: the caller's responsibility
+  if bad:
+    raise ValueError("times: with discrete=True the times are gradient-descent step counts and must "
+                     "be whole numbers (or jnp.inf); round them, e.g. jnp.round(t / learning_rate).")
+
+
+def max_learning_rate(k_train_train, *, diag_reg: float = 0.0, reduction: str = "sum",
+                      y_size: int | None = None) -> jax.Array:
+  """The largest stable gradient-descent step for the MSE loss: η < 2/λ_max.
+
+  Gradient descent on L = ½ Σ (u − y)² moves the residual by (I − ηK) per step, which contracts
+  every eigen-direction iff |1 − ηλ| < 1 for all eigenvalues λ of K: η < 2/λ_max(K). With the
+  mean-reduced loss L = ½ Σ (u − y)² / y.size (neural-tangents' convention) the step is
+  η/y.size in the sum convention, so the bound is 2·y.size/λ_max.
+
+  Args:
+    k_train_train: K = Θ(X, X), (N, N), symmetric positive semi-definite.
+    diag_reg: ε ≥ 0; λ_max of K + ε·mean(diag K)·I, as `mse_dynamics` uses.
+    reduction: ``"sum"`` (½Σ) or ``"mean"`` (½Σ / y.size).
+    y_size: the number of entries of y (N·O) for ``reduction="mean"``; default N (one output).
+
+  Returns:
+    The bound 2/λ_max (or 2·y_size/λ_max), a scalar. At exactly this η the top mode oscillates
+    without decaying; at η = 1/λ_max it is removed in one step.
+
+  Example:
+    >>> import jax.numpy as jnp, ntk_lab as nl
+    >>> float(nl.max_learning_rate(jnp.diag(jnp.array([4.0, 1.0]))))
+    0.5
+    >>> float(nl.max_learning_rate(jnp.diag(jnp.array([4.0, 1.0])), reduction="mean"))
+    1.0
+  """
+  _checks.choice(reduction, "reduction", ("sum", "mean"))
+  K = _checks.as_batch(k_train_train, "k_train_train")
+  n = K.shape[0]
+  if K.shape != (n, n):
+    raise ValueError(f"k_train_train: expected a square (N, N) matrix, got shape {tuple(K.shape)}.")
+  if not (isinstance(diag_reg, (int, float)) and diag_reg >= 0):
+    raise ValueError(f"diag_reg: must be a non-negative number, got {diag_reg!r}.")
+  if y_size is not None and reduction == "sum":
+    raise ValueError("y_size: only used with reduction='mean' (the sum-reduced bound does not "
+                     "depend on it); drop it or pass reduction='mean'.")
+  size = n if y_size is None else _checks.positive_int(y_size, "y_size")
+  lam, _, _ = spectrum(K, diag_reg)
+  bound = 2.0 / jnp.max(lam)
+  return bound * size if reduction == "mean" else bound
+
+
 def spectrum(K, diag_reg):
   """(λ, V, live) of the symmetrised, regularised K + ε·mean(diag K)·I (traceable)."""
   K = (K + K.T) / 2
@@ -119,26 +195,43 @@ def spectrum(K, diag_reg):
   return lam, V, live
 
 
-def decay(lam, live, eta, t):
-  """e^{−ηλt} per eigenvalue and time, (T, N); 1 for dead directions, 0 at t = ∞."""
+def decay(lam, live, eta, t, discrete=False):
+  """e^{−ηλt} (or, discrete, (1 − ηλ)^k) per eigenvalue and time, (T, N); 1 for dead directions,
+  0 at t = ∞ (when GD converges)."""
+  if discrete:
+    return 1.0 + _expm1_steps(lam, live, eta, t)
   return jnp.exp(-jnp.where(live[None, :], eta * lam[None, :] * t[:, None], 0.0))
 
 
-def gain(lam, live, eta, t):
-  """K⁻¹(I − e^{−ηKt}) in the eigenbasis, (T, N): −expm1(−ηλt)/λ; for a dead direction its
-  λ → 0 limit ηt, and 0 at t = ∞ (the minimum-norm interpolant)."""
-  x = jnp.where(live[None, :], eta * lam[None, :] * t[:, None], 0.0)
+def _expm1_steps(lam, live, eta, t):
+  """(1 − ηλ)^k − 1, (T, N), accurate for small ηλ (via expm1(k·log1p(−ηλ)) when 0 ≤ ηλ < 1,
+  where the base is positive); 0 for dead directions."""
+  q = jnp.where(live, eta * lam, 0.0)[None, :]
+  k = t[:, None]
+  small = q < 1
+  smooth = jnp.expm1(k * jnp.log1p(-jnp.where(small, q, 0.0)))
+  # A base ≤ 0 (ηλ ≥ 1): a plain integer power; 0^0 = 1 and (−r)^k alternates as GD does.
+  rough = jnp.power(1.0 - jnp.where(small, 0.0, q), k) - 1.0
+  return jnp.where(live[None, :], jnp.where(small, smooth, rough), 0.0)
+
+
+def gain(lam, live, eta, t, discrete=False):
+  """K⁻¹(I − e^{−ηKt}) in the eigenbasis, (T, N): −expm1(−ηλt)/λ (discrete: (1 − (1 − ηλ)^k)/λ);
+  for a dead direction its λ → 0 limit ηt, and 0 at t = ∞ (the minimum-norm interpolant)."""
   safe = jnp.where(live, lam, 1.0)[None, :]
   dead = jnp.where(jnp.isinf(t), 0.0, eta * t)[:, None]
+  if discrete:
+    return jnp.where(live[None, :], -_expm1_steps(lam, live, eta, t) / safe, dead)
+  x = jnp.where(live[None, :], eta * lam[None, :] * t[:, None], 0.0)
   return jnp.where(live[None, :], -jnp.expm1(-x) / safe, dead)
 
 
-@jax.jit
-def _dynamics(K, y, t, Kt, u0, u0t, eta, diag_reg):
+@functools.partial(jax.jit, static_argnames="discrete")
+def _dynamics(K, y, t, Kt, u0, u0t, eta, diag_reg, discrete=False):
   lam, V, live = spectrum(K, diag_reg)
   r0 = V.T @ (u0 - y)  # the residual in the eigenbasis, (N, O)
-  train = y[None] + jnp.einsum("ij,tj,jo->tio", V, decay(lam, live, eta, t), r0)
+  train = y[None] + jnp.einsum("ij,tj,jo->tio", V, decay(lam, live, eta, t, discrete), r0)
   if Kt is None:
     return train, None
-  test = u0t[None] - jnp.einsum("ki,ij,tj,jo->tko", Kt, V, gain(lam, live, eta, t), r0)
+  test = u0t[None] - jnp.einsum("ki,ij,tj,jo->tko", Kt, V, gain(lam, live, eta, t, discrete), r0)
   return train, test

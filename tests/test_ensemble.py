@@ -67,3 +67,23 @@ def test_ensemble_errors():
     nl.mse_ensemble(train, y[:3])
   with pytest.raises(ValueError, match="times: must be ≥ 0"):
     nl.mse_ensemble(train, y, jnp.array([-1.0]))
+
+
+@pytest.mark.parametrize("get", ["ntk", "nngp"])
+def test_discrete_ensemble_uses_the_gradient_descent_matrix_power(get):
+  """A_k = Θ_*X Θ⁻¹ (I − (I − ηΘ)^k), by repeated matrix products, in the mean and the covariance."""
+  full, y, n = kernels(seed=2)
+  train = nl.Kernel(full.nngp[:n, :n], full.ntk[:n, :n])
+  test = nl.Kernel(full.nngp[n:, :n], full.ntk[n:, :n])
+  theta = getattr(full, get)
+  eta = 1.2 / float(jnp.linalg.eigvalsh(theta[:n, :n])[-1])
+  steps = jnp.array([0, 3, 25])
+  out = nl.mse_ensemble(train, y, steps, k_test_train=test, nngp_test_test=full.nngp[n:, n:],
+                        get=get, learning_rate=eta, compute_cov=True, discrete=True)
+  step = jnp.eye(n) - eta * theta[:n, :n]
+  for i, k in enumerate(steps.tolist()):
+    power = jnp.linalg.matrix_power(step, k)
+    A = theta[n:, :n] @ jnp.linalg.solve(theta[:n, :n], jnp.eye(n) - power)
+    assert float(jnp.max(jnp.abs(out.mean[i] - A @ y))) <= 1e-10
+    M = jnp.concatenate([-A, jnp.eye(4)], axis=1)
+    assert rel_err(out.cov[i], M @ full.nngp @ M.T) <= 1e-9

@@ -66,6 +66,11 @@ REDUCED = {
                     "training.n_times=6", "data.n=8"],
     "real_data": ["sweep.widths=[16, 32]", "sweep.seeds=[0]", "data.n=40", "data.n_test=30",
                   "training.time=2.0", "training.n_times=3"],
+    "jacot2018": ["sweep.widths=[16, 32]", "sweep.seeds=[0, 1]", "data.n=3", "options.angles=8",
+                  "options.steps=5"],
+    "lee2019": ["sweep.widths=[16, 32]", "data.n=6", "data.n_test=3", "options.steps=20", "options.every=10"],
+    "arora2019": ["sweep.widths=[16, 32]", "data.n=20", "data.n_test=10", "options.steps=20",
+                  "options.every=10", "options.corrupt=[0.0, 1.0]"],
 }
 
 
@@ -76,6 +81,7 @@ def test_every_registered_experiment_has_a_reduced_run():
 
 # the heavier reduced runs (each compiles several solvers or kernels) run with the slow suite
 SLOW = {"deep_linear", "real_data", "nn_vs_ntk", "lazy_training", "generalization_bound", "concentration",
+        "lee2019", "arora2019",
         "convergence_rate"}
 
 
@@ -125,3 +131,19 @@ def test_resume_recomputes_only_the_missing_seed_of_a_group(tmp_path):
   runner.run(ROOT / "configs" / "kernel_convergence.yaml", out, resume=True, progress=False, overrides=over)
   assert {p.name: p.stat().st_mtime_ns for p in cells if p != victim} == kept
   assert json.loads(victim.read_text())["rel_error"] == before["rel_error"]
+
+
+def test_real_data_loads_through_datasets_and_corrupts_training_labels_only():
+  from ntk_lab.config import ConfigError, load_config
+  from ntk_lab.experiments import real_data
+  cfg = load_config(ROOT / "configs" / "real_data.yaml", overrides=["data.n=300", "data.n_test=100"])
+  x, y, xt, yt, labels = real_data.load(cfg, {"dataset": "digits", "corrupt": 0.0})
+  x2, y2, xt2, yt2, labels2 = real_data.load(cfg, {"dataset": "digits", "corrupt": 0.5})
+  np.testing.assert_allclose(np.linalg.norm(x, axis=1), 8.0, rtol=1e-12)  # norm √64
+  np.testing.assert_array_equal(x, x2)
+  np.testing.assert_array_equal(yt, yt2)
+  np.testing.assert_array_equal(np.argmax(yt, axis=1), labels)
+  changed = np.mean(np.any(y != y2, axis=1))
+  assert 0.35 < changed < 0.55  # half redrawn from 10 classes: 0.45 expected
+  with pytest.raises(ConfigError, match="options.corrupt: must be a fraction"):
+    real_data.load(cfg, {"dataset": "digits", "corrupt": 2})

@@ -100,3 +100,80 @@ def test_argument_errors(kwargs, match):
   args.update(kwargs)
   with pytest.raises(ValueError, match=match):
     nl.mse_dynamics(args.pop("k_train_train"), args.pop("y_train"), args.pop("times"), **args)
+
+
+@pytest.mark.parametrize("eta", [0.3, 1.5])
+@pytest.mark.parametrize("rank", [None, 3])
+def test_discrete_matches_repeated_gradient_descent_steps(eta, rank):
+  """u_k = y + (I − ηK)^k (u₀ − y) against k explicit GD updates on train and test outputs,
+  including η past 1/λ_max (an oscillating top mode) and a singular K."""
+  K, Kt, y, u0, u0t = problem(rank=rank, seed=5)
+  eta = eta / float(jnp.linalg.eigvalsh(K)[-1])
+  steps = jnp.array([0, 1, 2, 7, 40])
+  out = nl.mse_dynamics(K, y, steps, k_test_train=Kt, learning_rate=eta, u0_train=u0, u0_test=u0t,
+                        discrete=True)
+  u, ut = u0, u0t
+  for k in range(41):
+    if k in steps.tolist():
+      i = steps.tolist().index(k)
+      assert rel_err(out.train[i], u) <= 1e-10
+      assert float(jnp.max(jnp.abs(out.test[i] - ut))) <= 1e-10 * float(jnp.max(jnp.abs(ut)))
+    r = u - y
+    u, ut = u - eta * K @ r, ut - eta * Kt @ r  # the test outputs move along Θ(X*, X) too
+
+
+def test_discrete_limits_small_steps_divergence_and_step_checks():
+  K, Kt, y, u0, u0t = problem(seed=6)
+  lam_max = float(jnp.linalg.eigvalsh(K)[-1])
+  # k = ∞ below the bound is the converged kernel regressor, as for the flow.
+  eta = 1.9 / lam_max
+  a = nl.mse_dynamics(K, y, jnp.inf, k_test_train=Kt, learning_rate=eta, u0_train=u0, u0_test=u0t,
+                      discrete=True)
+  b = nl.mse_dynamics(K, y, jnp.inf, k_test_train=Kt, learning_rate=eta, u0_train=u0, u0_test=u0t)
+  assert rel_err(a.train, b.train) <= 1e-10 and rel_err(a.test, b.test) <= 1e-9
+  # Small steps: k steps of η/k follow the flow to time η (error O(1/k)).
+  errs = []
+  for k in (100, 1000):
+    d = nl.mse_dynamics(K, y, k, learning_rate=3.0 / k, u0_train=u0, discrete=True).train
+    errs.append(rel_err(d, nl.mse_dynamics(K, y, 1.0, learning_rate=3.0, u0_train=u0).train))
+  assert errs[1] < errs[0] / 5 and errs[1] < 1e-3
+  # The bound: just below it GD contracts, just above it the top mode grows.
+  bound = float(nl.max_learning_rate(K))
+  assert bound == pytest.approx(2 / lam_max, rel=1e-12)
+  for factor, grows in ((0.99, False), (1.01, True)):
+    r = nl.mse_dynamics(K, y, jnp.array([0, 2000]), learning_rate=factor * bound, u0_train=u0,
+                        discrete=True).train - y
+    assert bool(jnp.linalg.norm(r[1]) > jnp.linalg.norm(r[0])) == grows
+  assert float(nl.max_learning_rate(K, reduction="mean", y_size=16)) == pytest.approx(16 * bound)
+  reg = float(nl.max_learning_rate(K, diag_reg=0.1))
+  assert reg == pytest.approx(2 / (lam_max + 0.1 * float(jnp.mean(jnp.diag(K)))), rel=1e-10)
+  jitted = jax.jit(lambda K: nl.mse_dynamics(K, y, jnp.array([3.0]), learning_rate=eta,
+                                             discrete=True).train)(K)
+  assert rel_err(jitted, nl.mse_dynamics(K, y, 3, learning_rate=eta, discrete=True).train) <= 1e-14
+  with pytest.raises(ValueError, match="whole numbers"):
+    nl.mse_dynamics(K, y, jnp.array([0.5]), discrete=True)
+  with pytest.raises(TypeError, match="discrete: expected True or False"):
+    nl.mse_dynamics(K, y, 1.0, discrete="yes")
+  with pytest.raises(ValueError, match="reduction: must be one of"):
+    nl.max_learning_rate(K, reduction="avg")
+  with pytest.raises(ValueError, match="y_size: only used"):
+    nl.max_learning_rate(K, y_size=8)
+
+
+def test_discrete_predictor_is_optax_sgd_on_the_linearized_network():
+  """nl.train with optax.sgd(η) on the linearized net moves its outputs exactly as the discrete
+  closed form with K = Θ(θ₀) (½Σ loss: one optax step is u ← u − ηΘ(u − y))."""
+  import optax
+  net = nl.MLP((48,), activation="tanh", b_std=0.2)
+  x, xt = inputs(6, 3), inputs(3, 3, seed=9)
+  y = jnp.cos(x[:, :1])
+  p0 = net.init(jax.random.PRNGKey(2), 3)
+  lin = nl.linearize(net, p0)
+  K = nl.empirical_ntk(net, p0, x)
+  Kt = nl.empirical_ntk(net, p0, xt, x)
+  eta = 0.8 * float(nl.max_learning_rate(K))
+  run = nl.train(lin, p0, x, y, optimizer=optax.sgd(eta), steps=30, every=10, x_test=xt)
+  ref = nl.mse_dynamics(K, y, run.times, k_test_train=Kt, learning_rate=eta, discrete=True,
+                        u0_train=net.apply(p0, x), u0_test=net.apply(p0, xt))
+  assert rel_err(run.train_outputs, ref.train) <= 1e-9
+  assert rel_err(run.test_outputs, ref.test) <= 1e-9

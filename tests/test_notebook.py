@@ -24,5 +24,10 @@ def test_tour_notebook_executes():
   assert float(namespace["rel"]) < 0.2
   assert float(namespace["run"].observables["loss"][-1]) < 0.1 * float(namespace["run"].observables["loss"][0])
   assert len(namespace["fig"].axes) == 2
+  # the data-set and discrete-predictor sections
+  assert namespace["digits"].x_train.shape == (120, 64)
+  assert float(namespace["c_random"]) > 1.5 * float(namespace["c_true"])
+  assert float(namespace["gd_gap"]) < 1e-9
+  assert abs(namespace["eta_max_mean"] - 32 * namespace["eta_max"]) <= 1e-9 * namespace["eta_max_mean"]
   import matplotlib.pyplot as plt
   plt.close("all")

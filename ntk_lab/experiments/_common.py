@@ -11,16 +11,16 @@ from ntk_lab.stats import loglog_fit  # noqa: F401  (the experiments' slope fits
 
 
 def make_data(cfg, n: int, seed: int):
-  """(x, y, x_test, y_test) from the config's data section; inputs on the unit sphere (seeds 002,
-  003) or Gaussian, targets sin(2·x₁), a fixed linear map βᵀx, or a random wide tanh teacher."""
+  """(x, y, x_test, y_test) from the config's data section; inputs on the unit sphere or Gaussian
+  (`ntk_lab.datasets`), targets sin(2·x₁), a fixed linear map βᵀx, or a random wide tanh teacher."""
   import jax
   import jax.numpy as jnp
 
+  from ntk_lab import datasets
+
   d = cfg.data
   kx, kt, kn, kb = jax.random.split(jax.random.PRNGKey(10_000 + seed), 4)
-  x = jax.random.normal(kx, (n + d.n_test, d.in_dim))
-  if d.inputs == "sphere":
-    x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
+  x = (datasets.sphere if d.inputs == "sphere" else datasets.gaussian)(n + d.n_test, d.in_dim, key=kx)
   if d.target == "sin":
     y = jnp.sin(2.0 * x[:, :1])
   elif d.target == "linear":

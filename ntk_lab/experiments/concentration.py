@@ -1,6 +1,6 @@
-"""Tails of |K − K^(m)| over random draws against the bounds of seed 003 Q2 (a, b).
+"""Tails of |K − K^(m)| over random draws against Hoeffding-type concentration bounds.
 
-Seed 003 Q2: σ β-smooth with |σ'| ≤ L, w_k ~ N(0, s²I) i.i.d.,
+Setting: σ β-smooth with |σ'| ≤ L, w_k ~ N(0, s²I) i.i.d.,
 K(x, x') = E_w[xᵀx' σ'(wᵀx) σ'(wᵀx')] and K^(m)(x, x') = (1/m) Σ_k xᵀx' σ'(w_kᵀx) σ'(w_kᵀx'). Printed:
   (a) P(|K(x, x') − K^(m)(x, x')| > t) ≤ exp(−t²m / (2|xᵀx'|²L⁴)),
   (b) P(‖H − H^(m)‖ > t) ≤ n² exp(−t²m / (2n²L⁴)) for ‖x_i‖ ≤ 1 (H_ij = K(x_i, x_j)).
@@ -28,7 +28,7 @@ from ntk_lab.concentration import TAUS, deviations, lipschitz_derivative, tail_c
 from ntk_lab.experiments import _common
 from ntk_lab.experiments.registry import Experiment, register
 
-DESCRIPTION = "tails of |K − K^(m)| over draws vs the bounds of seed 003 Q2 (a, b)"
+DESCRIPTION = "tails of |K − K^(m)| over draws vs Hoeffding-type concentration bounds"
 OPTIONS = {"draws": 2000, "input_scale": 1.0}
 def run_seeds(cfg, cells, options):
   import jax
@@ -41,7 +41,7 @@ def run_seeds(cfg, cells, options):
   x = options["input_scale"] * x / jnp.linalg.norm(x, axis=1, keepdims=True)
   act = nl.activations.get_activation(cell.activation)
   if act.name in ("relu", "leaky_relu", "abs"):
-    raise ValueError(f"model.activation: seed 003 Q2 needs a smooth σ with bounded σ', got "
+    raise ValueError(f"model.activation: the bounds need a smooth σ with bounded σ', got "
                      f"{act.name!r}; use erf, tanh, sigmoid, gelu, softplus or sin.")
   lip = lipschitz_derivative(act)
   w_std = float(cfg.model.W_std)

@@ -1,11 +1,11 @@
-"""Residual decay against the exp(−2λ̄t) bound (seed 001 a; seed 004 UW Ex1).
+"""Residual decay against the exp(−2λ̄t) bound (Du et al. 2019).
 
 Per cell: the centred network f̂ = f − f(·; θ₀) (so u(0) = 0) trained by gradient flow at rate η;
 records ‖y − u(t)‖² and the empirical NTK's λ_min(K(t)) at every saved time. With
-λ̄ = min_t λ_min(K(t)) over the saved times, seed 001 (a) states
+λ̄ = min_t λ_min(K(t)) over the saved times, the convergence theorem of Du et al. 2019 states
 ‖y − u(t)‖² ≤ ‖y‖² exp(−2ηλ̄t). The cell records the worst ratio of the two sides over t (≤ 1
 where the bound holds), the fitted exponential rate of the residual against 2ηλ̄, and the bound
-with the infinite-width λ_min(H^∞) instead (seed 004 UW Ex1, where the kernel is constant). The
+with the infinite-width λ_min(H^∞) instead (the infinite-width statement, where the kernel is constant). The
 ratios are taken over t > 0 (at t = 0 both sides are ‖y‖²).
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 from ntk_lab.experiments import _common
 from ntk_lab.experiments.registry import Experiment, register
 
-DESCRIPTION = "residual decay vs the exp(−2λ_min t) bound (seed 001 a, 004 UW Ex1)"
+DESCRIPTION = "residual decay vs the exp(−2λ_min t) bound (Du et al. 2019)"
 OPTIONS = {}
 
 

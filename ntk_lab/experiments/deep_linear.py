@@ -1,4 +1,4 @@
-"""Factor-level gradient flow vs the end-to-end dynamics of a balanced deep linear net (seed 004).
+"""Factor-level gradient flow vs the end-to-end dynamics of a balanced deep linear net (Arora et al. 2018).
 
 Per cell (depth, width, seed): N = depth + 1 factors (depth hidden layers of `width` units, as for
 the MLPs), balanced at initialisation (`deep_linear.balanced_init`, end-to-end entries
@@ -18,7 +18,7 @@ import numpy as np
 from ntk_lab.experiments import _common
 from ntk_lab.experiments.registry import Experiment, register
 
-DESCRIPTION = "factor-level gradient flow vs end-to-end dynamics of balanced deep linear nets (seed 004)"
+DESCRIPTION = "factor-level gradient flow vs end-to-end dynamics of balanced deep linear nets (Arora et al. 2018)"
 OPTIONS = {"init_scale": 0.1}
 
 

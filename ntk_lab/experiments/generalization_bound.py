@@ -1,8 +1,8 @@
-"""The NTK's complexity measure against its bound, and the real test error (seed 002 P2).
+"""The NTK's complexity measure against its bound, and the real test error (Arora et al. 2019, "Fine-grained analysis").
 
 Per cell (n, seed): n unit-norm inputs in d = `data.in_dim` dimensions and y_i = βᵀx_i with
-β ~ N(0, I/d) (both from the seed); H^∞ the two-layer ReLU NTK (seed 002 d). Records the
-measure √(2yᵀ(H^∞)⁻¹y · tr H^∞)/n, its bound 2√2‖β‖/√n (seed 002 P2 b) and their ratio, and the
+β ~ N(0, I/d) (both from the seed); H^∞ the two-layer ReLU NTK (Du et al. 2019). Records the
+measure √(2yᵀ(H^∞)⁻¹y · tr H^∞)/n, its bound 2√2‖β‖/√n for linear targets and their ratio, and the
 infinite-width NTK predictor f(x) = H^∞(x, X)(H^∞)⁻¹y on `data.n_test` fresh points: the
 classification error P(sign f ≠ sign y) and the relative squared error. All seeds of an n are
 one vmapped computation. The report fits the log-log slope of the measure and the test error
@@ -16,7 +16,7 @@ import numpy as np
 from ntk_lab.experiments import _common
 from ntk_lab.experiments.registry import Experiment, register
 
-DESCRIPTION = "NTK complexity √(2yᵀH⁻¹y·trH)/n vs 2√2‖β‖/√n and the real test error (seed 002 P2)"
+DESCRIPTION = "NTK complexity √(2yᵀH⁻¹y·trH)/n vs 2√2‖β‖/√n and the real test error (Arora et al. 2019)"
 OPTIONS = {}
 
 

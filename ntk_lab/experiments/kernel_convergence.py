@@ -1,4 +1,4 @@
-"""Empirical NTK vs its infinite-width limit over widths (seed 000 eq 8; seed 002 d).
+"""Empirical NTK vs its infinite-width limit over widths (Jacot et al. 2018).
 
 Per cell (width, depth, activation, n, seed): Θ_m at a random initialization and the analytic Θ∞
 on the same n inputs (all seeds of a grid point in one vmapped computation); records ‖Θ_m − Θ∞‖_F/‖Θ∞‖_F and max |Θ_m − Θ∞|. The report fits the
@@ -13,7 +13,7 @@ import numpy as np
 from ntk_lab.experiments import _common
 from ntk_lab.experiments.registry import Experiment, register
 
-DESCRIPTION = "empirical NTK vs its infinite-width limit over widths (seed 000 eq 8, 002 d)"
+DESCRIPTION = "empirical NTK vs its infinite-width limit over widths (Jacot et al. 2018)"
 OPTIONS = {}
 
 

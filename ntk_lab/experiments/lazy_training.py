@@ -1,9 +1,9 @@
-"""Lazy training: weight movement and kernel drift against width under gradient flow (seed 000
-Ex3.4, 3.6; seed 001 b).
+"""Lazy training: weight movement and kernel drift against width under gradient flow (Jacot et al.
+2018; Du et al. 2019; Lee et al. 2019; Chizat et al. 2019).
 
 Per cell: gradient flow on the MSE loss to `training.time`; records sup_t of the relative weight
 change ‖W_l(t) − W_l(0)‖/‖W_l(0)‖ of every layer, of the largest single-unit move
-max_r ‖w_r(t) − w_r(0)‖ (seed 001 b; for the readout, max_r |a_r(t) − a_r(0)|) and of the kernel
+max_r ‖w_r(t) − w_r(0)‖ (Du et al. 2019; for the readout, max_r |a_r(t) − a_r(0)|) and of the kernel
 drift ‖K(t) − K(0)‖/‖K(0)‖. Theory: all → 0 as the width grows, at rate width^(−1/2). The report
 fits each log-log slope with its 95 % interval.
 """
@@ -15,7 +15,7 @@ import numpy as np
 from ntk_lab.experiments import _common
 from ntk_lab.experiments.registry import Experiment, register
 
-DESCRIPTION = "weight movement and kernel drift vs width under gradient flow (seed 000 Ex3, 001 b)"
+DESCRIPTION = "weight movement and kernel drift vs width under gradient flow (lazy training)"
 OPTIONS = {}
 
 

@@ -1,4 +1,4 @@
-"""Finite networks against their infinite-width NTK predictor over training (seed 004 UW Ex3).
+"""Finite networks against their infinite-width NTK predictor over training (Lee et al. 2019).
 
 Per cell: gradient flow on the MSE loss; records ‖u_NN(t) − u_NTK(t)‖ on training and test points,
 where u_NTK is the closed-form gradient-flow predictor of the infinite-width NTK started from the
@@ -15,7 +15,7 @@ import numpy as np
 from ntk_lab.experiments import _common
 from ntk_lab.experiments.registry import Experiment, register
 
-DESCRIPTION = "‖u_NN(t) − u_NTK(t)‖ over training for several widths, train and test (seed 004 UW Ex3)"
+DESCRIPTION = "‖u_NN(t) − u_NTK(t)‖ over training for several widths, train and test (Lee et al. 2019)"
 OPTIONS = {}
 
 

@@ -1,10 +1,10 @@
 """Quickstart: wide ReLU nets against their infinite-width kernel, at init and along gradient flow.
 
 Per cell (width, seed): the empirical NTK's relative distance to the analytic limit at
-initialization (seed 000 eq 8), then gradient flow on the MSE loss (seed 001) to `training.time`,
+initialization (Jacot et al. 2018), then gradient flow on the MSE loss to `training.time`,
 recording the loss, the relative kernel drift ‖K(t) − K(0)‖/‖K(0)‖, the relative weight change of
 the first layer and the test-point gap ‖u_NN(t) − u_NTK(t)‖ to the infinite-width NTK predictor
-(seed 004 UW Ex3). The report fits log-log slopes against the width with 95 % intervals (lazy
+(Lee et al. 2019). The report fits log-log slopes against the width with 95 % intervals (lazy
 training predicts −1/2 for all three) and writes ``quickstart.png`` and ``quickstart.md``.
 """
 

@@ -3,7 +3,8 @@ package: no download).
 
 The digits (8×8 images, 10 classes) are split once (fixed permutation) into `data.n` training and
 `data.n_test` test images; pixels are centred by the training mean and each image is scaled to
-norm √64 (so NTK-parametrised pre-activations have unit variance); targets are one-hot minus 0.1.
+norm √64 (so NTK-parametrised pre-activations have unit variance); targets are one-hot minus 0.1; ``options.corrupt`` replaces that fraction of the training labels by
+random classes (`ntk_lab.datasets.digits`).
 
 Per cell (width, seed): the MLP of the config at that width, centred (f − f(·; θ₀), so its outputs
 start at 0 like the ensemble mean's), trained by gradient flow on
@@ -22,35 +23,31 @@ from ntk_lab.experiments import _common
 from ntk_lab.experiments.registry import Experiment, register
 
 DESCRIPTION = "NTK/NNGP regression vs trained finite nets of growing width on scikit-learn's digits"
-OPTIONS = {"dataset": "digits"}
+OPTIONS = {"dataset": "digits", "corrupt": 0.0}
 
 
 def load(cfg, options):
-  """(x, y, x_test, y_test, labels_test) as float arrays of the config's dtype."""
+  """(x, y, x_test, y_test, labels_test) as float arrays of the config's dtype (`datasets.digits`
+  with ``normalize="unit"``, rescaled to norm √64; targets one-hot − 0.1; a fraction
+  ``options.corrupt`` of the training labels replaced by random classes)."""
+  from ntk_lab import datasets
+  from ntk_lab.config import ConfigError
   if options["dataset"] != "digits":
-    from ntk_lab.config import ConfigError
     raise ConfigError(f"options.dataset: only 'digits' (scikit-learn, no download) is supported, got "
                       f"{options['dataset']!r}.")
-  try:
-    from sklearn.datasets import load_digits
-  except ImportError as e:
-    raise ImportError("real_data needs scikit-learn: pip install 'ntk_lab[experiments]'") from e
-  data = load_digits()
   if cfg.model.out_dim != 10:
-    from ntk_lab.config import ConfigError
     raise ConfigError(f"model.out_dim: the digits have 10 classes (one output each), got {cfg.model.out_dim}; "
                       "set model.out_dim: 10.")
+  corrupt = options["corrupt"]
+  if isinstance(corrupt, bool) or not isinstance(corrupt, (int, float)) or not 0 <= corrupt <= 1:
+    raise ConfigError(f"options.corrupt: must be a fraction in [0, 1], got {corrupt!r}.")
   n, n_test = cfg.data.n, cfg.data.n_test
-  if n + n_test > len(data.target):
-    from ntk_lab.config import ConfigError
-    raise ConfigError(f"data.n + data.n_test: the digits have {len(data.target)} images, asked for "
-                      f"{n} + {n_test}.")
-  order = np.random.default_rng(0).permutation(len(data.target))
-  x = data.data[order].astype(float) / 16.0
-  x = x - x[:n].mean(axis=0)
-  x = x / np.linalg.norm(x, axis=1, keepdims=True) * np.sqrt(x.shape[1])
-  y = np.eye(10)[data.target[order]] - 0.1
-  return x[:n], y[:n], x[n:n + n_test], y[n:n + n_test], data.target[order][n:n + n_test]
+  if n + n_test > 1797:
+    raise ConfigError(f"data.n + data.n_test: the digits have 1797 images, asked for {n} + {n_test}.")
+  d = datasets.digits(n_train=n, n_test=n_test, normalize="unit", labels="onehot",
+                      corrupt=float(corrupt), key=0)
+  x, xt = np.asarray(d.x_train) * 8.0, np.asarray(d.x_test) * 8.0
+  return x, np.asarray(d.y_train) - 0.1, xt, np.asarray(d.y_test) - 0.1, np.argmax(d.y_test, axis=1)
 
 
 def _accuracy(outputs, labels):
@@ -64,7 +61,7 @@ def run_seeds(cfg, cells, options):
   x, y, xt, yt, labels = (jnp.asarray(a) for a in load(cfg, options))
   net = _common.make_model(cfg, cells[0])
   params = _common.init_seeds(net, cells, x.shape[1])
-  # centred (f − f(·; θ₀), seed 001): the infinite ensemble's mean is then what one wide net tracks
+  # centred (f − f(·; θ₀)): the infinite ensemble's mean is then what one wide net tracks
   times, runs = _common.flow(cfg, cells, lambda p: nl.centered(net, p), params, x, y, x_test=xt)
   k_train, k_test = net.kernel(x), net.kernel(xt, x)
   ntk_t = np.asarray(nl.mse_ensemble(k_train, y, times, k_test_train=k_test,
