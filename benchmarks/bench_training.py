@@ -121,7 +121,7 @@ def to_markdown(meta, cells):
   c0 = next((c for c in cells if "t_end" in c), {})
   header = ["width m", "gradient flow to t = 10/λ_min", "solver steps", "L(t)/L(0)",
             "flow FLOP rate (of matmul)", "optax GD steps/s", "GD FLOP rate (of matmul)"]
-  return (f"Two-layer ReLU net (seed 002: readout ±1 fixed, first layer trained), N = {N} unit-norm "
+  return (f"Two-layer ReLU net (readout ±1 fixed, first layer trained), N = {N} unit-norm "
           f"inputs in d = {D}, float32. H^∞ has λ_min = {c0.get('lambda_min', float('nan')):.3g} and "
           f"λ_max = {c0.get('lambda_max', float('nan')):.3g}, so t = {c0.get('t_end', float('nan')):.0f}. "
           f"Gradient flow: Tsit5, rtol {RTOL:g}, atol {ATOL:g}, median of {meta['repeats']} runs after a compiling "
