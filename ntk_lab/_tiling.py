@@ -77,3 +77,52 @@ def tiled(fn, a, b, block: int | None, *, symmetric: bool, swap_axes: tuple[int,
 
 def _block(tree, start, size):
   return jax.tree_util.tree_map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, size), tree)
+
+
+def available_bytes(devices=None) -> int | None:
+  """Memory free for a new result: the smallest free amount over `devices` (default: JAX's
+  first device) from `Device.memory_stats()` (accelerators), else the host's MemAvailable from
+  /proc/meminfo (CPU, Linux); None when neither is known."""
+  free = []
+  for d in (devices or jax.devices()[:1]):
+    try:
+      stats = d.memory_stats()
+    except Exception:  # noqa: BLE001 - backends without memory statistics raise or return None
+      stats = None
+    if stats and "bytes_limit" in stats:
+      free.append(int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)))
+  if free:
+    return min(free)
+  try:
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return None
+
+
+def check_fits(what: str, n1: int, n2: int, *, out_bytes: int, temp_bytes: int, devices=None,
+               available: int | None = None) -> None:
+  """Raises ValueError, before anything is compiled, when the (n1, n2, …) output plus one tile's
+  temporaries cannot fit the memory available (`available_bytes`, or `available` if given).
+
+  Example:
+    >>> check_fits("kernel", 300_000, 300_000, out_bytes=2 * 300_000**2 * 8, temp_bytes=0,
+    ...            available=64 * 2**30)
+    Traceback (most recent call last):
+    ...
+    ValueError: kernel: the output for N1 = 300,000 × N2 = 300,000 points needs 1440.0 GB ...
+  """
+  free = available_bytes(devices) if available is None else available
+  need = out_bytes + temp_bytes
+  if free is None or need <= free:
+    return
+  raise ValueError(
+      f"{what}: the output for N1 = {n1:,} × N2 = {n2:,} points needs {out_bytes / 1e9:.1f} GB "
+      f"(+ {temp_bytes / 1e9:.2f} GB of temporaries per tile), more than the {free / 1e9:.1f} GB "
+      "available. Remedies: compute it in blocks, passing x2 a slice of the points at a time "
+      "(x2=x[i:j]) and keeping or reducing each block; use float32 inputs (half the bytes of "
+      "float64); ask for one kernel (get='ntk'); or a smaller tile (batch_size, memory_budget) if "
+      "the temporaries are what does not fit.")

@@ -1,24 +1,36 @@
-"""Infinite-width NNGP and NTK kernels of an `MLP` (seed 000 eqs 1–3 and 8).
+"""Infinite-width NNGP and NTK kernels of an `MLP` (Jacot et al. 2018; Lee et al. 2019).
 
-With Σ₁(x, x') = xᵀx'/n₀ the input kernel, each layer maps (Σ, Θ) as NT's `stax` does:
+With Σ₁(x, x') = xᵀx'/n₀ the input kernel, each layer maps (Σ, Θ) as neural-tangents' `stax` does:
 
 * affine layer l (NTK parametrization): Σ ← σ_w² Σ + σ_b², and Θ ← Σ + σ_w² Θ when the layer
   trains (Θ ← σ_w² Θ when frozen: its own term drops out);
 * activation ρ: with (u, v) ~ N(0, [[Σ(x, x), Σ(x, x')], [Σ(x, x'), Σ(x', x')]]),
-  Σ ← E[ρ(u)ρ(v)] (eq 2) and Θ ← Θ · Σ̇, Σ̇ = E[ρ'(u)ρ'(v)] (eq 3).
+  Σ ← E[ρ(u)ρ(v)] and Θ ← Θ · Σ̇, Σ̇ = E[ρ'(u)ρ'(v)];
 
-so that the readout gives the NNGP Σ_{L+1} and the NTK Θ = Σ_j Σ_j Σ̇_{j+1} ⋯ Σ̇_L (eq 8).
-The expectations are closed forms for relu, leaky_relu, abs (arc-cosine kernels), erf, sin, gelu
-and identity, and Gauss–Hermite quadrature for every other activation, with ρ' by autodiff.
+so that the readout gives the NNGP Σ_{L+1} and the NTK Θ = Σ_j Σ_j Σ̇_{j+1} ⋯ Σ̇_L.
+
+The expectations are the activation's closed form when its registry entry has one
+(`ntk_lab.activations`), and otherwise a product rule with a stated accuracy: u = s₁z₁,
+v = s₂(c z₁ + √(1 − c²) z₂), z ~ N(0, I₂), integrated over [−L, L]² (L = 9: the Gaussian mass
+beyond is 2e-19) by Gauss–Legendre rules split where u = 0 (outer) and where v = 0 (inner, at
+z₂ = −c z₁/√(1 − c²)). Activations have their kinks, jumps and sharpest features at 0, so each
+piece is smooth and the nodes crowd where ρ changes fastest, whatever the variance. Before a
+kernel is computed, the variances of every layer are computed pointwise and the node count of each
+layer is the smallest that meets `quadrature_rtol` (default 1e-7 in float64, 1e-5 in float32,
+relative to √(Σ(x, x)Σ(x', x'))) on a probe grid spanning those variances and all correlations,
+as estimated against the rule with twice the nodes; if none does, the call raises with the
+estimate and the remedies.
 
 Large N: the per-point variances Σ(x, x) are computed once; x1 × x2 is then evaluated in tiles
 written in place into the output (`_tiling`), and optionally split by rows of x1 over devices.
+The output and a tile's temporaries are checked against the memory available before compiling.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import NamedTuple, Sequence
 
 import jax
@@ -26,12 +38,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntk_lab import _checks, _tiling
-from ntk_lab.activations import Activation, value_and_derivative
+from ntk_lab.activations import REGISTRY, Activation, _safe_sqrt, get_activation, value_and_derivative
 
-__all__ = ["Kernel", "analytic_kernel", "gaussian_expectations", "CLOSED_FORMS"]
+__all__ = ["Kernel", "analytic_kernel", "gaussian_expectations", "quadrature_error", "choose_nodes",
+           "default_rtol", "CLOSED_FORMS"]
 
-CLOSED_FORMS = ("relu", "leaky_relu", "abs", "erf", "sin", "gelu", "identity")
-MAX_NODES = 370  # numpy.polynomial.hermite.hermgauss returns NaN weights from 371 nodes on
+# Names whose Σ and Σ̇ have a closed form (derived from the registry).
+CLOSED_FORMS = tuple(name for name, rule in REGISTRY.items() if rule.kernel is not None)
+HALF_WIDTH = 9.0  # the rules integrate z over [−9, 9]
+# Nodes per half-line tried, fewest first; each is checked against twice as many, so doubling
+# reuses the previous check's finer rule.
+NODE_LADDER = (32, 64, 128)
+MAX_NODES = 512
+TRACED_NODES = 32  # nodes per half-line when the variances are traced (not known before running)
 TILE = 256  # default tile side: measured fastest on CPU for N in the thousands (see bench_analytic)
 
 
@@ -43,7 +62,8 @@ class Kernel(NamedTuple):
 
 
 def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=None, b_std=None,
-                    quadrature_nodes: int = 64, batch_size: int | None = None,
+                    quadrature_nodes: int | None = None, quadrature_rtol: float | None = None,
+                    batch_size: int | None = None,
                     memory_budget: float = _tiling.DEFAULT_MEMORY_BUDGET,
                     devices: Sequence[jax.Device] | None = None) -> Kernel:
   """The infinite-width NNGP Σ_{L+1}(x, x') and NTK Θ(x, x') of the network `model` describes.
@@ -55,10 +75,15 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
     W_std: overrides the spec's σ_w: a scalar or one value per layer (L,), and may be a traced
       array, so ``jax.grad`` of a kernel w.r.t. it works (hyperparameter fitting).
     b_std: overrides the spec's σ_b likewise (the spec must have a bias: b_std not None).
-    quadrature_nodes: Gauss–Hermite nodes per dimension (1 … 370) for activations without a
-      closed form. The error grows with the pre-activation variance q, as ρ' narrows to width
-      ~1/√q: for tanh, Σ̇ at 64 nodes is off by 3e-9 (q = 1), 3e-4 (q = 4) and 2e-1 (q = 25),
-      at 128 nodes by 4e-14, 2e-6 and 4e-2. Raise it for large W_std.
+    quadrature_nodes: for activations without a closed form, Gauss–Legendre nodes per half-line
+      and dimension (1 … 512; the rule evaluates ρ at 4·n² points per entry). None: per layer,
+      the fewest that meet ``quadrature_rtol`` (module docstring); a number forces it, and a
+      warning names the estimated error when that misses ``quadrature_rtol``. When the inputs,
+      W_std or b_std are traced (jit, grad), the variances are not known beforehand: None then
+      means 32 nodes, without the estimate.
+    quadrature_rtol: the accuracy quadrature kernels must meet, relative to
+      √(Σ(x, x)·Σ(x', x')) on Σ and Σ̇ of every layer. None: 1e-7 in float64, 1e-5 in float32.
+      If no node count up to 128 meets it, the call raises with the estimated error.
     batch_size: tile side B: x1 × x2 is evaluated in B × B tiles written into the output, one at
       a time. ``None``: 256, or less if its temporaries would not fit ``memory_budget`` bytes.
     memory_budget: bytes of temporaries one tile may use when ``batch_size`` is None.
@@ -85,10 +110,14 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
   get = _checks.kernel_fields(get)
   x1 = _checks.as_inputs(x1, "x1")
   x2 = None if x2 is None else _checks.as_inputs(x2, "x2", x1.shape[1])
-  _checks.positive_int(quadrature_nodes, "quadrature_nodes")
-  if quadrature_nodes > MAX_NODES:
-    raise ValueError(f"quadrature_nodes: at most {MAX_NODES} (numpy's Gauss–Hermite weights overflow "
-                     f"beyond), got {quadrature_nodes}.")
+  if quadrature_nodes is not None:
+    _checks.positive_int(quadrature_nodes, "quadrature_nodes")
+    if quadrature_nodes > MAX_NODES:
+      raise ValueError(f"quadrature_nodes: at most {MAX_NODES}, got {quadrature_nodes}; leave it None "
+                       "to have the node count chosen for quadrature_rtol.")
+  if quadrature_rtol is not None and not (
+      isinstance(quadrature_rtol, (int, float, np.floating)) and 0 < quadrature_rtol < 1):
+    raise ValueError(f"quadrature_rtol: must be a number in (0, 1), e.g. 1e-6, got {quadrature_rtol!r}.")
   if batch_size is not None:
     batch_size = _checks.positive_int(batch_size, "batch_size")
   if not (isinstance(memory_budget, (int, float)) and memory_budget > 0):
@@ -107,19 +136,62 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
     n_dev = len(devices)
   n1 = x1.shape[0]
   n2 = n1 if x2 is None else x2.shape[0]
+  closed = model.activation.has_closed_form
+  # Temporaries per kernel entry: a few per layer, and for quadrature the inner nodes of one
+  # outer step (the scan holds one at a time).
+  per_entry = 16 + (0 if closed else 16 * (quadrature_nodes or TRACED_NODES))
   if batch_size is None:
     # Small tiles keep each tile's elementwise temporaries in cache (XLA materialises several per
     # layer); a larger single pass is slower, not faster. The budget caps them for quadrature.
-    per_entry = 16 + (0 if model.activation.name in CLOSED_FORMS else 6 * quadrature_nodes)
     rows = n1 if n_dev is None else -(-n1 // n_dev)
     fit = _tiling.choose_block(rows, n2, lambda B: B * B * per_entry * dtype.itemsize, memory_budget)
     batch_size = min(fit or TILE, TILE) if max(rows, n2) > TILE else fit
+  block = min(batch_size or max(n1, n2), max(n1, n2))
+  _tiling.check_fits("analytic_kernel", n1, n2, out_bytes=len(get) * n1 * n2 * dtype.itemsize,
+                     temp_bytes=block * block * per_entry * dtype.itemsize, devices=devices)
+  if closed:
+    nodes = (0,) * (model.n_layers - 1)
+  else:
+    rtol = default_rtol(dtype) if quadrature_rtol is None else float(quadrature_rtol)
+    nodes = _layer_nodes(model, x1, x2, w, b, rtol, quadrature_nodes)
   mesh = None if devices is None else jax.sharding.Mesh(np.array(devices), ("points",))
-  out = _kernel(model, x1, x2, w, b, nodes=quadrature_nodes, get=get, block=batch_size, mesh=mesh)
+  out = _kernel(model, x1, x2, w, b, nodes=nodes, get=get, block=batch_size, mesh=mesh)
   nngp, ntk = out.get("nngp"), out.get("ntk")
   if nngp is not None and model.readout_init == "symmetric":  # f(x; θ₀) ≡ 0: no output variance
     nngp = jnp.zeros_like(nngp)
   return Kernel(nngp, ntk)
+
+
+def _layer_nodes(model, x1, x2, w, b, rtol, forced):
+  """Node count of each hidden layer's expectations: from the layer's pre-activation variances
+  over x1 and x2 when they are concrete (`choose_nodes`), else ``forced`` or `TRACED_NODES`."""
+  n_hidden = model.n_layers - 1
+  try:
+    xs = [np.asarray(v) for v in ((x1, w, b) if x2 is None else (x1, x2, w, b))]
+  except _checks.TRACED:
+    return (forced or TRACED_NODES,) * n_hidden
+  x = jnp.asarray(np.concatenate(xs[:-2]))
+  # The variances only place the probe grid, so a fixed, ample node count serves for them.
+  variances = _layer_variances(model, x, w, b, nodes=(TRACED_NODES,) * n_hidden)
+  nodes = []
+  for l, q in enumerate(variances):
+    where = f" in hidden layer {l + 1}" if n_hidden > 1 else ""
+    if forced is None:
+      nodes.append(choose_nodes(model.activation, q, rtol, where=where))
+      continue
+    err = quadrature_error(model.activation, q, forced)
+    if max(err) > rtol:
+      warnings.warn(
+          f"quadrature_nodes={forced}{where}: estimated relative error {err[0]:.1e} on Σ and "
+          f"{err[1]:.1e} on Σ̇, above quadrature_rtol={rtol:g}; leave quadrature_nodes None to "
+          "have enough chosen.", stacklevel=3)
+    nodes.append(forced)
+  return tuple(nodes)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "nodes"))
+def _layer_variances(model, x, w, b, *, nodes):
+  return _diagonal(model, x, w, b, nodes, ("nngp",))[0]
 
 
 def _layer_values(value, name, model, dtype):
@@ -183,7 +255,7 @@ def _diagonal(model, x, w, b, nodes, get):
     ntk = _ntk_step(model, l, ntk, var, prev, w, d)
     if l < model.n_layers - 1:
       variances.append(var)
-      var, tdot = gaussian_expectations(model.activation, var, var, var, nodes=nodes)
+      var, tdot = gaussian_expectations(model.activation, var, var, var, nodes=nodes[l])
       ntk = ntk * tdot
   return variances, {"nngp": var, "ntk": ntk}
 
@@ -210,7 +282,7 @@ def _tile(model, a, c, *, w, b, nodes, get):
       ntk = _ntk_step(model, l, ntk, cov, prev, w, d)
     if l < model.n_layers - 1:
       cov, tdot = gaussian_expectations(model.activation, qa[l][:, None], qc[l][None, :], cov,
-                                        nodes=nodes, derivative=want_ntk)
+                                        nodes=nodes[l], derivative=want_ntk)
       if want_ntk:
         ntk = ntk * tdot
   out = {}
@@ -221,113 +293,185 @@ def _tile(model, a, c, *, w, b, nodes, get):
   return out
 
 
-def gaussian_expectations(act: Activation, k11, k22, k12, *, nodes: int = 64, derivative: bool = True):
+def gaussian_expectations(act: Activation, k11, k22, k12, *, nodes: int = 32, derivative: bool = True):
   """(E[ρ(u)ρ(v)], E[ρ'(u)ρ'(v)]) for (u, v) ~ N(0, [[k11, k12], [k12, k22]]), elementwise.
 
-  Closed forms for the activations in `CLOSED_FORMS`, else Gauss–Hermite quadrature with `nodes`²
-  points. Correlations are clipped to [−1, 1] and zero variances handled, so the results are finite
-  (and differentiable) for zero-norm inputs too. Returns None for the second entry when
-  ``derivative=False``.
+  The activation's closed form when it has one (`Activation.has_closed_form`), else the product
+  rule described in the module docstring with `nodes` Gauss–Legendre nodes per half-line and
+  dimension (`choose_nodes` picks `nodes` for a stated accuracy). Correlations are clipped to
+  [−1, 1] and zero variances handled, so the results are finite (and differentiable) for
+  zero-norm inputs too. Returns None for the second entry when ``derivative=False``.
+
+  Example:
+    >>> import jax.numpy as jnp, ntk_lab as nl
+    >>> t, tdot = nl.gaussian_expectations(nl.Activation("custom", fn=jnp.tanh), 1.0, 1.0, 0.5)
+    >>> round(float(t), 8), round(float(tdot), 8)
+    (0.19995643, 0.38225862)
   """
-  k11, k22, k12 = jnp.broadcast_arrays(k11, k22, k12)
-  name = act.name
-  if name in ("relu", "leaky_relu", "abs"):
-    a, b = {"relu": (0.0, 1.0), "leaky_relu": (act.alpha, 1.0), "abs": (-1.0, 1.0)}[name]
-    return _ab_relu(a, b, k11, k22, k12, derivative)
-  if name == "erf":
-    p = (1 + 2 * k11) * (1 + 2 * k22)
-    t = 2 / math.pi * jnp.arcsin(jnp.clip(2 * k12 / jnp.sqrt(p), -1, 1))
-    return t, (4 / math.pi / jnp.sqrt(p - 4 * k12**2) if derivative else None)
-  if name == "sin":
-    e = jnp.exp(-(k11 + k22) / 2)
-    return e * jnp.sinh(k12), (e * jnp.cosh(k12) if derivative else None)
-  if name == "gelu":
-    return _gelu(k11, k22, k12, derivative)
-  if name == "identity":
-    return k12, (jnp.ones_like(k12) if derivative else None)
-  return _gauss_hermite(act, k11, k22, k12, nodes, derivative)
+  act = get_activation(act)
+  if act.has_closed_form:
+    k11, k22, k12 = jnp.broadcast_arrays(k11, k22, k12)
+    return act.kernel(k11, k22, k12, derivative)
+  if k11 is k12 and k22 is k12:  # the diagonal (u = v): a one-dimensional rule suffices
+    k = jnp.asarray(k12)
+    t, tdot = _diag_quad(act, nodes, k)
+  else:
+    k11, k22, k12 = jnp.broadcast_arrays(k11, k22, k12)
+    t, tdot = _quad(act, nodes, 0, k11, k22, k12)
+  return t, (tdot if derivative else None)
 
 
-def _safe_sqrt(x):
-  # sqrt with a finite gradient at 0 (the gradient there is set to 0).
-  safe = jnp.where(x > 0, x, 1.0)
-  return jnp.where(x > 0, jnp.sqrt(safe), 0.0)
+# ----------------------------------------------------------------------------- quadrature
+def _rule(n):
+  """Gauss–Legendre nodes and weights of ∫₀¹ (numpy, float64)."""
+  t, w = np.polynomial.legendre.leggauss(n)
+  return (t + 1) / 2, w / 2
 
 
-# Abramowitz & Stegun 4.4.46: arccos(a) = √(1 − a) · Σ_k A_k a^k on [0, 1], |error| ≤ 2e-8.
-_ACOS_COEFFS = (1.5707963050, -0.2145988016, 0.0889789874, -0.0501743046, 0.0308918810,
-                -0.0170881256, 0.0066700901, -0.0012624911)
+def _phi(z):
+  return jnp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
 
-def _safe_arccos(c):
-  """arccos on [−1, 1] with finite gradients at c = ±1 (where the true derivative is infinite).
-
-  In float64, `jnp.arccos`. In float32 and below, a degree-7 polynomial times √(1 − |c|): its
-  2e-8 absolute error is below float32's own resolution of θ, and it is several times faster than
-  XLA's arccos, which dominates the cost of arc-cosine kernels otherwise."""
-  if jnp.finfo(c.dtype).bits >= 64:
-    inside = jnp.abs(c) < 1
-    return jnp.where(inside, jnp.arccos(jnp.where(inside, c, 0.0)), jnp.where(c > 0, 0.0, math.pi))
-  a = jnp.abs(c)
-  poly = jnp.asarray(_ACOS_COEFFS[-1], c.dtype)
-  for coef in _ACOS_COEFFS[-2::-1]:
-    poly = poly * a + coef
-  r = _safe_sqrt(1 - a) * poly
-  return jnp.where(c < 0, math.pi - r, r)
+def _derivative_of_order(act, order):
+  f = act
+  for _ in range(order):
+    f = (lambda g: lambda z: jax.jvp(g, (z,), (jnp.ones_like(z),))[1])(f)
+  return f
 
 
-def _ab_relu(a, b, k11, k22, k12, derivative):
-  """ρ(x) = a·min(x, 0) + b·max(x, 0): arc-cosine kernels (Cho & Saul)."""
-  s = _safe_sqrt(k11 * k22)
-  c = jnp.clip(k12 / jnp.where(s > 0, s, 1.0), -1.0, 1.0)
-  c = jnp.where(s > 0, c, 0.0)  # a zero-variance side: u ≡ 0, and ρ(0) = 0 whatever θ is
-  theta = _safe_arccos(c)
-  sin = _safe_sqrt(1 - c * c)
-  t = s * ((a * a + b * b) * (sin + (math.pi - theta) * c) - 2 * a * b * (sin - theta * c)) / (2 * math.pi)
-  if not derivative:
-    return t, None
-  tdot = ((a * a + b * b) * (math.pi - theta) + 2 * a * b * theta) / (2 * math.pi)
-  return t, tdot
+def _value_and_next(f, z):
+  return jax.jvp(f, (z,), (jnp.ones_like(z),))
 
 
-def _gelu(k11, k22, k12, derivative):
-  """ρ(x) = x Φ(x). With s = (1 + k11)(1 + k22) and δ² = s − k12² (≥ 1 + k11 + k22 > 0):
-
-      E[ρ(u)ρ(v)] = k12/4 + (k12·arcsin(k12/√s) + (k12² + k11·k22·δ²) / (s·δ)) / (2π)
-
-  (Tsuchida et al. 2020; NT's `stax.Gelu`). Σ̇ = E[ρ'(u)ρ'(v)] = ∂/∂k12 E[ρ(u)ρ(v)] by Price's
-  theorem, which autodiff gives exactly.
-  """
-  def t_of(c):
-    s = (1 + k11) * (1 + k22)
-    delta2 = s - c * c
-    delta = jnp.sqrt(delta2)
-    return c / 4 + (c * jnp.arctan2(c, delta) + (c * c + k11 * k22 * delta2) / (s * delta)) / (2 * math.pi)
-  if not derivative:
-    return t_of(k12), None
-  return jax.jvp(t_of, (k12,), (jnp.ones_like(k12),))
+def _outer_nodes(n, dtype):
+  """Nodes and weights (times φ) of ∫ g(z) φ(z) dz over [−L, 0] ∪ [0, L], 2n in all."""
+  x, w = _rule(n)
+  z = np.concatenate([-HALF_WIDTH * x, HALF_WIDTH * x])
+  wz = np.concatenate([w, w]) * HALF_WIDTH * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+  return jnp.asarray(z, dtype), jnp.asarray(wz, dtype)
 
 
-def _gauss_hermite(act, k11, k22, k12, nodes, derivative):
-  """Tensor-product Gauss–Hermite rule for E[g(u)g(v)], in a form symmetric in the two points:
-  u = s1(α z1 + β z2), v = s2(α z1 − β z2) with α = √((1 + c)/2), β = √((1 − c)/2), z ~ N(0, I₂).
-  Exchanging the points maps z2 to −z2, which leaves the (symmetric) rule unchanged, so the kernel
-  matrix stays symmetric although the rule is not exact."""
-  t, w = np.polynomial.hermite.hermgauss(nodes)
-  z = jnp.asarray(t * math.sqrt(2), k12.dtype)  # nodes of ∫ φ(z) dz after z = √2 t
-  w = jnp.asarray(w / math.sqrt(math.pi), k12.dtype)
+def _diag_quad(act, n, k):
+  """(E[ρ(u)²], E[ρ'(u)²]) for u ~ N(0, k): the one-dimensional rule, split at u = 0."""
+  z, wz = _outer_nodes(n, k.dtype)
+  s = _safe_sqrt(k)[..., None]
+  f, df = value_and_derivative(act, s * z)
+  return jnp.sum(wz * f * f, -1), jnp.sum(wz * df * df, -1)
+
+
+def _quad_impl(act, n, order, k11, k22, k12):
+  """(E[f(u)f(v)], E[f'(u)f'(v)]) with f = ρ^(order), by the product rule (module docstring)."""
+  f = _derivative_of_order(act, order)
+  x, w = (jnp.asarray(a, k12.dtype) for a in _rule(n))
+  z1, w1 = _outer_nodes(n, k12.dtype)
   s1, s2 = _safe_sqrt(k11), _safe_sqrt(k22)
-  c = jnp.clip(k12 / jnp.where(s1 * s2 > 0, s1 * s2, 1.0), -1.0, 1.0)
-  alpha, beta = _safe_sqrt((1 + c) / 2), _safe_sqrt((1 - c) / 2)
-  # Sum over z1 in a scan, so memory stays at N1·N2·nodes.
+  s = s1 * s2
+  c = jnp.clip(k12 / jnp.where(s > 0, s, 1.0), -1.0, 1.0)
+  c = jnp.where(s > 0, c, 0.0)
+  r = _safe_sqrt(1 - c * c)
+  L = HALF_WIDTH
+
   def step(acc, zw):
-    z1, w1 = zw
-    common, diff = (alpha * z1)[..., None], beta[..., None] * z  # (..., nodes)
-    fu, du = value_and_derivative(act, s1[..., None] * (common + diff))
-    fv, dv = value_and_derivative(act, s2[..., None] * (common - diff))
-    acc_t = acc[0] + w1 * jnp.sum(w * fu * fv, axis=-1)
-    acc_d = acc[1] + w1 * jnp.sum(w * du * dv, axis=-1) if derivative else acc[1]
-    return (acc_t, acc_d), None
+    z, wz = zw
+    fu, du = _value_and_next(f, s1 * z)
+    # v = s2(c z + r z2) crosses 0 at z2 = −c z / r: the inner line is split there, so a kink or
+    # jump of ρ at 0 falls on a piece boundary instead of inside a piece.
+    p = jnp.where(r > 0, jnp.clip(-c * z / jnp.where(r > 0, r, 1.0), -L, L), 0.0)[..., None]
+    z2 = jnp.concatenate([-L + (p + L) * x, p + (L - p) * x], axis=-1)
+    w2 = jnp.concatenate([(p + L) * w, (L - p) * w], axis=-1) * _phi(z2)
+    fv, dv = _value_and_next(f, s2[..., None] * (c[..., None] * z + r[..., None] * z2))
+    return (acc[0] + wz * fu * jnp.sum(w2 * fv, -1), acc[1] + wz * du * jnp.sum(w2 * dv, -1)), None
+
   zero = jnp.zeros_like(k12)
-  (t_out, d_out), _ = jax.lax.scan(step, (zero, zero), (z, w))
-  return t_out, (d_out if derivative else None)
+  out, _ = jax.lax.scan(step, (zero, zero), (z1, w1))
+  return out
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _quad(act, n, order, k11, k22, k12):
+  return _quad_impl(act, n, order, k11, k22, k12)
+
+
+@_quad.defjvp
+def _quad_jvp(act, n, order, primals, tangents):
+  """Autodiff of the rule, except along k12 where a side has zero variance: there the rule's
+  correlation is pinned to 0, so the k12-derivative would vanish. Price's theorem gives it,
+  ∂E[f(u)f(v)]/∂k12 = E[f'(u)f'(v)] (the second output, already computed), and for that one
+  E[f''(u)f''(v)] (the next order, computed only when some entry needs it)."""
+  k11, k22, k12 = primals
+  out, dout = jax.jvp(lambda a, b, c: _quad_impl(act, n, order, a, b, c), primals, tangents)
+  flat = (k11 <= 0) | (k22 <= 0)
+  t12 = jnp.where(flat, tangents[2], 0.0)
+  nxt = jax.lax.cond(jnp.any(flat), lambda: _quad(act, n, order + 1, k11, k22, k12)[1],
+                     lambda: jnp.zeros_like(k12))
+  return out, (dout[0] + out[1] * t12, dout[1] + nxt * t12)
+
+
+# ----------------------------------------------------------------------------- accuracy control
+_PROBE_CORRELATIONS = (-1.0, -0.999, -0.99, -0.9, -0.6, -0.3, 0.0, 0.3, 0.6, 0.9, 0.99, 0.999, 1.0)
+
+
+@functools.partial(jax.jit, static_argnames=("act", "n"))
+def _probe(act, n, qs):
+  """The rule with n nodes on the probe grid: variances qs × qs × `_PROBE_CORRELATIONS`, each
+  (Σ, Σ̇) of shape (len(qs), len(qs), 13). Compiled once per activation and node count."""
+  c = jnp.asarray(_PROBE_CORRELATIONS, qs.dtype)
+  qa, qb, cc = jnp.meshgrid(qs, qs, c, indexing="ij")
+  return _quad_impl(act, n, 0, qa, qb, cc * jnp.sqrt(qa * qb))
+
+
+def quadrature_error(act, variances, nodes: int, *, _cache=None) -> tuple[float, float]:
+  """Estimated relative error of the n-node rule for pre-activation variances in a range.
+
+  The rule with `nodes` and with 2·`nodes` nodes is evaluated on a probe grid: the smallest,
+  largest and geometric-mean variance of `variances` on each side, times 13 correlations from −1
+  to 1 (the error is a smooth function of these three numbers). The estimate is the largest
+  difference relative to √(Σ(x, x)·Σ(x', x')) (for Σ̇ likewise), the natural scale of a kernel
+  entry by Cauchy–Schwarz. Returns (error of Σ, error of Σ̇).
+  """
+  act = get_activation(act)
+  q = np.asarray(variances, np.float64).ravel()
+  q = q[np.isfinite(q) & (q > 0)]  # a zero variance is exact: u ≡ 0
+  if q.size == 0:
+    return 0.0, 0.0
+  lo, hi = float(q.min()), float(q.max())
+  qs = np.unique([lo, math.sqrt(lo * hi) if lo > 0 else hi / 2, hi])
+  dtype = jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
+  qs = jnp.asarray(np.resize(qs, 3), dtype)  # always three: one compiled probe per node count
+  cache = {} if _cache is None else _cache
+  for n in (nodes, 2 * nodes):
+    if n not in cache:
+      cache[n] = _probe(act, n, qs)
+  coarse, fine = cache[nodes], cache[2 * nodes]
+  errs = []
+  for a, b in zip(coarse, fine):
+    a, b = np.asarray(a), np.asarray(b)
+    diag = np.abs(np.diagonal(b[..., -1]))  # c = 1: Σ(x, x) at each variance
+    scale = np.sqrt(np.outer(diag, diag))[..., None]
+    errs.append(float(np.max(np.abs(a - b) / np.maximum(scale, np.finfo(b.dtype).tiny))))
+  return errs[0], errs[1]
+
+
+def default_rtol(dtype) -> float:
+  """The stated accuracy of quadrature kernels: 1e-7 relative in float64, 1e-5 in float32."""
+  return 1e-7 if jnp.dtype(dtype).itemsize >= 8 else 1e-5
+
+
+def choose_nodes(act, variances, rtol: float, *, where: str = "") -> int:
+  """The fewest nodes of `NODE_LADDER` whose estimated error (`quadrature_error`) is ≤ rtol on
+  Σ and Σ̇; raises ValueError naming the estimate and the remedies when none is."""
+  err, cache = (math.inf, math.inf), {}
+  for n in NODE_LADDER:
+    err = quadrature_error(act, variances, n, _cache=cache)
+    if max(err) <= rtol:
+      return n
+  q = np.asarray(variances, np.float64)
+  closed = ", ".join(name for name, rule in REGISTRY.items() if rule.kernel is not None)
+  raise ValueError(
+      f"activation {act.name if act.name != 'custom' else getattr(act.fn, '__name__', 'custom')}: "
+      f"its Gaussian expectations{where} at pre-activation variances {q.min():.3g} … {q.max():.3g} "
+      f"do not reach the relative accuracy quadrature_rtol={rtol:g} with {NODE_LADDER[-1]} nodes "
+      f"(estimated error {err[0]:.1e} on Σ, {err[1]:.1e} on Σ̇). Remedies: an activation with a "
+      f"closed form ({closed}; affine variants via Activation(..., scale=, inner=, shift=)); "
+      f"smaller W_std, b_std or inputs (the variance sets how sharp ρ looks); or a looser "
+      f"quadrature_rtol (e.g. {10 ** math.ceil(math.log10(max(err))):.0e}) if that accuracy is enough.")
