@@ -11,6 +11,11 @@ ntk_lab (`analytic_kernel`, default 2 GiB tile budget); NT's jitted `kernel_fn`;
 (kernel_fn over 1000 × 1000 blocks). Memory traffic: the kernels' output, 2·N²·4 bytes, must be
 written at least once; output bytes per second is reported against the copy rate (read + write)
 measured in the same run. Writes ``bench_analytic.json`` and ``bench_analytic.md``.
+
+Quadrature kernels (`--quadrature`, N = 1000 by default): a depth-3 MLP with tanh, softplus and a
+callable erf (no name, so integrated numerically), W_std 1.5, b_std 0.1, float64, x2 = None, timed
+at the default accuracy (node counts chosen per layer; the first call includes that choice) and
+with the node count forced to 32 (the cost of the rule alone).
 """
 
 from __future__ import annotations
@@ -26,10 +31,34 @@ from benchmarks.bench_empirical_ntk import NT_PYTHON, ROOT
 IN_DIM, DEPTH = 100, 3
 SIZES = (1000, 5000, 20000)
 IMPLS = ("ntk_lab", "nt_kernel_fn", "nt_batch")
+QUAD_ACTIVATIONS = ("tanh", "softplus", "erf_callable")
+
+
+def quad_cell(args):
+  """In a fresh process: time a quadrature kernel (activation args.quad) for one N, one JSON line."""
+  import jax
+  import jax.numpy as jnp
+
+  import ntk_lab as nl
+  from benchmarks._timing import median_time
+
+  jax.config.update("jax_enable_x64", True)
+  act = nl.Activation("custom", fn=jax.scipy.special.erf) if args.quad == "erf_callable" else args.quad
+  net = nl.MLP((512,) * DEPTH, activation=act, W_std=1.5, b_std=0.1)
+  x = jax.random.normal(jax.random.PRNGKey(1), (args.n, IN_DIM), jnp.float64)
+  kw = {} if args.nodes is None else {"quadrature_nodes": args.nodes}
+  fn = lambda x: nl.analytic_kernel(net, x, **kw)  # noqa: E731 - jitted inside
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn(x))
+  first = time.perf_counter() - t0
+  med, times = median_time(fn, x, repeats=args.repeats, warmup=0)
+  print(json.dumps({"median_s": med, "times_s": times, "first_call_s": first}))
 
 
 def run_cell(args):
   """In a fresh process: time ntk_lab's analytic kernel for one N and print one JSON line."""
+  if args.quad:
+    return quad_cell(args)
   import jax
   import jax.numpy as jnp
 
@@ -66,7 +95,12 @@ def main(argv=None):
                               quick_help="N = 1000 only",
                               cell_help="(internal) time ntk_lab for one N in this process")
   cell.add_argument("--n", type=int, required=True)
+  cell.add_argument("--quad", default=None, help="(internal) time this quadrature activation")
+  cell.add_argument("--nodes", type=int, default=None, help="(internal) force the node count")
   parser.add_argument("--no-nt", action="store_true", help="skip neural-tangents")
+  parser.add_argument("--quadrature", action="store_true", help="also time quadrature kernels")
+  parser.add_argument("--quad-n", type=int, default=1000, help="N of the quadrature timings")
+  parser.add_argument("--sizes", type=int, nargs="+", default=None, help="N of the ReLU table")
   args = parser.parse_args(argv)
   if subcommand(args, "bench_analytic", run_cell, to_markdown):
     return None
@@ -80,7 +114,7 @@ def main(argv=None):
   cached = CellCache(out / "cells_analytic", resume=args.resume, timeout=args.timeout, cwd=ROOT)
 
   records = []
-  for n in ((1000,) if args.quick else SIZES):
+  for n in ((1000,) if args.quick else tuple(args.sizes or SIZES)):
     rec = {"n": n, "output_bytes": 2 * n * n * 4, "impls": {}}
     rec["impls"]["ntk_lab"] = cached(f"{n}_ntk_lab", [sys.executable, "-m", "benchmarks.bench_analytic",
                                                       "cell", "--n", str(n), "--repeats", str(args.repeats)])
@@ -102,6 +136,17 @@ def main(argv=None):
     print(json.dumps({"n": n, **{k: v.get("median_s", v.get("error")) for k, v in rec["impls"].items()}}),
           flush=True)
 
+  if args.quadrature:
+    for act in QUAD_ACTIVATIONS:
+      rec = {"quadrature": act, "n": args.quad_n, "impls": {}}
+      for tag, nodes in (("default", None), ("nodes_32", 32)):
+        cmd = [sys.executable, "-m", "benchmarks.bench_analytic", "cell", "--n", str(args.quad_n),
+               "--repeats", str(args.repeats), "--quad", act] + ([] if nodes is None else ["--nodes", str(nodes)])
+        rec["impls"][tag] = cached(f"quad_{act}_{args.quad_n}_{tag}", cmd)
+      records.append(rec)
+      print(json.dumps({"quadrature": act, **{k: v.get("median_s", v.get("error")) for k, v in rec["impls"].items()}}),
+            flush=True)
+
   meta = machine_meta(args.repeats, copy_gb_per_s=rate / 1e9)
   write_report(out, "bench_analytic", to_markdown, meta, records)
 
@@ -116,6 +161,8 @@ def _cell(m, out_bytes):
 def to_markdown(meta, records):
   from benchmarks._timing import markdown_table
 
+  quad = [r for r in records if "quadrature" in r]
+  records = [r for r in records if "quadrature" not in r]
   impls = [i for i in IMPLS if any(i in r["impls"] for r in records)]
   rows = []
   for r in records:
@@ -130,7 +177,22 @@ def to_markdown(meta, records):
           f"float32, x2 = None. Each cell: median of {meta['repeats']} runs · peak RSS above the process "
           f"baseline (and as a multiple of the output's size) · output bytes written per second, against a "
           f"measured copy rate of {meta['copy_gb_per_s']:.1f} GB/s (read + write). {meta['device']} "
-          f"({meta['cpus']} cores), jax {meta['jax']}, {meta['date']}.\n\n" + markdown_table(header, rows) + "\n")
+          f"({meta['cpus']} cores), jax {meta['jax']}, {meta['date']}.\n\n" + markdown_table(header, rows) + "\n"
+          + (_quad_markdown(quad) if quad else ""))
+
+
+def _quad_markdown(quad):
+  from benchmarks._timing import markdown_table
+
+  def t(m, key="median_s"):
+    return f"{m[key]:,.2f} s" if key in m else "failed: " + m.get("error", "?")[:60]
+  rows = [[r["quadrature"], f"{r['n']:,}", t(r["impls"]["default"]), t(r["impls"]["default"], "first_call_s"),
+           t(r["impls"]["nodes_32"])] for r in quad]
+  return ("\nQuadrature kernels: depth-3 MLP, W_std 1.5, b_std 0.1, in_dim 100, float64, x2 = None; "
+          "median of repeated calls (node counts chosen once per call, included) and the first call "
+          "(compilation included).\n\n"
+          + markdown_table(["activation", "N", "default accuracy (1e-7)", "first call", "32 nodes forced"], rows)
+          + "\n")
 
 
 if __name__ == "__main__":

@@ -175,7 +175,7 @@ def _j(n, theta, c):
     return sin + pt * c
   if n == 2:
     return 3 * sin * c + pt * (1 + 2 * c * c)
-  return 15 * sin - 11 * sin**3 + pt * (9 * sin * sin * c + 6 * c**3)
+  return 15 * sin - 11 * sin**3 + pt * (9 * sin * sin * c + 15 * c**3)
 
 
 def _rect_monomial_kernel(p, k11, k22, k12, derivative):

@@ -108,6 +108,8 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
     n_terms = (base.n_layers if is_mlp else len(_top_level_groups(params))) if per_layer else 1
     batch_size = _auto_block(method, n1, n2, _n_params(params), n_out, trace_outputs, n_terms,
                              jnp.dtype(x1.dtype).itemsize, memory_budget)
+  _tiling.check_fits("empirical_ntk", n1, n2, temp_bytes=0, out_bytes=n1 * n2 * jnp.dtype(x1.dtype).itemsize
+                     * (1 if trace_outputs else n_out * n_out) * (base.n_layers if per_layer and is_mlp else 1))
 
   if method == "structured":
     return _structured(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer, block=batch_size)

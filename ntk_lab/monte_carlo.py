@@ -1,4 +1,4 @@
-"""Monte Carlo estimates of the NNGP and NTK from finite networks (seed 000 eqs 1 and 8).
+"""Monte Carlo estimates of the NNGP and NTK from finite networks (Lee et al. 2019; Jacot et al. 2018).
 
 Over independent draws θ₀ ~ p(θ₀) of an `MLP`'s parameters,
 

@@ -1,14 +1,15 @@
-"""The seeds' named kernels of two-layer networks f(x) = (1/√m) Σ_r a_r σ(w_rᵀx), as functions.
+"""Named kernels of two-layer networks f(x) = (1/√m) Σ_r a_r σ(w_rᵀx), as functions.
 
-* seed 001: G^∞(x, x') = E_w[σ(wᵀx) σ(wᵀx')] (readout layer) and
-  H^∞(x, x') = xᵀx' E[a²] E_w[σ'(wᵀx) σ'(wᵀx')] (first layer); K^∞ = G^∞ + H^∞ when both train.
-* seed 002 (d): ReLU, readout fixed: H^∞ = xᵀx' (π − θ) / (2π), θ the angle between x and x'
-  (θ = arccos(xᵀx') for unit-norm inputs), and its power series (002 P2 a)
+* G^∞(x, x') = E_w[σ(wᵀx) σ(wᵀx')] (readout layer) and
+  H^∞(x, x') = xᵀx' E[a²] E_w[σ'(wᵀx) σ'(wᵀx')] (first layer); K^∞ = G^∞ + H^∞ when both train
+  (Du et al. 2019, "Gradient descent provably optimizes over-parameterized neural networks").
+* ReLU, readout fixed: H^∞ = xᵀx' (π − θ) / (2π), θ the angle between x and x' (θ = arccos(xᵀx')
+  for unit-norm inputs; Arora et al. 2019, "Fine-grained analysis"), and its power series
   H^∞ = xᵀx'/4 + (1/2π) Σ_l (2l)! / (2^{2l} (l!)²) · (xᵀx')^{2l+2} / (2l+1)  (unit norm).
-* seed 003 Q3 (a): ReLU, all weights trained: K = E[xᵀx' 1{wᵀx ≥ 0} 1{wᵀx' ≥ 0}] + E[σ(wᵀx) σ(wᵀx')].
+* ReLU, all weights trained: K = E[xᵀx' 1{wᵀx ≥ 0} 1{wᵀx' ≥ 0}] + E[σ(wᵀx) σ(wᵀx')].
 
-Here w ~ N(0, s² I_d) (`w_std` = s). Gradients are taken w.r.t. w and a themselves, as in the
-seeds, so these differ from `analytic_kernel` of the matching `MLP((m,), W_std=(s√d, σ_a))` only
+Here w ~ N(0, s² I_d) (`w_std` = s). Gradients are taken w.r.t. w and a themselves, as in
+those papers, so these differ from `analytic_kernel` of the matching `MLP((m,), W_std=(s√d, σ_a))` only
 by the parametrization's constants: H^∞ = Θ_hidden / s² (with σ_a² = E[a²]) and G^∞ = Θ_readout / σ_a².
 Each input is (N, d); each output (N1, N2).
 """
@@ -24,7 +25,7 @@ import numpy as np
 
 from ntk_lab import _checks
 from ntk_lab.activations import get_activation
-from ntk_lab.analytic import gaussian_expectations
+from ntk_lab.analytic import choose_nodes, default_rtol, gaussian_expectations
 
 __all__ = ["g_infinity", "h_infinity", "relu_h_infinity", "relu_h_infinity_series",
            "relu_ntk_all_weights", "ntk_complexity", "Series"]
@@ -46,8 +47,20 @@ def _gram(x1, x2, w_std):
   return x1 @ x2.T, k11, k22, s2
 
 
-def g_infinity(x1, x2=None, *, activation="relu", w_std=1.0, quadrature_nodes: int = 64):
-  """Seed 001: G^∞(x, x') = E_{w ~ N(0, s²I)}[σ(wᵀx) σ(wᵀx')], (N1, N2).
+def _nodes(act, k11, k22, nodes):
+  """The quadrature node count: as given, or the fewest meeting the default accuracy for these
+  variances (`ntk_lab.analytic.choose_nodes`); 32 when they are traced. Unused for closed forms."""
+  if nodes is not None or act.has_closed_form:
+    return nodes or 32
+  try:
+    q = np.concatenate([np.ravel(k11), np.ravel(k22)])
+  except _checks.TRACED:
+    return 32
+  return choose_nodes(act, q, default_rtol(jnp.asarray(k11).dtype))
+
+
+def g_infinity(x1, x2=None, *, activation="relu", w_std=1.0, quadrature_nodes: int | None = None):
+  """The readout-layer kernel G^∞(x, x') = E_{w ~ N(0, s²I)}[σ(wᵀx) σ(wᵀx')], (N1, N2).
 
   Example:
     >>> import jax.numpy as jnp, ntk_lab as nl
@@ -56,19 +69,20 @@ def g_infinity(x1, x2=None, *, activation="relu", w_std=1.0, quadrature_nodes: i
   """
   act = get_activation(activation)
   g, k11, k22, s2 = _gram(x1, x2, w_std)
-  t, _ = gaussian_expectations(act, k11, k22, s2 * g, nodes=quadrature_nodes, derivative=False)
+  t, _ = gaussian_expectations(act, k11, k22, s2 * g, nodes=_nodes(act, k11, k22, quadrature_nodes),
+                               derivative=False)
   return t
 
 
 def h_infinity(x1, x2=None, *, activation="relu", w_std=1.0, a_second_moment=1.0,
-               quadrature_nodes: int = 64):
-  """Seed 001: H^∞(x, x') = xᵀx' E[a²] E_{w ~ N(0, s²I)}[σ'(wᵀx) σ'(wᵀx')], (N1, N2).
+               quadrature_nodes: int | None = None):
+  """The first-layer kernel H^∞(x, x') = xᵀx' E[a²] E_{w ~ N(0, s²I)}[σ'(wᵀx) σ'(wᵀx')], (N1, N2).
 
-  With σ = ReLU, s = 1 and E[a²] = 1 it is seed 002 (d)'s H^∞ (`relu_h_infinity`).
+  With σ = ReLU, s = 1 and E[a²] = 1 it is the closed form `relu_h_infinity`.
   """
   act = get_activation(activation)
   g, k11, k22, s2 = _gram(x1, x2, w_std)
-  _, tdot = gaussian_expectations(act, k11, k22, s2 * g, nodes=quadrature_nodes)
+  _, tdot = gaussian_expectations(act, k11, k22, s2 * g, nodes=_nodes(act, k11, k22, quadrature_nodes))
   return g * a_second_moment * tdot
 
 
@@ -80,9 +94,9 @@ def _angle(g, k11, k22):
 
 
 def relu_h_infinity(x1, x2=None):
-  """Seed 002 (d): H^∞(x, x') = xᵀx' (π − θ) / (2π), ReLU with the readout fixed, w ~ N(0, I).
+  """H^∞(x, x') = xᵀx' (π − θ) / (2π), ReLU with the readout fixed, w ~ N(0, I).
 
-  For unit-norm inputs θ = arccos(xᵀx'), the seed's formula.
+  For unit-norm inputs θ = arccos(xᵀx') (Arora et al. 2019, "Fine-grained analysis").
 
   Example:
     >>> import jax.numpy as jnp, ntk_lab as nl
@@ -94,7 +108,7 @@ def relu_h_infinity(x1, x2=None):
 
 
 def relu_h_infinity_series(x1, x2=None, *, terms: int) -> Series:
-  """Seed 002 P2 (a): H^∞ for unit-norm inputs as its power series in z = xᵀx', truncated.
+  """H^∞ for unit-norm inputs as its power series in z = xᵀx', truncated.
 
       H^∞ = z/4 + (1/2π) Σ_{l<terms} c_l z^{2l+2} / (2l+1),   c_l = (2l)! / (2^{2l} (l!)²),
 
@@ -134,7 +148,7 @@ def relu_h_infinity_series(x1, x2=None, *, terms: int) -> Series:
 
 
 def relu_ntk_all_weights(x1, x2=None, *, w_std=1.0):
-  """Seed 003 Q3 (a): K(x, x') = E[xᵀx' 1{wᵀx ≥ 0} 1{wᵀx' ≥ 0}] + E[σ(wᵀx) σ(wᵀx')], w ~ N(0, s²I).
+  """The ReLU NTK of a two-layer net with both layers trained: K(x, x') = E[xᵀx' 1{wᵀx ≥ 0} 1{wᵀx' ≥ 0}] + E[σ(wᵀx) σ(wᵀx')], w ~ N(0, s²I).
 
   In closed form (arc-cosine kernels, θ the angle between x and x'):
   K = xᵀx' (π − θ)/(2π) + s² |x||x'| (sin θ + (π − θ) cos θ)/(2π).
@@ -146,13 +160,13 @@ def relu_ntk_all_weights(x1, x2=None, *, w_std=1.0):
 
 
 def ntk_complexity(x, y) -> jax.Array:
-  """Seed 002 P2: the NTK's complexity measure √(2 yᵀ(H^∞)⁻¹y · tr H^∞) / n, H^∞ = `relu_h_infinity(x)`.
+  """The NTK's complexity measure (Arora et al. 2019, "Fine-grained analysis") √(2 yᵀ(H^∞)⁻¹y · tr H^∞) / n, H^∞ = `relu_h_infinity(x)`.
 
   It bounds the NTK's classification error (via Rademacher complexity). For unit-norm inputs and
-  linear targets y_i = βᵀx_i, seed 002 P2 (b) shows it is ≤ 2√2‖β‖/√n.
+  linear targets y_i = βᵀx_i, it is at most 2√2‖β‖/√n.
 
   Args:
-    x: inputs (n, d) (unit norm in the seed).
+    x: inputs (n, d) (unit norm in that bound).
     y: targets (n,) or (n, 1).
 
   Example:

@@ -41,16 +41,35 @@ from neural_tangents import stax  # noqa: E402
 NUMERICAL_DEG = 300  # converged for the golden grid (tanh at 80 is off by ~1e-4)
 
 
-def activation_layer(name, alpha):
+def activation_layer(name, alpha, spec=None):
+  """NT's layer for an ntk_lab activation: the name, its `params` and the affine wrap
+  scale·ρ(inner·z) + shift where NT has it (Erf(a, b, c), Sin/Cos(a, b, phase), Exp(1, b))."""
+  spec = spec or {}
+  p = spec.get("params") or []
+  a, b, c = spec.get("scale", 1.0), spec.get("inner", 1.0), spec.get("shift", 0.0)
   table = {
       "relu": stax.Relu, "abs": stax.Abs, "identity": stax.Identity,
-      "leaky_relu": lambda: stax.LeakyRelu(alpha), "erf": stax.Erf, "gelu": stax.Gelu,
-      "sin": stax.Sin,
+      "leaky_relu": lambda: stax.LeakyRelu(alpha), "gelu": stax.Gelu,
+      "erf": lambda: stax.Erf(a, b, c),
+      "sin": lambda: stax.Sin(a, b, p[0] if p else 0.0),
+      "cos": lambda: stax.Cos(a, b, p[0] if p else 0.0),
+      "sign": stax.Sign, "step": lambda: stax.RectifiedMonomial(0),
+      "rectified_monomial": lambda: stax.RectifiedMonomial(int(p[0])),
+      "monomial": lambda: stax.Monomial(int(p[0])),
+      "polynomial": lambda: stax.Polynomial(p),
+      "abrelu": lambda: stax.ABRelu(p[0], p[1]),
+      "rbf": lambda: stax.Rbf(p[0]),
+      "gaussian": lambda: stax.Gaussian(1.0, p[0]),  # NT scales the kernel by a, not a²: a = 1 only
+      "exp": lambda: stax.Exp(1.0, b),
       # No closed form in NT: its own Gauss–Hermite quadrature (apply_fn is the plain function).
       "tanh": lambda: stax.ElementwiseNumerical(jnp.tanh, deg=NUMERICAL_DEG),
       "sigmoid": lambda: stax.ElementwiseNumerical(jax.nn.sigmoid, deg=NUMERICAL_DEG),
       "softplus": lambda: stax.ElementwiseNumerical(jax.nn.softplus, deg=NUMERICAL_DEG),
   }
+  affine_ok = {"erf": "abc", "sin": "ab", "cos": "ab", "exp": "b"}.get(name, "")
+  for key, value, neutral in (("a", a, 1.0), ("b", b, 1.0), ("c", c, 0.0)):
+    if value != neutral and key not in affine_ok:
+      raise ValueError(f"{name}: NT has no layer for this affine wrap ({key} = {value})")
   return table[name]()
 
 
@@ -63,7 +82,7 @@ def build(spec):
     layers.append(stax.Dense(width, W_std=W_stds[l], b_std=spec["b_std"],
                              parameterization=spec["parametrization"]))
     if l < len(hidden):
-      layers.append(activation_layer(spec["activation"], spec.get("alpha", 0.01)))
+      layers.append(activation_layer(spec["activation"], spec.get("alpha", 0.01), spec))
   return stax.serial(*layers)
 
 

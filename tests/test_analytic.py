@@ -28,13 +28,12 @@ def golden_case(i):
 
 @pytest.mark.parametrize("case", range(int(GOLDEN["n_cases"])))
 def test_matches_neural_tangents_kernel_fn(case):
-  """Closed forms (GELU included) to 1e-10; quadrature (ours and NT's ElementwiseNumerical, both at
-  300 nodes) to 1e-7. x1[0] = 0 is a zero-norm input: NT's numerical kernels give NaN there, ours
+  """Closed forms (GELU included) to 1e-10; quadrature (ours at its default accuracy, NT's
+  ElementwiseNumerical at 300 nodes) to 1e-7. x1[0] = 0 is a zero-norm input: NT's numerical kernels give NaN there, ours
   the finite limit, so NT's non-finite entries are skipped."""
   spec, net, x1, x2 = golden_case(case)
   act = spec["activation"]
-  nodes = 300 if act in QUADRATURE else 64
-  k = nl.analytic_kernel(net, x1, x2, quadrature_nodes=nodes)
+  k = nl.analytic_kernel(net, x1, x2)
   tol = 1e-7 if act in QUADRATURE else 1e-10
   for name in ("nngp", "ntk"):
     ours, theirs = np.asarray(getattr(k, name)), GOLDEN[f"case{case}_{name}"]
@@ -59,24 +58,172 @@ def test_seed002_fixed_readout_relu_closed_form():
   assert rel_err(np.diag(K), np.diag(H)) <= 1e-7
 
 
-@pytest.mark.parametrize("name", ["relu", "erf", "sin", "abs", "gelu", "leaky_relu"])
-def test_quadrature_matches_closed_forms(name):
-  """Gauss–Hermite quadrature (a custom callable) against each closed form, for Σ and Σ̇, the
-  error shrinking with the number of nodes (smooth ρ: spectrally; kinked ρ: slowly)."""
-  closed = nl.Activation(name)
+# Every closed form of the registry, with non-default parameters and affine wraps.
+CLOSED_CASES = {
+    "relu": nl.Activation("relu"), "leaky_relu": nl.Activation("leaky_relu", alpha=0.2),
+    "abs": nl.Activation("abs"), "abrelu": nl.Activation("abrelu", params=(-0.4, 1.3)),
+    "erf": nl.Activation("erf"), "gelu": nl.Activation("gelu"), "identity": nl.Activation("identity"),
+    "sin_phase": nl.Activation("sin", params=(0.7,)), "cos": nl.Activation("cos", params=(-0.3,)),
+    "sign": nl.Activation("sign"), "step": nl.Activation("step"),
+    "rect0": nl.Activation("rectified_monomial", params=(0,)),
+    "rect2": nl.Activation("rectified_monomial", params=(2,)),
+    "rect3": nl.Activation("rectified_monomial", params=(3,)),
+    "monomial3": nl.Activation("monomial", params=(3,)),
+    "polynomial": nl.Activation("polynomial", params=(0.3, -1.0, 0.5, 0.2)),
+    "rbf": nl.Activation("rbf", params=(0.7,)), "gaussian": nl.Activation("gaussian", params=(-0.6,)),
+    "exp": nl.Activation("exp", inner=0.5),
+    "affine_erf": nl.Activation("erf", scale=1.5, inner=0.7, shift=0.4),
+    "affine_relu": nl.Activation("relu", scale=-2.0, inner=0.5, shift=-0.3),
+    "affine_sign": nl.Activation("sign", scale=0.5, inner=3.0, shift=1.0),
+    "affine_gelu": nl.Activation("gelu", scale=1.2, inner=2.0, shift=0.1),
+    "affine_rect2": nl.Activation("rectified_monomial", params=(2,), scale=0.8, shift=-0.5),
+}
+
+
+def test_every_registered_name_has_a_case_here():
+  closed = {name for name, rule in nl.activations.REGISTRY.items() if rule.kernel is not None}
+  covered = {a.name for a in CLOSED_CASES.values()}
+  assert closed <= covered, closed - covered
+
+
+@pytest.mark.parametrize("case", CLOSED_CASES)
+def test_closed_forms_against_error_controlled_quadrature(case):
+  """Each closed form (Σ and Σ̇) against the quadrature of its own function, a callable with no
+  name, whose node count is chosen for 1e-7: they must agree to that accuracy, relative to
+  √(Σ(x, x)Σ(x', x')) (Cauchy–Schwarz's bound on an entry), at correlations from −1 to 1."""
+  closed = CLOSED_CASES[case]
   custom = nl.Activation("custom", fn=closed)
-  k11, k22 = jnp.array([0.5, 2.0, 1.0]), jnp.array([1.5, 0.7, 1.0])
-  k12 = jnp.array([0.3, -0.9, 0.999]) * jnp.sqrt(k11 * k22)
+  assert closed.has_closed_form and not custom.has_closed_form
+  q = np.array([0.3, 1.7])
+  k11, k22, c = (a.ravel() for a in np.meshgrid(q, q, [-1.0, -0.95, -0.3, 0.0, 0.4, 0.999, 1.0]))
+  k12 = c * np.sqrt(k11 * k22)
+  nodes = nl.analytic.choose_nodes(custom, q, 1e-7)
   exact = nl.gaussian_expectations(closed, k11, k22, k12)
-  smooth = name in ("erf", "sin", "gelu")
-  errs, derr = [], []
-  for nodes in (16, 64, 256):
-    approx = nl.gaussian_expectations(custom, k11, k22, k12, nodes=nodes)
-    errs.append(rel_err(approx[0], exact[0]))
-    derr.append(rel_err(approx[1], exact[1]))
-  assert errs[-1] <= (1e-12 if smooth else 2e-3) and errs[-1] <= errs[0]
-  # Σ̇ of a kinked ρ integrates a step function: first-order accurate in the node spacing.
-  assert derr[-1] <= (1e-11 if smooth else 3e-2) and derr[-1] <= derr[0]
+  approx = nl.gaussian_expectations(custom, k11, k22, k12, nodes=nodes)
+  d1, d2 = (nl.gaussian_expectations(closed, k, k, k) for k in (k11, k22))
+  for i in range(2):
+    scale = np.sqrt(np.abs(np.asarray(d1[i]) * np.asarray(d2[i]))) + 1e-300
+    err = np.abs(np.asarray(approx[i]) - np.asarray(exact[i])) / scale
+    assert err.max() <= 1e-7, (case, ["Σ", "Σ̇"][i], err.max())
+
+
+def _net(act, W_std, depth=2, b_std=0.1):
+  return nl.MLP((16,) * depth, activation=act, W_std=W_std, b_std=b_std)
+
+
+@pytest.mark.parametrize("name,fn,W_std", [
+    ("erf", lambda z: jax.scipy.special.erf(z), 4.0),  # a lambda: no name, so quadrature
+    ("relu", lambda z: jnp.maximum(z, 0.0), 1.0),
+    ("sign", lambda z: jnp.sign(z), 1.0),
+    ("abs", lambda z: jnp.abs(z), 3.0),
+])
+def test_callables_match_their_closed_forms_at_the_default_accuracy(name, fn, W_std):
+  """Saturating (erf at W_std = 4), kinked (relu, abs) and jumping (sign) callables: the kernels of
+  the whole network to 1e-7 of the named activation's closed form."""
+  x = inputs(5, 3)
+  k_q = nl.analytic_kernel(_net(nl.Activation("custom", fn=fn), W_std), x)
+  k_c = nl.analytic_kernel(_net(name, W_std), x)
+  for field in ("nngp", "ntk"):
+    assert rel_err(getattr(k_q, field), getattr(k_c, field)) <= 1e-7, field
+
+
+def test_tanh_at_large_variance_against_adaptive_integration():
+  """tanh at W_std = 5 (variances up to ~36): one hidden layer's NNGP entries against scipy's
+  adaptive (Gauss–Kronrod) integration of E[tanh(u) tanh(v)]."""
+  from scipy import integrate
+  x = inputs(3, 3, seed=0)
+  k = nl.analytic_kernel(nl.MLP((16,), activation="tanh", W_std=5.0, b_std=0.1), x).nngp
+  X = np.asarray(x)
+  C = 25 * X @ X.T / 3 + 0.01
+  for i, j in ((0, 0), (0, 1), (1, 2)):
+    if i == j:
+      s = math.sqrt(C[i, i])
+      e = integrate.quad(lambda z: np.tanh(s * z) ** 2 * np.exp(-z * z / 2), -12, 12, points=[0],
+                         epsabs=1e-13, epsrel=1e-12, limit=500)[0] / math.sqrt(2 * math.pi)
+    else:
+      L = np.linalg.cholesky(C[np.ix_([i, j], [i, j])])
+      e = integrate.dblquad(lambda z2, z1: np.tanh(L[0, 0] * z1) * np.tanh(L[1, 0] * z1 + L[1, 1] * z2)
+                            * np.exp(-(z1 * z1 + z2 * z2) / 2), -10, 10, -10, 10,
+                            epsabs=1e-12, epsrel=1e-11)[0] / (2 * math.pi)
+    assert abs(float(k[i, j]) - (25 * e + 0.01)) <= 1e-8 * math.sqrt(float(k[i, i] * k[j, j]))
+
+
+def test_unreachable_accuracy_raises_with_the_estimate_and_a_forced_count_warns():
+  """A jump away from 0 (where no rule is split) converges slowly: at the default accuracy the
+  call refuses, naming the estimated error and the remedies; a looser quadrature_rtol is met."""
+  act = nl.Activation("custom", fn=lambda z: jnp.sign(z - 0.3))
+  net, x = _net(act, 2.0, depth=1), inputs(4, 3)
+  with pytest.raises(ValueError, match=r"(?s)quadrature_rtol=1e-07.*estimated error.*closed form"):
+    nl.analytic_kernel(net, x)
+  nl.analytic_kernel(net, x, quadrature_rtol=1e-2)
+  with pytest.warns(UserWarning, match=r"quadrature_nodes=4: estimated relative error"):
+    nl.analytic_kernel(_net("tanh", 3.0, depth=1), x, quadrature_nodes=4)
+
+
+@pytest.mark.parametrize("name,fn", [("identity", lambda z: z), ("erf", jax.scipy.special.erf),
+                                     ("sin", jnp.sin)])
+def test_input_gradients_at_a_zero_norm_input_match_the_closed_form(name, fn):
+  """At x = 0 the pre-activation variance is 0, where the rule's correlation is pinned; the
+  k12-derivative comes from Price's theorem instead (E[ρ'(u)ρ'(v)]), as the closed forms have it."""
+  xp = jnp.array([[0.6, -0.3, 0.9]])
+  for depth in (1, 2):
+    grads = []
+    for act in (nl.Activation(name), nl.Activation("custom", fn=fn)):
+      net = nl.MLP((8,) * depth, activation=act, W_std=1.2, b_std=None)
+      grads.append([jax.grad(lambda x: getattr(nl.analytic_kernel(net, x[None], xp), f)[0, 0])(
+          jnp.zeros(3)) for f in ("nngp", "ntk")])
+    for closed, quad in zip(*grads):
+      assert float(jnp.abs(closed).max()) > 0.1
+      assert rel_err(quad, closed) <= 1e-9, (depth, closed, quad)
+
+
+def test_output_that_cannot_fit_is_refused_before_compiling():
+  """N = 300,000: the kernels alone are 1.4 TB in float64; the call must refuse at once, naming N,
+  the bytes and the remedies (and the same for the empirical NTK)."""
+  import time
+  x = jnp.zeros((300_000, 2))
+  net = nl.MLP((8,), b_std=0.1)
+  t0 = time.perf_counter()
+  with pytest.raises(ValueError, match=r"(?s)N1 = 300,000 × N2 = 300,000.*GB.*x2=x\[i:j\].*float32"):
+    nl.analytic_kernel(net, x)
+  with pytest.raises(ValueError, match=r"(?s)N1 = 300,000 × N2 = 300,000.*GB.*float32"):
+    nl.empirical_ntk(net, net.init(jax.random.PRNGKey(0), 2), x)
+  assert time.perf_counter() - t0 < 60  # nothing of N² size was compiled or allocated
+  with pytest.raises(ValueError, match="needs 1.4 GB"):
+    nl._tiling.check_fits("k", 10_000, 10_000, out_bytes=1_400_000_000, temp_bytes=0, available=10**9)
+  nl._tiling.check_fits("k", 10, 10, out_bytes=800, temp_bytes=0, available=10**9)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(name="relu", params=(1.0,)), r"params: relu takes 0 number"),
+    (dict(name="abrelu", params=(1.0,)), r"params: abrelu takes 2 number\(s\) \(a, b\)"),
+    (dict(name="rectified_monomial", params=(4,)), r"degree 0 … 3"),
+    (dict(name="monomial", params=(1.5,)), r"integer degree"),
+    (dict(name="erf", scale=float("nan")), r"scale: must be a finite number"),
+    (dict(name="tahn"), r"unknown name 'tahn'.*did you mean 'tanh'"),
+])
+def test_activation_errors(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    nl.Activation(**kwargs)
+
+
+def test_registry_names_resolve_and_user_rules_are_used():
+  for name in nl.ACTIVATIONS:
+    act = nl.Activation(name)
+    assert np.isfinite(np.asarray(act(jnp.linspace(-1.0, 1.0, 5)))).all(), name
+  calls = []
+
+  def kernel(p, k11, k22, k12, derivative):  # ρ(z) = 2z, in closed form
+    calls.append(1)
+    return 4 * k12, (4 * jnp.ones_like(k12) if derivative else None)
+
+  nl.activations.register_activation("_double", lambda z, p: 2 * z, kernel=kernel)
+  try:
+    net, x = nl.MLP((4,), activation="_double", b_std=None), inputs(3, 2)
+    ref = nl.MLP((4,), activation=nl.Activation("identity", scale=2.0), b_std=None)
+    assert rel_err(net.kernel(x).ntk, ref.kernel(x).ntk) <= 1e-14 and calls
+  finally:
+    del nl.activations.REGISTRY["_double"]
 
 
 def test_empirical_ntk_of_wide_network_approaches_the_limit():
@@ -236,18 +383,8 @@ def test_argument_errors(kwargs, exc, match):
       jax.jit(lambda x: nl.analytic_kernel(model, x, **kwargs).ntk)(x)
 
 
-def test_quadrature_error_grows_with_variance_and_falls_with_nodes():
-  """The documented behaviour, against erf's closed form (erf saturates like tanh): Σ̇ needs more
-  nodes as the pre-activation variance q grows, since ρ' narrows to width ~1/√q."""
-  closed = nl.Activation("erf")
-  custom = nl.Activation("custom", fn=jax.scipy.special.erf)
-  errs = {}
-  for q in (1.0, 4.0, 25.0):
-    k = jnp.array([q])
-    exact = nl.gaussian_expectations(closed, k, k, 0.5 * k)[1]
-    errs[q] = [rel_err(nl.gaussian_expectations(custom, k, k, 0.5 * k, nodes=n)[1], exact)
-               for n in (64, 128, 256)]
-    assert errs[q][2] < errs[q][1] < errs[q][0], (q, errs[q])
-  assert errs[1.0][0] < 1e-7 and errs[4.0][0] > errs[1.0][0] and errs[25.0][0] > errs[4.0][0]
-  with pytest.raises(ValueError, match="quadrature_nodes: at most 370"):
-    nl.analytic_kernel(nl.MLP((4,), activation="tanh"), inputs(2, 2), quadrature_nodes=400)
+def test_quadrature_node_limit():
+  with pytest.raises(ValueError, match="quadrature_nodes: at most 512"):
+    nl.analytic_kernel(nl.MLP((4,), activation="tanh"), inputs(2, 2), quadrature_nodes=600)
+  with pytest.raises(ValueError, match=r"quadrature_rtol: must be a number in \(0, 1\)"):
+    nl.analytic_kernel(nl.MLP((4,), activation="tanh"), inputs(2, 2), quadrature_rtol=0.0)

@@ -4,7 +4,9 @@ A generated grid of MLPs — depth 1–5, every activation NT has in closed form
 per layer) and b_std values including b_std = 0 and no bias, both parametrizations, out_dim > 1 and
 N1 ≠ N2 — goes to NT's own interpreter (reference/nt_oracle.py, `make reference` builds it) in
 one request file; ntk_lab must match NT's `kernel_fn` and `empirical_ntk_fn` (implementations 1–3)
-to ≤ 1e-6 relative in float64. Activations NT has no closed form for (tanh, sigmoid, softplus, a
+to ≤ 1e-6 relative in float64; the registry's further closed forms (sign, step, rectified
+monomials 0–3, monomials, polynomials, ABReLU, rbf, gaussian, exp, sin/cos with a phase, and the
+affine wraps NT has: a·erf(b·z) + c, a·sin(b·z + φ), exp(b·z)) likewise. Activations NT has no closed form for (tanh, sigmoid, softplus, a
 custom callable) are checked against NT's `monte_carlo_kernel_fn` and our own Monte Carlo, with a
 tolerance from the sample count.
 """
@@ -28,6 +30,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NT_PYTHON = ROOT / ".venv-nt" / "bin" / "python"
 CLOSED = ["relu", "leaky_relu", "abs", "erf", "sin", "gelu", "identity"]
 NO_CLOSED_FORM = ["tanh", "sigmoid", "softplus"]
+# The registry's other closed forms, with parameters and the affine wraps NT has (name, extras).
+MORE_CLOSED = [
+    ("sign", {}), ("step", {}), ("rectified_monomial", {"params": [0]}),
+    ("rectified_monomial", {"params": [2]}), ("rectified_monomial", {"params": [3]}),
+    ("monomial", {"params": [3]}), ("polynomial", {"params": [0.2, -1.0, 0.5, 0.3]}),
+    ("abrelu", {"params": [-0.4, 1.3]}), ("rbf", {"params": [0.6]}), ("gaussian", {"params": [-0.7]}),
+    ("exp", {"inner": 0.4}), ("sin", {"params": [0.7], "scale": 1.5, "inner": 0.8}),
+    ("cos", {"params": [-0.3], "scale": 0.7, "inner": 1.3}),
+    ("erf", {"scale": 1.5, "inner": 0.7, "shift": 0.4}),
+]
 TOL = 1e-6
 PREDICT_TIMES = np.array([0.0, 0.5, 3.0, 40.0])
 MC_SAMPLES, Z = 256, 5.0
@@ -50,6 +62,11 @@ def grid():
   for i in range(0, len(cases), 6):  # ensemble predictions on a spread of the closed-form cases
     cases[i]["modes"].append("predict")
     cases[i]["diag_reg"] = [0.0, 1e-3][(i // 6) % 2]
+  for j, (act, extra) in enumerate(MORE_CLOSED):
+    cases.append(dict(hidden=[int(w) for w in rng.integers(8, 17, 2)], activation=act, alpha=0.0,
+                      parametrization=["ntk", "standard"][j % 2], out_dim=[1, 2][j % 2],
+                      W_std=[0.8, 1.2][j % 2], b_std=[None, 0.2][(j // 2) % 2], n1=4, n2=3, in_dim=3,
+                      modes=["analytic", "empirical"], **extra))
   for act in NO_CLOSED_FORM:
     cases.append(dict(hidden=[64], activation=act, alpha=0.0, parametrization="ntk", out_dim=2,
                       W_std=1.3, b_std=0.2, n1=4, n2=3, in_dim=3, modes=["mc"]))
@@ -61,7 +78,9 @@ CASES = grid()
 
 def model_of(case):
   act = nl.Activation("leaky_relu", alpha=case["alpha"]) if case["activation"] == "leaky_relu" \
-      else case["activation"]
+      else nl.Activation(case["activation"], params=tuple(case.get("params", ())),
+                         scale=case.get("scale", 1.0), inner=case.get("inner", 1.0),
+                         shift=case.get("shift", 0.0))
   W = case["W_std"]
   return nl.MLP(tuple(case["hidden"]), out_dim=case["out_dim"], activation=act,
                 parametrization=case["parametrization"], W_std=tuple(W) if isinstance(W, list) else W,
@@ -85,7 +104,7 @@ def nt_answers():
     params = net.init(keys[2], case["in_dim"])
     p = f"c{i}_"
     spec = {k: case[k] for k in ("hidden", "out_dim", "activation", "alpha", "parametrization",
-                                 "W_std", "b_std")}
+                                 "W_std", "b_std", "params", "scale", "inner", "shift") if k in case}
     request.update({p + "spec": json.dumps(spec), p + "modes": json.dumps(case["modes"]),
                     p + "x1": np.asarray(x1), p + "x2": np.asarray(x2),
                     p + "mc_samples": MC_SAMPLES, p + "mc_seed": i})
@@ -111,7 +130,8 @@ def at_a_kink(net, params, x):
 
   There ρ'(0) is a convention: JAX's relu uses 0, NT's `jnp.maximum`-based layers 1/2. It happens
   when a layer goes dead with b = 0 (all units off, so the next pre-activations are exactly 0)."""
-  if net.activation.name not in ("relu", "leaky_relu", "abs"):
+  if net.activation.name not in ("relu", "leaky_relu", "abs", "abrelu", "sign", "step",
+                                 "rectified_monomial"):
     return np.zeros(x.shape[0], bool)
   h, hit = x, np.zeros(x.shape[0], bool)
   for l, layer in enumerate(params[:-1]):
@@ -123,7 +143,8 @@ def at_a_kink(net, params, x):
 
 
 def ids(case):
-  return f"{case['activation']}-d{len(case['hidden'])}-{case['parametrization']}-b{case['b_std']}"
+  extra = "".join(f"-{k}{case[k]}" for k in ("params", "scale", "inner", "shift") if k in case)
+  return f"{case['activation']}{extra}-d{len(case['hidden'])}-{case['parametrization']}-b{case['b_std']}"
 
 
 @pytest.mark.parametrize("i", [i for i, c in enumerate(CASES) if "analytic" in c["modes"]],
@@ -152,7 +173,7 @@ def test_activations_without_closed_form_against_monte_carlo(nt_answers, i):
   (ours estimates the standard error for both: the same estimator of the same network)."""
   answers, local = nt_answers
   net, _, x1, x2 = local[i]
-  exact = net.kernel(x1, x2, quadrature_nodes=128)
+  exact = net.kernel(x1, x2)
   mc = nl.monte_carlo_kernel(net, jax.random.PRNGKey(7), x1, x2, n_samples=MC_SAMPLES,
                              samples_per_step=64)
   for name in ("nngp", "ntk"):
