@@ -109,7 +109,12 @@ def test_activation_functions(name):
   ref = {"relu": np.maximum(z, 0), "leaky_relu": np.where(z >= 0, z, 0.01 * z), "abs": np.abs(z),
          "erf": np.asarray(jax.scipy.special.erf(z)), "tanh": np.tanh(z), "sigmoid": 1 / (1 + np.exp(-z)),
          "gelu": np.asarray(z) * 0.5 * (1 + np.asarray(jax.scipy.special.erf(z / math.sqrt(2)))),
-         "softplus": np.log1p(np.exp(z)), "sin": np.sin(z), "identity": np.asarray(z)}[name]
+         "softplus": np.log1p(np.exp(z)), "sin": np.sin(z), "identity": np.asarray(z),
+         # the registry's further names at their default parameters
+         "abrelu": np.maximum(z, 0), "cos": np.cos(z), "sign": np.sign(z), "step": (z >= 0) * 1.0,
+         "rectified_monomial": np.maximum(z, 0), "monomial": np.asarray(z) ** 2, "polynomial": np.asarray(z),
+         "rbf": math.sqrt(2) * np.sin(math.sqrt(2) * z + math.pi / 4), "gaussian": np.exp(-np.asarray(z) ** 2),
+         "exp": np.exp(z)}[name]
   np.testing.assert_allclose(nl.Activation(name)(z), ref, rtol=1e-12, atol=1e-14)
 
 
