@@ -35,7 +35,7 @@ QUAD_ACTIVATIONS = ("tanh", "softplus", "erf_callable")
 
 
 def quad_cell(args):
-  """In a fresh process: time a quadrature kernel (activation args.quad) for one N, one JSON line."""
+  """In a fresh process: time a quadrature kernel (activation args.qact) for one N, one JSON line."""
   import jax
   import jax.numpy as jnp
 
@@ -43,10 +43,10 @@ def quad_cell(args):
   from benchmarks._timing import median_time
 
   jax.config.update("jax_enable_x64", True)
-  act = nl.Activation("custom", fn=jax.scipy.special.erf) if args.quad == "erf_callable" else args.quad
+  act = nl.Activation("custom", fn=jax.scipy.special.erf) if args.qact == "erf_callable" else args.qact
   net = nl.MLP((512,) * DEPTH, activation=act, W_std=1.5, b_std=0.1)
   x = jax.random.normal(jax.random.PRNGKey(1), (args.n, IN_DIM), jnp.float64)
-  kw = {} if args.nodes is None else {"quadrature_nodes": args.nodes}
+  kw = {} if args.qnodes is None else {"quadrature_nodes": args.qnodes}
   fn = lambda x: nl.analytic_kernel(net, x, **kw)  # noqa: E731 - jitted inside
   t0 = time.perf_counter()
   jax.block_until_ready(fn(x))
@@ -57,7 +57,7 @@ def quad_cell(args):
 
 def run_cell(args):
   """In a fresh process: time ntk_lab's analytic kernel for one N and print one JSON line."""
-  if args.quad:
+  if args.qact:
     return quad_cell(args)
   import jax
   import jax.numpy as jnp
@@ -95,8 +95,8 @@ def main(argv=None):
                               quick_help="N = 1000 only",
                               cell_help="(internal) time ntk_lab for one N in this process")
   cell.add_argument("--n", type=int, required=True)
-  cell.add_argument("--quad", default=None, help="(internal) time this quadrature activation")
-  cell.add_argument("--nodes", type=int, default=None, help="(internal) force the node count")
+  cell.add_argument("--qact", default=None, help="(internal) time this quadrature activation")
+  cell.add_argument("--qnodes", type=int, default=None, help="(internal) force the node count")
   parser.add_argument("--no-nt", action="store_true", help="skip neural-tangents")
   parser.add_argument("--quadrature", action="store_true", help="also time quadrature kernels")
   parser.add_argument("--quad-n", type=int, default=1000, help="N of the quadrature timings")
@@ -141,7 +141,7 @@ def main(argv=None):
       rec = {"quadrature": act, "n": args.quad_n, "impls": {}}
       for tag, nodes in (("default", None), ("nodes_32", 32)):
         cmd = [sys.executable, "-m", "benchmarks.bench_analytic", "cell", "--n", str(args.quad_n),
-               "--repeats", str(args.repeats), "--quad", act] + ([] if nodes is None else ["--nodes", str(nodes)])
+               "--repeats", str(args.repeats), "--qact", act] + ([] if nodes is None else ["--qnodes", str(nodes)])
         rec["impls"][tag] = cached(f"quad_{act}_{args.quad_n}_{tag}", cmd)
       records.append(rec)
       print(json.dumps({"quadrature": act, **{k: v.get("median_s", v.get("error")) for k, v in rec["impls"].items()}}),
