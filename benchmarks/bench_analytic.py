@@ -188,9 +188,10 @@ def _quad_markdown(quad):
     return f"{m[key]:,.2f} s" if key in m else "failed: " + m.get("error", "?")[:60]
   rows = [[r["quadrature"], f"{r['n']:,}", t(r["impls"]["default"]), t(r["impls"]["default"], "first_call_s"),
            t(r["impls"]["nodes_32"])] for r in quad]
+  cond = f" Conditions: {quad[0]['conditions']}." if quad[0].get("conditions") else ""
   return ("\nQuadrature kernels: depth-3 MLP, W_std 1.5, b_std 0.1, in_dim 100, float64, x2 = None; "
           "median of repeated calls (node counts chosen once per call, included) and the first call "
-          "(compilation included).\n\n"
+          f"(compilation included).{cond}\n\n"
           + markdown_table(["activation", "N", "default accuracy (1e-7)", "first call", "32 nodes forced"], rows)
           + "\n")
 
