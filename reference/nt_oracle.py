@@ -16,7 +16,7 @@ many cases in one interpreter (those in `case_ids`, else 0 … `n_cases` − 1):
 `c{i}_nngp`, `c{i}_ntk`, `c{i}_ntk_trace_{impl}`, `c{i}_mc_nngp`, `c{i}_mc_ntk`. Mode "nngp" writes
 NT's `empirical_nngp_fn` (traced `c{i}_emp_nngp`, full `c{i}_emp_nngp_full`); mode "diagonal"
 writes the batch diagonals (`diagonal_axes=(0,)`) at the pairs (x1_i, x1_i) and (x1_i, x1r_i),
-x1r = x1 reversed: `c{i}_diag_{self|rev}_ntk_{impl}` (traced), `..._ntk_full_{impl}` (N, O, O),
+x1r = x1 reversed: `c{i}_diag_{self|rev}_ntk_{impl}` (traced), `..._ntk_full_1` (N, O, O),
 `..._emp_nngp`, and the diagonals of NT's infinite-width `kernel_fn`, `..._nngp`, `..._ntk`.
 Specs may give `parametrization`, `W_std`, `b_std` (null for no bias) per layer and
 `activation` per hidden layer; an "identity" activation adds no layer (Dense follows Dense). Mode "predict"
@@ -159,8 +159,8 @@ def cmd_batch(args):
     if "diagonal" in modes:
       for tag, other in (("self", None), ("rev", x1[::-1])):
         q = f"{p}diag_{tag}_"
-        for impl in (1, 2, 3):
-          for name, axes in (("ntk", (-1,)), ("ntk_full", ())):
+        for name, axes, impls in (("ntk", (-1,), (1, 2, 3)), ("ntk_full", (), (1,))):
+          for impl in impls:
             fn = nt.empirical_ntk_fn(apply_fn, trace_axes=axes, diagonal_axes=(0,), implementation=impl)
             out[q + f"{name}_{impl}"] = np.asarray(fn(x1, other, params))
         out[q + "emp_nngp"] = np.asarray(nt.empirical_nngp_fn(apply_fn, diagonal_axes=(0,))(x1, other, params))

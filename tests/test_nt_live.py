@@ -69,7 +69,7 @@ def mixed_grid():
   rng = np.random.default_rng(1)
   acts = CLOSED
   cases = []
-  for i in range(16):
+  for i in range(12):
     depth = 1 + i % 4
     L = depth + 1
     params = ["ntk", "standard"] * L
@@ -256,14 +256,14 @@ def test_empirical_nngp_matches_nt(nt_answers, i):
   net, params, x1, x2 = local[i]
   p = f"c{i}_"
   assert rel_err(nl.empirical_nngp(net, params, x1, x2), answers[p + "emp_nngp"]) <= 1e-12
-  full = nl.empirical_nngp(net, params, x1, x2, trace_outputs=False)
-  assert rel_err(np.moveaxis(np.asarray(full), 2, 1), answers[p + "emp_nngp_full"]) <= 1e-12
+  full = nl.empirical_nngp(net, params, x1, x2, trace_outputs=False)  # both (N1, N2, O, O)
+  assert rel_err(full, answers[p + "emp_nngp_full"]) <= 1e-12
 
 
 @pytest.mark.parametrize("i", [i for i in MIXED if "diagonal" in CASES[i]["modes"]], ids=lambda i: ids(CASES[i]))
 def test_diagonal_kernels_match_nt(nt_answers, i):
   """Our diagonal-only kernels at (x_i, x_i) and (x_i, x_{N−1−i}) against NT's `diagonal_axes=(0,)`
-  (empirical NTK, traced and full, implementations 1–3; empirical NNGP) and the diagonal of NT's
+  (empirical NTK traced, implementations 1–3, and full, implementation 1; empirical NNGP) and the diagonal of NT's
   infinite-width kernel."""
   answers, local = nt_answers
   net, params, x1, _ = local[i]
@@ -284,6 +284,6 @@ def test_diagonal_kernels_match_nt(nt_answers, i):
       for impl in (1, 2, 3):
         theirs = answers[q + f"ntk_{impl}"]
         assert rel_err(traced[pair_keep], theirs[pair_keep]) <= TOL, (tag, method, impl)
-        theirs = answers[q + f"ntk_full_{impl}"]
-        assert theirs.shape == full.shape, (theirs.shape, full.shape)
-        assert rel_err(full[pair_keep], theirs[pair_keep]) <= TOL, (tag, method, impl, "full")
+      theirs = answers[q + "ntk_full_1"]
+      assert theirs.shape == full.shape, (theirs.shape, full.shape)
+      assert rel_err(full[pair_keep], theirs[pair_keep]) <= TOL, (tag, method, "full")
