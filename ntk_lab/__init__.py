@@ -29,7 +29,7 @@ from ntk_lab import datasets, deep_linear
 from ntk_lab.activations import ACTIVATIONS, Activation
 from ntk_lab.analytic import CLOSED_FORMS, Kernel, analytic_kernel, gaussian_expectations
 from ntk_lab.complexity import COMPLEXITY_DEFINITIONS, Complexity, kernel_complexity
-from ntk_lab.empirical import METHODS, empirical_ntk, structured_flops
+from ntk_lab.empirical import METHODS, empirical_nngp, empirical_ntk, structured_flops
 from ntk_lab.ensemble import Gaussian, gp_inference, mse_ensemble
 from ntk_lab.kernel_dynamics import MSEDynamics, max_learning_rate, mse_dynamics
 from ntk_lab.linearize import Linearized, linearize
@@ -68,6 +68,7 @@ __all__ = [
     "centered",
     "datasets",
     "deep_linear",
+    "empirical_nngp",
     "empirical_ntk",
     "g_infinity",
     "gaussian_expectations",

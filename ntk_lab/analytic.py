@@ -62,8 +62,8 @@ class Kernel(NamedTuple):
 
 
 def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=None, b_std=None,
-                    quadrature_nodes: int | None = None, quadrature_rtol: float | None = None,
-                    batch_size: int | None = None,
+                    diagonal: bool = False, quadrature_nodes: int | None = None,
+                    quadrature_rtol: float | None = None, batch_size: int | None = None,
                     memory_budget: float = _tiling.DEFAULT_MEMORY_BUDGET,
                     devices: Sequence[jax.Device] | None = None) -> Kernel:
   """The infinite-width NNGP Σ_{L+1}(x, x') and NTK Θ(x, x') of the network `model` describes.
@@ -74,7 +74,11 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
     get: which of ``"nngp"``, ``"ntk"`` to compute (the other field is None).
     W_std: overrides the spec's σ_w: a scalar or one value per layer (L,), and may be a traced
       array, so ``jax.grad`` of a kernel w.r.t. it works (hyperparameter fitting).
-    b_std: overrides the spec's σ_b likewise (the spec must have a bias: b_std not None).
+    b_std: overrides the spec's σ_b likewise (the spec must have a bias: b_std not None; layers
+      without a bias stay without).
+    diagonal: if True, only the diagonal: Σ(x_i, x_i) and Θ(x_i, x_i) for x2 None, or the pairs
+      (x1_i, x2_i) when x2 has as many points, each of shape (N,), in O(N) memory (NT's
+      ``diagonal_axes=(0,)``); ``batch_size`` and ``devices`` do not apply then.
     quadrature_nodes: for activations without a closed form, Gauss–Legendre nodes per half-line
       and dimension (1 … 512; the rule evaluates ρ at 4·n² points per entry). None: per layer,
       the fewest that meet ``quadrature_rtol`` (module docstring); a number forces it, and a
@@ -91,8 +95,8 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
       `jax.shard_map`; each device evaluates its rows tile by tile. None: the default device.
 
   Returns:
-    `Kernel(nngp, ntk)`, each of shape (N1, N2), per output (the same for every output). With a
-    symmetric readout initialisation f(x; θ₀) ≡ 0, so the NNGP is 0.
+    `Kernel(nngp, ntk)`, each of shape (N1, N2) — (N1,) with ``diagonal`` — per output (the same
+    for every output). With a symmetric readout initialisation f(x; θ₀) ≡ 0, so the NNGP is 0.
 
   Example:
     >>> import jax, jax.numpy as jnp, ntk_lab as nl
@@ -103,9 +107,12 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
     >>> grad = jax.grad(lambda s: nl.analytic_kernel(net, jnp.eye(2), W_std=s).ntk.sum())(1.5)
     >>> bool(jnp.isfinite(grad))
     True
+    >>> nl.analytic_kernel(net, jnp.eye(3), diagonal=True).ntk.shape
+    (3,)
   """
   # Duck-typed: mlp.py builds on this module (MLP.kernel), so this one does not import MLP.
-  if not all(hasattr(model, a) for a in ("n_layers", "widths", "w_std", "b_std", "parametrization", "readout_init")):
+  if not all(hasattr(model, a) for a in ("n_layers", "widths", "w_std", "b_std_of", "parametrization_of",
+                                         "activation_of", "readout_init")):
     raise TypeError(f"model: expected an ntk_lab.MLP, got {type(model).__name__}.")
   get = _checks.kernel_fields(get)
   x1 = _checks.as_inputs(x1, "x1")
@@ -128,6 +135,15 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
     raise ValueError("b_std: the model has no bias (MLP(..., b_std=None)); build it with a bias "
                      "(e.g. b_std=0.0) to set or differentiate σ_b.")
   b = _layer_values(b_std, "b_std", model, dtype)
+  # Layers without a bias keep σ_b = 0 whatever the override (they have no b to scale).
+  b = b * jnp.asarray([model.b_std_of(l) is not None for l in range(model.n_layers)], dtype)
+  if diagonal and x2 is not None and x2.shape[0] != x1.shape[0]:
+    raise ValueError(f"x2: diagonal=True pairs x1[i] with x2[i], so both need the same number of "
+                     f"points; got {x1.shape[0]} and {x2.shape[0]}. Pass x2=None for Θ(x_i, x_i).")
+  closed = all(model.activation_of(l).has_closed_form for l in range(model.n_layers - 1))
+  if diagonal:
+    nodes = _nodes(model, x1, x2, w, b, dtype, closed, quadrature_rtol, quadrature_nodes)
+    return _as_kernel(model, _kernel_diagonal(model, x1, x2, w, b, nodes=nodes, get=get))
   n_dev = None
   if devices is not None:
     devices = list(devices)
@@ -136,7 +152,6 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
     n_dev = len(devices)
   n1 = x1.shape[0]
   n2 = n1 if x2 is None else x2.shape[0]
-  closed = model.activation.has_closed_form
   # Temporaries per kernel entry: a few per layer, and for quadrature the inner nodes of one
   # outer step (the scan holds one at a time).
   per_entry = 16 + (0 if closed else 16 * (quadrature_nodes or TRACED_NODES))
@@ -149,17 +164,25 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
   block = min(batch_size or max(n1, n2), max(n1, n2))
   _tiling.check_fits("analytic_kernel", n1, n2, out_bytes=len(get) * n1 * n2 * dtype.itemsize,
                      temp_bytes=block * block * per_entry * dtype.itemsize, devices=devices)
-  if closed:
-    nodes = (0,) * (model.n_layers - 1)
-  else:
-    rtol = default_rtol(dtype) if quadrature_rtol is None else float(quadrature_rtol)
-    nodes = _layer_nodes(model, x1, x2, w, b, rtol, quadrature_nodes)
+  nodes = _nodes(model, x1, x2, w, b, dtype, closed, quadrature_rtol, quadrature_nodes)
   mesh = None if devices is None else jax.sharding.Mesh(np.array(devices), ("points",))
   out = _kernel(model, x1, x2, w, b, nodes=nodes, get=get, block=batch_size, mesh=mesh)
+  return _as_kernel(model, out)
+
+
+def _as_kernel(model, out) -> Kernel:
   nngp, ntk = out.get("nngp"), out.get("ntk")
   if nngp is not None and model.readout_init == "symmetric":  # f(x; θ₀) ≡ 0: no output variance
     nngp = jnp.zeros_like(nngp)
   return Kernel(nngp, ntk)
+
+
+def _nodes(model, x1, x2, w, b, dtype, closed, quadrature_rtol, quadrature_nodes):
+  """Quadrature nodes per hidden layer (0 for a closed-form layer: none are used there)."""
+  if closed:
+    return (0,) * (model.n_layers - 1)
+  rtol = default_rtol(dtype) if quadrature_rtol is None else float(quadrature_rtol)
+  return _layer_nodes(model, x1, x2, w, b, rtol, quadrature_nodes)
 
 
 def _layer_nodes(model, x1, x2, w, b, rtol, forced):
@@ -176,10 +199,14 @@ def _layer_nodes(model, x1, x2, w, b, rtol, forced):
   nodes = []
   for l, q in enumerate(variances):
     where = f" in hidden layer {l + 1}" if n_hidden > 1 else ""
-    if forced is None:
-      nodes.append(choose_nodes(model.activation, q, rtol, where=where))
+    act = model.activation_of(l)
+    if act.has_closed_form:
+      nodes.append(0)
       continue
-    err = quadrature_error(model.activation, q, forced)
+    if forced is None:
+      nodes.append(choose_nodes(act, q, rtol, where=where))
+      continue
+    err = quadrature_error(act, q, forced)
     if max(err) > rtol:
       warnings.warn(
           f"quadrature_nodes={forced}{where}: estimated relative error {err[0]:.1e} on Σ and "
@@ -201,7 +228,7 @@ def _layer_values(value, name, model, dtype):
     if name == "W_std":
       value = [model.w_std(l) for l in range(L)]
     else:
-      value = (model.b_std or 0.0) if model.has_bias else 0.0
+      value = [model.b_std_of(l) or 0.0 for l in range(L)]
   try:
     arr = jnp.asarray(value, dtype)
   except TypeError as e:
@@ -242,6 +269,16 @@ def _kernel(model, x1, x2, w, b, *, nodes, get, block, mesh):
   return out
 
 
+@functools.partial(jax.jit, static_argnames=("model", "nodes", "get"))
+def _kernel_diagonal(model, x1, x2, w, b, *, nodes, get):
+  """The kernels at the pairs (x1_i, x2_i), or (x_i, x_i) when x2 is None: each (N,)."""
+  q1, diag = _diagonal(model, x1, w, b, nodes, get)
+  if x2 is None:
+    return {k: diag[k] for k in get}
+  q2 = _diagonal(model, x2, w, b, nodes, get)[0]
+  return _tile(model, (x1, q1), (x2, q2), w=w, b=b, nodes=nodes, get=get, paired=True)
+
+
 def _diagonal(model, x, w, b, nodes, get):
   """Pointwise pass: the variances Σ_l(x, x) after each affine layer l < L (what the tiles'
   Gaussians need), and the kernels' diagonals {"nngp": Σ(x, x), "ntk": Θ(x, x)}, each (N,)."""
@@ -255,25 +292,26 @@ def _diagonal(model, x, w, b, nodes, get):
     ntk = _ntk_step(model, l, ntk, var, prev, w, d)
     if l < model.n_layers - 1:
       variances.append(var)
-      var, tdot = gaussian_expectations(model.activation, var, var, var, nodes=nodes[l])
+      var, tdot = gaussian_expectations(model.activation_of(l), var, var, var, nodes=nodes[l])
       ntk = ntk * tdot
   return variances, {"nngp": var, "ntk": ntk}
 
 
 def _ntk_step(model, l, ntk, cov, prev, w, d):
   """Θ after affine layer l: its own term (if it trains) plus σ_w² times the layers below."""
-  if model.parametrization == "ntk":
+  if model.parametrization_of(l) == "ntk":
     own = cov
   else:  # standard: dΘ = n_in·Σ_in (weights) + 1 (bias), and the lower terms scaled by σ_w²
-    own = model.widths(d)[l] * prev + (1.0 if model.has_bias else 0.0)
+    own = model.widths(d)[l] * prev + (1.0 if model.b_std_of(l) is not None else 0.0)
   return (own if model.trainable[l] else 0.0) + w[l] ** 2 * ntk
 
 
-def _tile(model, a, c, *, w, b, nodes, get):
+def _tile(model, a, c, *, w, b, nodes, get, paired=False):
+  """The kernels of every pair in a × c, or (``paired``) of the pairs (a_i, c_i) only."""
   (xa, qa), (xc, qc) = a, c
   d = xa.shape[1]
   want_ntk = "ntk" in get
-  cov = xa @ xc.T / d
+  cov = jnp.sum(xa * xc, axis=1) / d if paired else xa @ xc.T / d
   ntk = jnp.zeros_like(cov)
   for l in range(model.n_layers):
     prev = cov
@@ -281,7 +319,8 @@ def _tile(model, a, c, *, w, b, nodes, get):
     if want_ntk:
       ntk = _ntk_step(model, l, ntk, cov, prev, w, d)
     if l < model.n_layers - 1:
-      cov, tdot = gaussian_expectations(model.activation, qa[l][:, None], qc[l][None, :], cov,
+      ka, kc = (qa[l], qc[l]) if paired else (qa[l][:, None], qc[l][None, :])
+      cov, tdot = gaussian_expectations(model.activation_of(l), ka, kc, cov,
                                         nodes=nodes[l], derivative=want_ntk)
       if want_ntk:
         ntk = ntk * tdot

@@ -1,15 +1,20 @@
-"""The empirical neural tangent kernel of a finite network.
+"""The empirical neural tangent kernel and NNGP kernel of a finite network.
 
-    Θ(x, x')_{ab} = Σ_p ∂f_a(x; θ)/∂θ_p · ∂f_b(x'; θ)/∂θ_p            (seed 000 eq 5; seed 002 H(t))
+    Θ(x, x')_{ab} = Σ_p ∂f_a(x; θ)/∂θ_p · ∂f_b(x'; θ)/∂θ_p            (Jacot et al. 2018)
 
-summed over the trainable parameters only. Three independent routes compute it:
+summed over the trainable parameters only (the Gram matrix H(t) of Du et al. 2019 when θ = θ(t)),
+and the empirical NNGP K(x, x')_{ab} = f_a(x; θ) f_b(x'; θ), a one-network sample of the output
+covariance. Three independent routes compute Θ:
 
 * ``"jacobian"``: per-point Jacobians (vmapped `jax.jacrev`), contracted leaf by leaf.
 * ``"ntvp"``: NTK-vector products Θ v = J₁(J₂ᵀ v), `jax.jvp` (via `jax.linearize`) of
   `jax.vjp`, for one basis vector v at a time in small batches; no Jacobian is held.
-* ``"structured"``: for an `MLP`, the layerwise closed form (seed 000 eqs 5–7)
+* ``"structured"``: for an `MLP`, the layerwise closed form (the chain rule per layer)
   Θ = Σ_l (c_W,l · H_{l−1}H'_{l−1}ᵀ + c_b,l) ⊙ (Δ_l Δ'_lᵀ), from activations H and backprop
   signals Δ computed once per point. Almost all of its work is large matrix products.
+
+With ``diagonal=True`` each route computes only the N values at the pairs (x_i, x_i), or
+(x1_i, x2_i), without an N × N array (NT's ``diagonal_axes=(0,)``).
 """
 
 from __future__ import annotations
@@ -24,13 +29,13 @@ from ntk_lab import _checks, _tiling
 from ntk_lab.linearize import Linearized
 from ntk_lab.mlp import MLP, Wrapper, apply_fn_of
 
-__all__ = ["empirical_ntk", "structured_flops", "METHODS"]
+__all__ = ["empirical_ntk", "empirical_nngp", "structured_flops", "METHODS"]
 
 METHODS = ("auto", "structured", "jacobian", "ntvp")
 
 
 def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_outputs: bool = True,
-                  per_layer: bool = False, batch_size: int | None = None,
+                  diagonal: bool = False, per_layer: bool = False, batch_size: int | None = None,
                   memory_budget: float = _tiling.DEFAULT_MEMORY_BUDGET):
   """The empirical NTK Θ(x1, x2) of a network at parameters θ.
 
@@ -45,15 +50,18 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
     trace_outputs: if True, return the mean of the O diagonal output blocks, (1/O) Σ_a Θ_aa,
       NT's convention (for any O it estimates the same scalar kernel as the analytic limit);
       if False, the full (N1, N2, O, O) kernel.
+    diagonal: if True, only Θ(x_i, x_i) for x2 None, or Θ(x1_i, x2_i) when x2 has as many points
+      (NT's ``diagonal_axes=(0,)``), without forming N × N: shape (N,), or (N, O, O).
     per_layer: if True, prepend an axis with each layer's contribution Θ_l (they sum to Θ). For a
       plain apply_fn the "layers" are the top-level entries of a list/tuple/dict `params`.
-    batch_size: tile side B: x1 × x2 is evaluated in B × B tiles, one at a time. ``None`` picks
-      one tile if the problem fits ``memory_budget`` bytes of temporaries, else the largest B that does.
+    batch_size: tile side B: x1 × x2 is evaluated in B × B tiles, one at a time (with
+      ``diagonal``, the Jacobian and ntvp routes take B pairs at a time). ``None`` picks one tile
+      if the problem fits ``memory_budget`` bytes of temporaries, else the largest B that does.
     memory_budget: bytes of temporaries one tile may use when ``batch_size`` is None.
 
   Returns:
     An array of shape (N1, N2) — or (N1, N2, O, O) with ``trace_outputs=False`` — with
-    ``(L, …)`` in front when ``per_layer``.
+    ``(L, …)`` in front when ``per_layer``; with ``diagonal``, (N1,) or (N1, O, O).
 
   Example:
     >>> import jax, ntk_lab as nl
@@ -64,6 +72,8 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
     (5, 5)
     >>> nl.empirical_ntk(net, params, x, x[:2], method="jacobian", per_layer=True).shape
     (2, 5, 2)
+    >>> nl.empirical_ntk(net, params, x, diagonal=True).shape
+    (5,)
   """
   _checks.choice(method, "method", METHODS)
   if batch_size is not None:
@@ -90,6 +100,7 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
     x2 = None if x2 is None else _checks.as_inputs(x2, "x2", in_dim)
   else:
     x1, x2 = _general_inputs(x1, x2)
+  _check_pairs(diagonal, x1, x2)
   out_shape = jax.eval_shape(apply_fn, params, x1[:1])
   if len(out_shape.shape) != 2 or out_shape.shape[0] != 1:
     raise ValueError(
@@ -104,7 +115,10 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
     raise ValueError(
         "per_layer=True: params must be a list, tuple or dict whose top-level entries are the "
         f"layers, got {type(params).__name__}.")
-  if batch_size is None:
+  if batch_size is None and diagonal:
+    batch_size = _auto_pairs(method, n1, _n_params(params), n_out, jnp.dtype(x1.dtype).itemsize,
+                             memory_budget)
+  elif batch_size is None:
     n_terms = (base.n_layers if is_mlp else len(_top_level_groups(params))) if per_layer else 1
     batch_size = _auto_block(method, n1, n2, _n_params(params), n_out, trace_outputs, n_terms,
                              jnp.dtype(x1.dtype).itemsize, memory_budget)
@@ -112,6 +126,8 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
                      * (1 if trace_outputs else n_out * n_out) * (base.n_layers if per_layer and is_mlp else 1))
 
   if method == "structured":
+    if diagonal:
+      return _structured_diagonal(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer)
     return _structured(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer, block=batch_size)
   if is_mlp:
     theta, const = base.split(params)
@@ -123,7 +139,55 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
     n_groups = None if groups is None else len(groups)
   return _general(apply_fn, base if is_mlp else None, theta, const, x1, x2, method=method,
                   trace=trace_outputs, per_layer=per_layer, block=batch_size, groups=groups,
-                  n_groups=n_groups)
+                  n_groups=n_groups, diagonal=diagonal)
+
+
+def empirical_nngp(model, params, x1, x2=None, *, trace_outputs: bool = True, diagonal: bool = False):
+  """The empirical NNGP kernel K(x1, x2) = f(x1; θ) f(x2; θ)ᵀ of one network (NT's `empirical_nngp_fn`).
+
+  Over random θ₀ its mean is the output covariance, whose infinite-width limit is the NNGP kernel
+  ``analytic_kernel(...).nngp`` (the same for every output).
+
+  Args:
+    model: an `MLP`, a wrapper of one (`centered`, linearized) or any ``apply_fn(params, x) -> (N, O)``.
+    params: the parameters θ at which f is evaluated.
+    x1: inputs of shape (N1, …); x2: inputs (N2, …) or None for x1.
+    trace_outputs: if True, the mean over the O outputs, K = (1/O) Σ_a f_a(x1) f_a(x2) (NT's
+      ``trace_axes=(-1,)``, which also divides by O); if False, every pair of outputs (…, O, O).
+    diagonal: if True, only K(x_i, x_i) for x2 None, or K(x1_i, x2_i) when x2 has as many points.
+
+  Returns:
+    An array of shape (N1, N2), or (N1, N2, O, O) with ``trace_outputs=False``; with ``diagonal``,
+    (N1,) or (N1, O, O).
+
+  Example:
+    >>> import jax, ntk_lab as nl
+    >>> net = nl.MLP((32,), out_dim=3, activation="erf")
+    >>> params = net.init(jax.random.PRNGKey(0), 2)
+    >>> x = jax.random.normal(jax.random.PRNGKey(1), (4, 2))
+    >>> nl.empirical_nngp(net, params, x).shape, nl.empirical_nngp(net, params, x, diagonal=True).shape
+    ((4, 4), (4,))
+  """
+  apply_fn = apply_fn_of(model)
+  root = model.root if isinstance(model, Wrapper) else model
+  if isinstance(root, MLP):
+    in_dim = root.check_params(params)
+    x1 = _checks.as_inputs(x1, "x1", in_dim)
+    x2 = None if x2 is None else _checks.as_inputs(x2, "x2", in_dim)
+  else:
+    x1, x2 = _general_inputs(x1, x2)
+  _check_pairs(diagonal, x1, x2)
+  f1 = apply_fn(params, x1)
+  if f1.ndim != 2 or f1.shape[0] != x1.shape[0]:
+    raise ValueError(f"model: apply_fn(params, x) must return shape (N, O); for {x1.shape[0]} points "
+                     f"it returned {f1.shape}. Wrap it, e.g. lambda p, x: f(p, x).reshape(len(x), -1).")
+  f2 = f1 if x2 is None else apply_fn(params, x2)
+  n_out = f1.shape[1]
+  if diagonal:
+    return jnp.sum(f1 * f2, axis=1) / n_out if trace_outputs else f1[:, :, None] * f2[:, None, :]
+  if trace_outputs:
+    return f1 @ f2.T / n_out
+  return f1[:, None, :, None] * f2[None, :, None, :]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -134,6 +198,12 @@ def _general_inputs(x1, x2):
     if x1.shape[1:] != x2.shape[1:]:
       raise ValueError(f"x2: per-point shape {x2.shape[1:]} differs from x1's {x1.shape[1:]}.")
   return x1, x2
+
+
+def _check_pairs(diagonal, x1, x2):
+  if diagonal and x2 is not None and x2.shape[0] != x1.shape[0]:
+    raise ValueError(f"x2: diagonal=True pairs x1[i] with x2[i], so both need the same number of "
+                     f"points; got {x1.shape[0]} and {x2.shape[0]}. Pass x2=None for the kernel at (x_i, x_i).")
 
 
 def _top_level_groups(params):
@@ -166,6 +236,16 @@ def _auto_block(method, n1, n2, n_params, n_out, trace, n_terms, itemsize, budge
   else:  # ntvp
     tile_bytes = lambda B: itemsize * B * B * n_out * n_out * 3 * n_terms
   return _tiling.choose_block(n1, n2, tile_bytes, budget)
+
+
+def _auto_pairs(method, n, n_params, n_out, itemsize, budget):
+  """Pairs per step of the diagonal Jacobian/ntvp routes: None (all at once) if they fit the budget."""
+  if method == "structured":
+    return None
+  per_pair = itemsize * (4 * n_out * n_params if method == "jacobian" else 3 * n_out * n_params)
+  if n * per_pair <= budget:
+    return None
+  return max(1, int(budget // per_pair))
 
 
 def structured_flops(model: MLP, in_dim: int, n1: int, n2: int | None = None, *,
@@ -235,10 +315,37 @@ def _structured(model: MLP, params, x1, x2, *, trace, per_layer, block):
   return jnp.moveaxis(out, 2, 0) if per_layer else out
 
 
+@functools.partial(jax.jit, static_argnames=("model", "trace", "per_layer"))
+def _structured_diagonal(model: MLP, params, x1, x2, *, trace, per_layer):
+  """Θ(x1_i, x2_i) from the same per-point features: row-wise inner products instead of Grams."""
+  H1, D1 = model.ntk_features(params, x1)
+  H2, D2 = (H1, D1) if x2 is None else model.ntk_features(params, x2)
+  n_out = model.out_dim
+  terms = []
+  for l, layer in enumerate(params):
+    if not model.trainable[l]:
+      terms.append(None)
+      continue
+    c_w, c_b = model.ntk_scales(l, layer["W"].shape[0])
+    t = c_w * jnp.sum(H1[l] * H2[l], axis=1) + c_b
+    if D1[l] is None:  # readout: Δ_L = I_O
+      t = t if trace else t[:, None, None] * jnp.eye(n_out, dtype=t.dtype)
+    elif trace:
+      t = t * jnp.sum(D1[l] * D2[l], axis=(1, 2)) / n_out
+    else:
+      t = t[:, None, None] * jnp.einsum("iaq,ibq->iab", D1[l], D2[l])
+    terms.append(t)
+  if not per_layer:
+    return sum(t for t in terms if t is not None)
+  ref = next(t for t in terms if t is not None)
+  return jnp.stack([jnp.zeros_like(ref) if t is None else t for t in terms])
+
+
 # --------------------------------------------------------------- jacobian and ntvp
 @functools.partial(jax.jit, static_argnames=("apply_fn", "mlp", "method", "trace", "per_layer",
-                                             "block", "groups", "n_groups"))
-def _general(apply_fn, mlp, theta, const, x1, x2, *, method, trace, per_layer, block, groups, n_groups):
+                                             "block", "groups", "n_groups", "diagonal"))
+def _general(apply_fn, mlp, theta, const, x1, x2, *, method, trace, per_layer, block, groups, n_groups,
+             diagonal=False):
   """Θ of f(θ, x) = apply_fn(θ, x), or apply_fn(merge(θ, const), x) for an MLP with frozen layers."""
   if mlp is None:
     f = apply_fn
@@ -258,6 +365,13 @@ def _general(apply_fn, mlp, theta, const, x1, x2, *, method, trace, per_layer, b
       terms = full
     return jnp.stack(terms, axis=2)
 
+  if diagonal:  # one 1 × 1 tile per pair (x1_i, x2_i), B pairs at a time
+    def pair(xs):
+      xa = xs[0][None]  # the same array twice for x2 None, so the Jacobian is computed once
+      return tile(xa, xa if x2 is None else xs[1][None])[0, 0]
+    xs = (x1, x1 if x2 is None else x2)
+    out = jax.vmap(pair)(xs) if block is None else jax.lax.map(pair, xs, batch_size=block)
+    return jnp.moveaxis(out, 1, 0) if per_layer else out
   out = _tiling.tiled(tile, x1, x1 if x2 is None else x2, block, symmetric=x2 is None,
                       swap_axes=None if trace else (-1, -2))
   return jnp.moveaxis(out, 2, 0) if per_layer else out

@@ -3,17 +3,19 @@
 The contract, as in `jax.example_libraries.stax`: a model is a frozen, hashable spec with two pure
 functions, ``init(key, in_dim) -> params`` and ``apply(params, x) -> (N, out_dim)``. Params are a
 plain pytree: a list with one dict per layer, ``{"W": (n_in, n_out), "b": (n_out,)}`` (no ``"b"``
-when ``b_std is None``), exactly the arrays of neural-tangents' ``stax.Dense`` (whose ``b`` has
-shape ``(1, n_out)``), so kernels compare 1:1.
+for a layer whose ``b_std`` is None), exactly the arrays of neural-tangents' ``stax.Dense`` (whose
+``b`` has shape ``(1, n_out)``), so kernels compare 1:1.
 
 With h₀ = x and layers l = 1 … L (L = len(hidden) + 1), the network computes
 
-    z_l = a_l · h_{l−1} W_l + β_l · b_l,    h_l = ρ(z_l),    f(x) = z_L,
+    z_l = a_l · h_{l−1} W_l + β_l · b_l,    h_l = ρ_l(z_l),    f(x) = z_L,
 
-where NTK parametrization has a_l = W_std/√n_{l−1}, β_l = b_std and W, b ~ N(0, 1), and standard
-parametrization has a_l = β_l = 1 with W ~ N(0, W_std²/n_{l−1}), b ~ N(0, b_std²).
-This is seed 000's eq 4 (ρ applied between layers, 1/√w_j scaling) and seed 001/002/003's
-f(x) = (1/√m) Σ_r a_r σ(w_rᵀx) for one hidden layer, W_std = 1 and no biases.
+where a layer in NTK parametrization has a_l = σ_w,l/√n_{l−1}, β_l = σ_b,l and W, b ~ N(0, 1), and
+a layer in standard parametrization has a_l = β_l = 1 with W ~ N(0, σ_w,l²/n_{l−1}), b ~ N(0, σ_b,l²).
+The parametrization, σ_w, σ_b (or no bias) and ρ may each be set per layer; ρ = identity makes two
+consecutive affine layers (NT's ``Dense`` followed by ``Dense``). One hidden layer with σ_w = 1, no
+biases and a readout of 1/√m gives f(x) = (1/√m) Σ_r a_r ρ(w_rᵀx / √d), the two-layer network of
+Du et al. 2019 and Arora et al. 2019 (with σ_w,1 = √d for their unscaled w_rᵀx).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from ntk_lab import _checks, analytic
-from ntk_lab.activations import get_activation, value_and_derivative
+from ntk_lab.activations import Activation, get_activation, value_and_derivative
 
 __all__ = ["MLP", "Centered", "Wrapper", "apply_fn_of", "centered", "root_model", "split_trainable",
            "trainable_merge"]
@@ -45,17 +47,21 @@ class MLP:
     out_dim: number of outputs O.
     activation: a name (``relu``, ``leaky_relu``, ``abs``, ``erf``, ``tanh``, ``sigmoid``,
       ``gelu``, ``softplus``, ``sin``, ``identity``), an `ntk_lab.Activation` (e.g. to set the
-      leaky slope) or any elementwise callable.
-    parametrization: ``"ntk"`` or ``"standard"``, with the conventions of NT's ``stax.Dense``.
-    W_std: weight scale σ_w, one number or one per layer (e.g. ``(math.sqrt(d), 1.0)`` for the
-      seeds' σ(w_rᵀx) first layer, which has no 1/√d).
-    b_std: bias scale σ_b; ``None`` means the layers have no biases (the seeds' networks).
-    trainable: which layers train: ``"all"``, ``"hidden"`` (readout fixed, seed 002),
-      ``"readout"``, or one bool per layer. Frozen layers still compute; they only drop out of
-      gradients and of the NTK.
-    readout_init: ``"gaussian"`` (N(0, 1)), ``"rademacher"`` (±1, seed 003) or ``"symmetric"``
-      (seed 003 Q1(b): the last hidden layer's units come in identical pairs whose readout weights
-      are ±c, so f(x; θ₀) = 0 for every x, up to rounding; readout bias starts at 0).
+      leaky slope) or any elementwise callable; or one of those per hidden layer (a tuple of
+      ``len(hidden)``), where ``"identity"`` makes two consecutive affine layers.
+    parametrization: ``"ntk"`` or ``"standard"``, with the conventions of NT's ``stax.Dense``, or
+      one per layer (a tuple of L, e.g. ``("standard", "ntk")``).
+    W_std: weight scale σ_w ≥ 0, one number or one per layer (e.g. ``(math.sqrt(d), 1.0)`` for a
+      first layer computing the unscaled w_rᵀx). σ_w = 0 is allowed: such a layer passes only its
+      bias on (and, in NTK parametrization, its weights get no gradient).
+    b_std: bias scale σ_b ≥ 0; ``None`` means no biases. One value per layer is allowed too, with
+      ``None`` for a layer without bias, e.g. ``(0.1, None, 0.0)``.
+    trainable: which layers train: ``"all"``, ``"hidden"`` (readout fixed), ``"readout"``, or one
+      bool per layer. Frozen layers still compute; they only drop out of gradients and of the NTK.
+    readout_init: ``"gaussian"`` (N(0, 1)), ``"rademacher"`` (±1) or ``"symmetric"`` (the last
+      hidden layer's units come in identical pairs whose readout weights are ±c, so f(x; θ₀) = 0
+      for every x, up to rounding, as in Chizat et al. 2019's doubling trick; readout bias starts
+      at 0).
 
   Example:
     >>> import jax, ntk_lab as nl
@@ -63,14 +69,21 @@ class MLP:
     >>> params = net.init(jax.random.PRNGKey(0), 3)
     >>> net.apply(params, jax.numpy.ones((5, 3))).shape
     (5, 2)
+
+    Per-layer values, as NT's ``stax.serial(Dense(…), Relu(), Dense(…), Dense(…))``:
+
+    >>> mixed = nl.MLP((8, 8), activation=("relu", "identity"), b_std=(0.1, None, 0.0),
+    ...                parametrization=("standard", "ntk", "ntk"), W_std=(1.0, 0.0, 2.0))
+    >>> [sorted(p) for p in mixed.init(jax.random.PRNGKey(0), 3)]
+    [['W', 'b'], ['W'], ['W', 'b']]
   """
 
   hidden: tuple[int, ...] = ()
   out_dim: int = dataclasses.field(default=1, kw_only=True)
   activation: Any = dataclasses.field(default="relu", kw_only=True)
-  parametrization: str = dataclasses.field(default="ntk", kw_only=True)
-  W_std: float = dataclasses.field(default=1.0, kw_only=True)
-  b_std: float | None = dataclasses.field(default=0.0, kw_only=True)
+  parametrization: Any = dataclasses.field(default="ntk", kw_only=True)
+  W_std: Any = dataclasses.field(default=1.0, kw_only=True)
+  b_std: Any = dataclasses.field(default=0.0, kw_only=True)
   trainable: Any = dataclasses.field(default="all", kw_only=True)
   readout_init: str = dataclasses.field(default="gaussian", kw_only=True)
 
@@ -80,24 +93,46 @@ class MLP:
     hidden = tuple(_checks.positive_int(w, f"hidden[{i}]") for i, w in enumerate(self.hidden))
     object.__setattr__(self, "hidden", hidden)
     _checks.positive_int(self.out_dim, "out_dim")
-    object.__setattr__(self, "activation", get_activation(self.activation))
-    _checks.choice(self.parametrization, "parametrization", PARAMETRIZATIONS)
-    if isinstance(self.W_std, Sequence) and not isinstance(self.W_std, str):
-      if len(self.W_std) != len(hidden) + 1:
-        raise ValueError(f"W_std: needs one value per layer ({len(hidden) + 1}), got {len(self.W_std)}.")
-      object.__setattr__(self, "W_std", tuple(self.W_std))
+    L = len(hidden) + 1
+    if _is_per_layer(self.activation):
+      acts = tuple(get_activation(a) for a in self._per_layer(self.activation, "activation", L - 1,
+                                                              "hidden layer"))
+      object.__setattr__(self, "activation", acts)
+    else:
+      object.__setattr__(self, "activation", get_activation(self.activation))
+    if _is_per_layer(self.parametrization):
+      params = self._per_layer(self.parametrization, "parametrization", L)
+      for i, p in enumerate(params):
+        _checks.choice(p, f"parametrization[{i}]", PARAMETRIZATIONS)
+      object.__setattr__(self, "parametrization", params)
+    else:
+      _checks.choice(self.parametrization, "parametrization", PARAMETRIZATIONS)
+    if _is_per_layer(self.W_std):
+      object.__setattr__(self, "W_std", self._per_layer(self.W_std, "W_std", L))
     for i, w in enumerate(self.W_std if isinstance(self.W_std, tuple) else (self.W_std,)):
-      if not _finite_number(w) or w <= 0:
-        raise ValueError(f"W_std: must be finite and > 0, got {w!r}" +
+      if not _finite_number(w) or w < 0:
+        raise ValueError(f"W_std: must be finite and >= 0, got {w!r}" +
                          (f" at layer {i}." if isinstance(self.W_std, tuple) else "."))
-    if self.b_std is not None and (not _finite_number(self.b_std) or self.b_std < 0):
-      raise ValueError(f"b_std: must be a finite number >= 0, or None for no biases, got {self.b_std!r}.")
+    if _is_per_layer(self.b_std):
+      object.__setattr__(self, "b_std", self._per_layer(self.b_std, "b_std", L))
+    for i, b in enumerate(self.b_std if isinstance(self.b_std, tuple) else (self.b_std,)):
+      if b is not None and (not _finite_number(b) or b < 0):
+        raise ValueError(f"b_std: must be a finite number >= 0, or None for no bias, got {b!r}" +
+                         (f" at layer {i}." if isinstance(self.b_std, tuple) else "."))
     object.__setattr__(self, "trainable", self._normalise_trainable(self.trainable))
     _checks.choice(self.readout_init, "readout_init", READOUT_INITS)
     if self.readout_init == "symmetric" and (not hidden or hidden[-1] % 2):
       raise ValueError(
           "readout_init='symmetric' pairs the units of the last hidden layer, so it needs at least "
           f"one hidden layer of even width; got hidden={hidden}.")
+
+  @staticmethod
+  def _per_layer(values, name, n, what="layer") -> tuple:
+    values = tuple(values)
+    if len(values) != n:
+      raise ValueError(f"{name}: needs one value per {what} ({n}), got {len(values)}; or pass a "
+                       "single value for every one.")
+    return values
 
   def _normalise_trainable(self, trainable) -> tuple[bool, ...]:
     n = len(self.hidden) + 1
@@ -123,7 +158,12 @@ class MLP:
 
   @property
   def has_bias(self) -> bool:
-    return self.b_std is not None
+    """True if any layer has a bias (see `layer_has_bias`)."""
+    return any(self.layer_has_bias(l) for l in range(self.n_layers))
+
+  def layer_has_bias(self, layer: int) -> bool:
+    """Whether layer `layer` (0-based) has a bias parameter b."""
+    return self.b_std_of(layer) is not None
 
   def widths(self, in_dim: int) -> tuple[int, ...]:
     """(n₀, n₁, …, n_L) = (in_dim, *hidden, out_dim)."""
@@ -133,16 +173,29 @@ class MLP:
     """σ_w of layer `layer` (0-based)."""
     return self.W_std[layer] if isinstance(self.W_std, tuple) else self.W_std
 
+  def b_std_of(self, layer: int) -> float | None:
+    """σ_b of layer `layer` (0-based); None when that layer has no bias."""
+    return self.b_std[layer] if isinstance(self.b_std, tuple) else self.b_std
+
+  def parametrization_of(self, layer: int) -> str:
+    """``"ntk"`` or ``"standard"``: the parametrization of layer `layer` (0-based)."""
+    p = self.parametrization
+    return p[layer] if isinstance(p, tuple) else p
+
+  def activation_of(self, layer: int) -> Activation:
+    """ρ applied after hidden layer `layer` (0-based, < L − 1)."""
+    return self.activation[layer] if isinstance(self.activation, tuple) else self.activation
+
   def layer_scales(self, layer: int, n_in: int) -> tuple[float, float]:
     """(a_l, β_l): the multipliers of h W and of b in layer `layer` (0-based) with fan-in n_in."""
-    if self.parametrization == "ntk":
-      return self.w_std(layer) / math.sqrt(n_in), (self.b_std or 0.0)
+    if self.parametrization_of(layer) == "ntk":
+      return self.w_std(layer) / math.sqrt(n_in), (self.b_std_of(layer) or 0.0)
     return 1.0, 1.0
 
   def ntk_scales(self, layer: int, n_in: int) -> tuple[float, float]:
     """(c_W, c_b) = (a_l², β_l²), the weights of layer l's terms in the NTK; c_b = 0 without bias."""
     a, beta = self.layer_scales(layer, n_in)
-    return a * a, (beta * beta if self.has_bias else 0.0)
+    return a * a, (beta * beta if self.layer_has_bias(layer) else 0.0)
 
   # ------------------------------------------------------------------ init/apply
   def init(self, key, in_dim: int, *, dtype=None) -> list[dict]:
@@ -159,10 +212,10 @@ class MLP:
         W = jax.random.rademacher(kw, (n_in, n_out), dtype=dtype)
       else:
         W = jax.random.normal(kw, (n_in, n_out), dtype)
-      b = jax.random.normal(kb, (n_out,), dtype) if self.has_bias else None
-      if self.parametrization == "standard":
+      b = jax.random.normal(kb, (n_out,), dtype) if self.layer_has_bias(l) else None
+      if self.parametrization_of(l) == "standard":
         W = W * (self.w_std(l) / math.sqrt(n_in))
-        b = None if b is None else b * self.b_std
+        b = None if b is None else b * self.b_std_of(l)
       layer = {"W": W} if b is None else {"W": W, "b": b}
       params.append(layer)
     if self.readout_init == "symmetric":
@@ -187,7 +240,7 @@ class MLP:
     h = x
     for l, layer in enumerate(params):
       z = self._affine(l, layer, h)
-      h = z if l == self.n_layers - 1 else self.activation(z)
+      h = z if l == self.n_layers - 1 else self.activation_of(l)(z)
     return h
 
   def _affine(self, l, layer, h):
@@ -211,13 +264,13 @@ class MLP:
       raise ValueError(
           f"params: expected a list of {self.n_layers} layer dicts (from net.init), got {got}; "
           "were they made for another MLP spec?")
-    keys = {"W", "b"} if self.has_bias else {"W"}
     in_dim = prev_out = None
     for l, layer in enumerate(params):
+      keys = {"W", "b"} if self.layer_has_bias(l) else {"W"}
       if not isinstance(layer, dict) or set(layer) != keys:
         found = sorted(layer) if isinstance(layer, dict) else type(layer).__name__
         raise ValueError(
-            f"params[{l}]: expected a dict with keys {sorted(keys)} (b_std={self.b_std}), got {found}; "
+            f"params[{l}]: expected a dict with keys {sorted(keys)} (b_std={self.b_std_of(l)}), got {found}; "
             "re-create the params with net.init for this spec.")
       W = layer["W"]
       if getattr(W, "ndim", None) != 2:
@@ -251,7 +304,7 @@ class MLP:
 
   # ------------------------------------------------- structured NTK ingredients
   def ntk_features(self, params, x):
-    """Per-point ingredients of the layerwise NTK (seed 000 eqs 5–7).
+    """Per-point ingredients of the layerwise NTK (the chain rule through each layer).
 
     Returns (H, D): for each layer l = 1 … L, ``H[l-1]`` is the layer's input h_{l−1}(x), shape
     (N, n_{l−1}), and ``D[l-1]`` the backprop signal Δ_l = ∂f/∂z_l, shape (N, O, n_l), for hidden
@@ -268,7 +321,7 @@ class MLP:
       H.append(h if self.trainable[l] else None)
       z = self._affine(l, layer, h)
       if l < L - 1:
-        h, slope = value_and_derivative(self.activation, z)
+        h, slope = value_and_derivative(self.activation_of(l), z)
         slopes.append(slope)
     lowest = self.trainable.index(True)
     D = [None] * L
@@ -283,6 +336,10 @@ class MLP:
       delta = back * slopes[l][:, None, :]
       D[l] = delta if self.trainable[l] else None
     return H, D
+
+
+def _is_per_layer(value) -> bool:
+  return isinstance(value, Sequence) and not isinstance(value, str)
 
 
 def _finite_number(v) -> bool:
@@ -317,7 +374,7 @@ class Wrapper:
 
 @jax.tree_util.register_pytree_node_class
 class Centered(Wrapper):
-  """The centred model f̂(x; θ) = f(x; θ) − f(x; θ₀) of seed 001, so that f̂(x; θ₀) = 0.
+  """The centred model f̂(x; θ) = f(x; θ) − f(x; θ₀) (Chizat et al. 2019), so that f̂(x; θ₀) = 0.
 
   Build it with `centered`. It has the same NTK as the model it wraps (f(x; θ₀) does not depend
   on θ), and `empirical_ntk` takes it wherever it takes the model.

@@ -10,10 +10,16 @@ parametrization, W_std, b_std) with ntk_lab-layout params (W0, b0, W1, …) and 
 writes NT's `empirical_ntk_fn` kernels for implementations 1–3, traced (`ntk_trace_<impl>`, shape
 (N1, N2)) and full (`ntk_full_<impl>`, shape (N1, N2, O, O)). `analytic` writes NT's
 infinite-width `kernel_fn` kernels (`nngp`, `ntk`, each (N1, N2)) for the same spec. `batch` does
-many cases in one interpreter: keys `c{i}_spec`, `c{i}_x1`, `c{i}_x2`, `c{i}_W0`, … and a JSON list
-`c{i}_modes` of "analytic", "empirical" (traced, implementations 1–3) and "mc" (NT's
+many cases in one interpreter (those in `case_ids`, else 0 … `n_cases` − 1): keys `c{i}_spec`,
+`c{i}_x1`, `c{i}_x2`, `c{i}_W0`, … and a JSON list `c{i}_modes` of "analytic", "empirical" (traced, implementations 1–3) and "mc" (NT's
 `monte_carlo_kernel_fn` with `c{i}_mc_samples` draws from PRNGKey(`c{i}_mc_seed`)); outputs are
-`c{i}_nngp`, `c{i}_ntk`, `c{i}_ntk_trace_{impl}`, `c{i}_mc_nngp`, `c{i}_mc_ntk`. Mode "predict"
+`c{i}_nngp`, `c{i}_ntk`, `c{i}_ntk_trace_{impl}`, `c{i}_mc_nngp`, `c{i}_mc_ntk`. Mode "nngp" writes
+NT's `empirical_nngp_fn` (traced `c{i}_emp_nngp`, full `c{i}_emp_nngp_full`); mode "diagonal"
+writes the batch diagonals (`diagonal_axes=(0,)`) at the pairs (x1_i, x1_i) and (x1_i, x1r_i),
+x1r = x1 reversed: `c{i}_diag_{self|rev}_ntk_{impl}` (traced), `..._ntk_full_1` (N, O, O),
+`..._emp_nngp`, and the diagonals of NT's infinite-width `kernel_fn`, `..._nngp`, `..._ntk`.
+Specs may give `parametrization`, `W_std`, `b_std` (null for no bias) per layer and
+`activation` per hidden layer; an "identity" activation adds no layer (Dense follows Dense). Mode "predict"
 (with `c{i}_y`, `c{i}_times`, `c{i}_diag_reg`; x1 trains, x2 tests) writes
 `predict.gradient_descent_mse_ensemble` means and covariances `c{i}_ens_{nngp|ntk}_{t|inf}_{mean|cov}`
 and the NNGP `predict.gp_inference` posterior `c{i}_gp_mean`, `c{i}_gp_cov`. `bench` times NT's empirical NTK of
@@ -73,27 +79,32 @@ def activation_layer(name, alpha, spec=None):
   return table[name]()
 
 
+def per_layer(value, n):
+  return list(value) if isinstance(value, list) else [value] * n
+
+
 def build(spec):
   layers = []
   hidden = spec["hidden"]
-  W_std = spec["W_std"]
-  W_stds = W_std if isinstance(W_std, list) else [W_std] * (len(hidden) + 1)
+  L = len(hidden) + 1
+  W_stds, b_stds = per_layer(spec["W_std"], L), per_layer(spec["b_std"], L)
+  params, acts = per_layer(spec["parametrization"], L), per_layer(spec["activation"], L - 1)
   for l, width in enumerate(list(hidden) + [spec["out_dim"]]):
-    layers.append(stax.Dense(width, W_std=W_stds[l], b_std=spec["b_std"],
-                             parameterization=spec["parametrization"]))
-    if l < len(hidden):
-      layers.append(activation_layer(spec["activation"], spec.get("alpha", 0.01), spec))
+    layers.append(stax.Dense(width, W_std=W_stds[l], b_std=b_stds[l], parameterization=params[l]))
+    if l < len(hidden) and acts[l] != "identity":
+      layers.append(activation_layer(acts[l], spec.get("alpha", 0.01), spec))
   return stax.serial(*layers)
 
 
 def to_nt_params(data, spec):
   params = []
   n_layers = len(spec["hidden"]) + 1
+  acts = per_layer(spec["activation"], n_layers - 1)
   for l in range(n_layers):
     W = jnp.asarray(data[f"W{l}"])
     b = jnp.asarray(data[f"b{l}"]).reshape(1, -1) if f"b{l}" in data else None
     params.append((W, b))
-    if l < n_layers - 1:
+    if l < n_layers - 1 and acts[l] != "identity":
       params.append(())
   return params
 
@@ -143,7 +154,7 @@ def cmd_batch(args):
   jax.config.update("jax_enable_x64", True)
   data = dict(np.load(args.inp))
   out = {}
-  for i in range(int(data["n_cases"])):
+  for i in (data["case_ids"] if "case_ids" in data else range(int(data["n_cases"]))):
     p = f"c{i}_"
     spec = json.loads(str(data[p + "spec"]))
     modes = json.loads(str(data[p + "modes"]))
@@ -158,6 +169,22 @@ def cmd_batch(args):
       for impl in (1, 2, 3):
         fn = nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), implementation=impl)
         out[p + f"ntk_trace_{impl}"] = np.asarray(fn(x1, x2, params))
+    if "nngp" in modes or "diagonal" in modes:
+      arrays = {k[len(p):]: v for k, v in data.items() if k.startswith(p) and k[len(p)] in "Wb"}
+      params = to_nt_params(arrays, spec)
+    if "nngp" in modes:
+      out[p + "emp_nngp"] = np.asarray(nt.empirical_nngp_fn(apply_fn)(x1, x2, params))
+      out[p + "emp_nngp_full"] = np.asarray(nt.empirical_nngp_fn(apply_fn, trace_axes=())(x1, x2, params))
+    if "diagonal" in modes:
+      for tag, other in (("self", None), ("rev", x1[::-1])):
+        q = f"{p}diag_{tag}_"
+        for name, axes, impls in (("ntk", (-1,), (1, 2, 3)), ("ntk_full", (), (1,))):
+          for impl in impls:
+            fn = nt.empirical_ntk_fn(apply_fn, trace_axes=axes, diagonal_axes=(0,), implementation=impl)
+            out[q + f"{name}_{impl}"] = np.asarray(fn(x1, other, params))
+        out[q + "emp_nngp"] = np.asarray(nt.empirical_nngp_fn(apply_fn, diagonal_axes=(0,))(x1, other, params))
+        k = kernel_fn(x1, other, ("nngp", "ntk"))
+        out[q + "nngp"], out[q + "ntk"] = np.diagonal(np.asarray(k.nngp)), np.diagonal(np.asarray(k.ntk))
     if "mc" in modes:
       key = jax.random.PRNGKey(int(data[p + "mc_seed"]))
       fn = nt.monte_carlo_kernel_fn(init_fn, apply_fn, key, int(data[p + "mc_samples"]),

@@ -242,3 +242,91 @@ def test_structured_flops_match_xla_cost_analysis(n2, trace, out_dim, trainable)
   ours = nl.structured_flops(net, 10, 60, n2, trace_outputs=trace)
   # XLA also counts elementwise work (activations, Hadamard products), which ours leaves out.
   assert 0.9 * cost["flops"] <= ours <= cost["flops"]
+
+
+# ---------------------------------------------------------- per-layer specs, diagonal, NNGP
+MIXED_SPECS = [
+    dict(hidden=(9, 7), activation=("relu", "identity"), parametrization=("standard", "ntk", "standard"),
+         W_std=(1.3, 0.8, 1.1), b_std=(0.2, None, 0.5)),
+    dict(hidden=(8, 6, 5), activation=("erf", "gelu", "identity"),
+         parametrization=("ntk", "standard", "standard", "ntk"), W_std=(1.0, 0.0, 1.4, 0.9),
+         b_std=(None, 0.7, 0.0, 0.3)),
+    dict(hidden=(10,), activation=("tanh",), parametrization=("standard", "ntk"), W_std=(0.0, 1.2),
+         b_std=(0.6, None)),
+]
+
+
+@pytest.mark.parametrize("spec", range(len(MIXED_SPECS)))
+@pytest.mark.parametrize("trace,per_layer", [(True, False), (False, True)])
+def test_routes_agree_per_layer_mixes(spec, trace, per_layer):
+  net = nl.MLP(out_dim=2, **MIXED_SPECS[spec])
+  params = net.init(jax.random.PRNGKey(spec), 3)
+  assert_routes_agree(net, params, inputs(5, 3), inputs(4, 3, seed=2), trace_outputs=trace,
+                      per_layer=per_layer)
+
+
+@pytest.mark.parametrize("method", ROUTES)
+@pytest.mark.parametrize("x2", [None, "paired"])
+@pytest.mark.parametrize("trace,per_layer,batch_size", [(True, False, None), (False, False, 2),
+                                                         (True, True, 3), (False, True, None)])
+def test_diagonal_is_the_diagonal_of_the_full_kernel(method, x2, trace, per_layer, batch_size):
+  net = nl.MLP(out_dim=3, **MIXED_SPECS[1])
+  params = net.init(jax.random.PRNGKey(4), 3)
+  x = inputs(5, 3)
+  other = None if x2 is None else inputs(5, 3, seed=7)
+  kw = dict(method=method, trace_outputs=trace, per_layer=per_layer)
+  full = np.asarray(nl.empirical_ntk(net, params, x, other, **kw))
+  diag = nl.empirical_ntk(net, params, x, other, diagonal=True, batch_size=batch_size, **kw)
+  lead = 1 if per_layer else 0  # the (L,) axis, when present
+  expected = np.diagonal(full, axis1=lead, axis2=lead + 1)  # diagonal goes last
+  expected = np.moveaxis(expected, -1, lead)
+  assert diag.shape == expected.shape == ((net.n_layers,) if per_layer else ()) + (5,) + (() if trace else (3, 3))
+  assert rel_err(diag, expected) <= 1e-13
+
+
+@pytest.mark.parametrize("method", ["jacobian", "ntvp"])
+def test_diagonal_of_a_general_apply_fn(method):
+  def f(p, x):
+    return jnp.tanh(x @ p["a"]) @ p["b"]
+  params = {"a": jax.random.normal(jax.random.PRNGKey(0), (3, 6)),
+            "b": jax.random.normal(jax.random.PRNGKey(1), (6, 2))}
+  x = inputs(4, 3)
+  full = nl.empirical_ntk(f, params, x, method=method, per_layer=True)
+  diag = nl.empirical_ntk(f, params, x, method=method, per_layer=True, diagonal=True, batch_size=3)
+  assert rel_err(diag, jnp.diagonal(full, axis1=1, axis2=2)) <= 1e-13
+  with pytest.raises(ValueError, match=r"x2: diagonal=True pairs x1\[i\] with x2\[i\]"):
+    nl.empirical_ntk(f, params, x, x[:2], diagonal=True)
+
+
+@pytest.mark.parametrize("x2", [None, "other"])
+def test_empirical_nngp_is_the_output_outer_product(x2):
+  net = nl.MLP(out_dim=3, **MIXED_SPECS[0])
+  params = net.init(jax.random.PRNGKey(1), 3)
+  x = inputs(5, 3)
+  other = None if x2 is None else inputs(4, 3, seed=5)
+  f1 = np.asarray(net.apply(params, x))
+  f2 = f1 if other is None else np.asarray(net.apply(params, other))
+  full = np.einsum("ia,jb->ijab", f1, f2)
+  assert rel_err(nl.empirical_nngp(net, params, x, other), np.trace(full, axis1=2, axis2=3) / 3) <= 1e-14
+  assert rel_err(nl.empirical_nngp(net, params, x, other, trace_outputs=False), full) <= 1e-14
+  if other is None:
+    assert rel_err(nl.empirical_nngp(net, params, x, diagonal=True), np.sum(f1 * f1, 1) / 3) <= 1e-14
+    assert rel_err(nl.empirical_nngp(net, params, x, diagonal=True, trace_outputs=False),
+                   np.einsum("ia,ib->iab", f1, f1)) <= 1e-14
+  # A plain apply_fn, a centred model (zero at θ₀) and jit.
+  assert rel_err(nl.empirical_nngp(net.apply, params, x, other), nl.empirical_nngp(net, params, x, other)) == 0
+  assert float(jnp.abs(nl.empirical_nngp(nl.centered(net, params), params, x)).max()) == 0.0
+  jitted = jax.jit(lambda p: nl.empirical_nngp(net, p, x, other))(params)
+  assert rel_err(jitted, nl.empirical_nngp(net, params, x, other)) <= 1e-14
+
+
+def test_empirical_nngp_averages_to_the_analytic_nngp():
+  """One hidden layer: E over θ₀ of (1/O) f fᵀ is the analytic NNGP at any width."""
+  net = nl.MLP((32,), out_dim=2, activation=("erf",), parametrization=("standard", "ntk"),
+               W_std=(1.4, 0.9), b_std=(0.2, None))
+  x = inputs(4, 3)
+  keys = jax.random.split(jax.random.PRNGKey(0), 2000)
+  draws = jax.vmap(lambda k: nl.empirical_nngp(net, net.init(k, 3), x))(keys)
+  mean, se = np.asarray(draws.mean(0)), np.asarray(draws.std(0, ddof=1)) / np.sqrt(len(keys))
+  truth = np.asarray(net.kernel(x, get="nngp").nngp)
+  assert (np.abs(mean - truth) <= 5.0 * se).all()

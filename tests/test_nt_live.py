@@ -9,6 +9,12 @@ monomials 0–3, monomials, polynomials, ABReLU, rbf, gaussian, exp, sin/cos wit
 affine wraps NT has: a·erf(b·z) + c, a·sin(b·z + φ), exp(b·z)) likewise. Activations NT has no closed form for (tanh, sigmoid, softplus, a
 custom callable) are checked against NT's `monte_carlo_kernel_fn` and our own Monte Carlo, with a
 tolerance from the sample count.
+
+A second grid mixes values per layer as NT's `stax.serial` of `Dense` layers can: a parametrization,
+σ_w (some 0), σ_b (some None: no bias) per layer and an activation per hidden layer, where
+"identity" stands for two consecutive `Dense` layers (NT gets no layer between them). Those cases
+also check `empirical_nngp` against `empirical_nngp_fn` and the diagonal-only kernels against NT's
+`diagonal_axes=(0,)` (empirical) and the diagonal of its `kernel_fn` (infinite width).
 """
 
 import itertools
@@ -76,18 +82,55 @@ def grid():
   return cases
 
 
+def mixed_grid():
+  """Per-layer mixes: every case mixes parametrizations; σ_w = 0, no-bias layers and identity
+  activations (consecutive affine layers) cycle through the depths. A σ_w = 0 layer gets a bias
+  σ_b > 0 when a kinked activation follows, so no pre-activation sits exactly at the kink."""
+  rng = np.random.default_rng(1)
+  acts = CLOSED
+  cases = []
+  for i in range(12):
+    depth = 1 + i % 4
+    L = depth + 1
+    params = ["ntk", "standard"] * L
+    params = params[i % 2:i % 2 + L]
+    if i % 3 == 0:
+      rng.shuffle(params)
+      params[0], params[-1] = "ntk", "standard"
+    W = [round(float(v), 3) for v in rng.uniform(0.6, 1.8, L)]
+    b = [[None, 0.0, 0.3, 1.1][(i // 4 + 3 * l) % 4] for l in range(L)]
+    act = [acts[(i + 2 * l) % len(acts)] for l in range(depth)]
+    if i % 4 == 1:
+      act[0] = "identity"
+    if i % 5 in (0, 2):  # a σ_w = 0 layer: the first, or one inside
+      z = 0 if i % 5 == 0 or depth < 2 else 1 + i % (depth - 1)
+      W[z] = 0.0
+      b[z] = b[z] or 0.4
+    cases.append(dict(
+        hidden=[int(w) for w in rng.integers(8, 17, depth)], activation=act, alpha=0.15,
+        parametrization=params, out_dim=[1, 3][i % 2], W_std=W, b_std=b, n1=4 + i % 3, n2=3 + i % 4,
+        in_dim=2 + i % 4, modes=["analytic", "empirical", "nngp", "diagonal"]))
+  return cases
+
+
 CASES = grid()
+FIRST_MIXED = len(CASES)
+CASES += mixed_grid()
 
 
 def model_of(case):
-  act = nl.Activation("leaky_relu", alpha=case["alpha"]) if case["activation"] == "leaky_relu" \
-      else nl.Activation(case["activation"], params=tuple(case.get("params", ())),
-                         scale=case.get("scale", 1.0), inner=case.get("inner", 1.0),
-                         shift=case.get("shift", 0.0))
-  W = case["W_std"]
-  return nl.MLP(tuple(case["hidden"]), out_dim=case["out_dim"], activation=act,
-                parametrization=case["parametrization"], W_std=tuple(W) if isinstance(W, list) else W,
-                b_std=case["b_std"])
+  def act_of(name):
+    if name == "leaky_relu":
+      return nl.Activation("leaky_relu", alpha=case["alpha"])
+    if name == "identity" or not any(k in case for k in ("params", "scale", "inner", "shift")):
+      return name
+    return nl.Activation(name, params=tuple(case.get("params", ())), scale=case.get("scale", 1.0),
+                         inner=case.get("inner", 1.0), shift=case.get("shift", 0.0))
+  a, W, b, p = case["activation"], case["W_std"], case["b_std"], case["parametrization"]
+  tup = lambda v: tuple(v) if isinstance(v, list) else v
+  return nl.MLP(tuple(case["hidden"]), out_dim=case["out_dim"],
+                activation=tuple(map(act_of, a)) if isinstance(a, list) else act_of(a),
+                parametrization=tup(p), W_std=tup(W), b_std=tup(b))
 
 
 def targets(i, case):
@@ -95,11 +138,22 @@ def targets(i, case):
 
 
 @pytest.fixture(scope="module")
-def nt_answers():
+def nt_answers(request):
   if not NT_PYTHON.exists():
     pytest.fail(f"{NT_PYTHON} is missing: run `make reference` (or `make test-nt`, which does).")
-  request, local = {"n_cases": len(CASES)}, []
+  # Only the cases of the selected tests go to NT (a -k selection runs in a fraction of the time).
+  selected = set()
+  for item in request.session.items:
+    if item.module is request.module and "nt_answers" in item.fixturenames:
+      selected.add(getattr(getattr(item, "callspec", None), "params", {}).get("i", "all"))
+  if "all" in selected:
+    selected = set(range(len(CASES)))
+  request_data = {"n_cases": len(CASES), "case_ids": np.array(sorted(selected), dtype=np.int64)}
+  local = []
   for i, case in enumerate(CASES):
+    if i not in selected:
+      local.append(None)
+      continue
     net = model_of(case)
     keys = jax.random.split(jax.random.PRNGKey(100 + i), 3)
     x1 = jax.random.normal(keys[0], (case["n1"], case["in_dim"]))
@@ -108,19 +162,19 @@ def nt_answers():
     p = f"c{i}_"
     spec = {k: case[k] for k in ("hidden", "out_dim", "activation", "alpha", "parametrization",
                                  "W_std", "b_std", "params", "scale", "inner", "shift") if k in case}
-    request.update({p + "spec": json.dumps(spec), p + "modes": json.dumps(case["modes"]),
-                    p + "x1": np.asarray(x1), p + "x2": np.asarray(x2),
-                    p + "mc_samples": MC_SAMPLES, p + "mc_seed": i})
+    request_data.update({p + "spec": json.dumps(spec), p + "modes": json.dumps(case["modes"]),
+                         p + "x1": np.asarray(x1), p + "x2": np.asarray(x2),
+                         p + "mc_samples": MC_SAMPLES, p + "mc_seed": i})
     if "predict" in case["modes"]:
-      request.update({p + "y": np.asarray(targets(i, case)),
-                      p + "times": PREDICT_TIMES, p + "diag_reg": case["diag_reg"]})
+      request_data.update({p + "y": np.asarray(targets(i, case)),
+                           p + "times": PREDICT_TIMES, p + "diag_reg": case["diag_reg"]})
     for l, layer in enumerate(params):
       for name, v in layer.items():
-        request[f"{p}{name}{l}"] = np.asarray(v)
+        request_data[f"{p}{name}{l}"] = np.asarray(v)
     local.append((net, params, x1, x2))
   with tempfile.TemporaryDirectory() as tmp:
     inp, out = pathlib.Path(tmp) / "in.npz", pathlib.Path(tmp) / "out.npz"
-    np.savez(inp, **request)
+    np.savez(inp, **request_data)
     run = subprocess.run([str(NT_PYTHON), str(ROOT / "reference" / "nt_oracle.py"), "batch",
                           str(inp), str(out)], capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -133,21 +187,24 @@ def at_a_kink(net, params, x):
 
   There ρ'(0) is a convention: JAX's relu uses 0, NT's `jnp.maximum`-based layers 1/2. It happens
   when a layer goes dead with b = 0 (all units off, so the next pre-activations are exactly 0)."""
-  if net.activation.name not in ("relu", "leaky_relu", "abs", "abrelu", "sign", "step",
-                                 "rectified_monomial"):
+  kinked = ("relu", "leaky_relu", "abs", "abrelu", "sign", "step", "rectified_monomial")
+  if not any(net.activation_of(l).name in kinked for l in range(net.n_layers - 1)):
     return np.zeros(x.shape[0], bool)
   h, hit = x, np.zeros(x.shape[0], bool)
   for l, layer in enumerate(params[:-1]):
     a, beta = net.layer_scales(l, layer["W"].shape[0])
     z = a * h @ layer["W"] + (beta * layer["b"] if "b" in layer else 0.0)
-    hit |= np.asarray((z == 0).any(axis=1))
-    h = net.activation(z)
+    if net.activation_of(l).name in ("relu", "leaky_relu", "abs"):
+      hit |= np.asarray((z == 0).any(axis=1))
+    h = net.activation_of(l)(z)
   return hit
 
 
 def ids(case):
+  short = lambda v: "-".join(map(str, v)) if isinstance(v, list) else v
   extra = "".join(f"-{k}{case[k]}" for k in ("params", "scale", "inner", "shift") if k in case)
-  return f"{case['activation']}{extra}-d{len(case['hidden'])}-{case['parametrization']}-b{case['b_std']}"
+  return (f"{short(case['activation'])}{extra}-d{len(case['hidden'])}-{short(case['parametrization'])}-"
+          f"b{short(case['b_std'])}")
 
 
 @pytest.mark.parametrize("i", [i for i, c in enumerate(CASES) if "analytic" in c["modes"]],
@@ -217,3 +274,45 @@ def test_ensemble_and_gp_posterior_match_nt(nt_answers, i):
   gp = nl.gp_inference(k_dd.nngp, y, k_test_train=k_td.nngp, k_test_test=k_tt, diag_reg=case["diag_reg"])
   assert rel_err(gp.mean, answers[p + "gp_mean"]) <= TOL
   assert rel_err(gp.cov, answers[p + "gp_cov"]) <= TOL
+
+
+MIXED = range(FIRST_MIXED, len(CASES))
+
+
+@pytest.mark.parametrize("i", [i for i in MIXED if "nngp" in CASES[i]["modes"]], ids=lambda i: ids(CASES[i]))
+def test_empirical_nngp_matches_nt(nt_answers, i):
+  answers, local = nt_answers
+  net, params, x1, x2 = local[i]
+  p = f"c{i}_"
+  assert rel_err(nl.empirical_nngp(net, params, x1, x2), answers[p + "emp_nngp"]) <= 1e-12
+  full = nl.empirical_nngp(net, params, x1, x2, trace_outputs=False)  # both (N1, N2, O, O)
+  assert rel_err(full, answers[p + "emp_nngp_full"]) <= 1e-12
+
+
+@pytest.mark.parametrize("i", [i for i in MIXED if "diagonal" in CASES[i]["modes"]], ids=lambda i: ids(CASES[i]))
+def test_diagonal_kernels_match_nt(nt_answers, i):
+  """Our diagonal-only kernels at (x_i, x_i) and (x_i, x_{N−1−i}) against NT's `diagonal_axes=(0,)`
+  (empirical NTK traced, implementations 1–3, and full, implementation 1; empirical NNGP) and the diagonal of NT's
+  infinite-width kernel."""
+  answers, local = nt_answers
+  net, params, x1, _ = local[i]
+  keep = ~at_a_kink(net, params, x1)
+  assert keep.sum() >= len(keep) - 2
+  for tag, other in (("self", None), ("rev", x1[::-1])):
+    q = f"c{i}_diag_{tag}_"
+    pair_keep = keep if other is None else keep & keep[::-1]
+    k = net.kernel(x1, other, diagonal=True)
+    assert k.ntk.shape == (x1.shape[0],)
+    assert rel_err(k.nngp, answers[q + "nngp"]) <= TOL, (tag, "nngp")
+    assert rel_err(k.ntk, answers[q + "ntk"]) <= TOL, (tag, "ntk")
+    assert rel_err(nl.empirical_nngp(net, params, x1, other, diagonal=True), answers[q + "emp_nngp"]) <= 1e-12
+    for method in ("structured", "jacobian", "ntvp"):
+      traced = np.asarray(nl.empirical_ntk(net, params, x1, other, method=method, diagonal=True))
+      full = np.asarray(nl.empirical_ntk(net, params, x1, other, method=method, diagonal=True,
+                                         trace_outputs=False))
+      for impl in (1, 2, 3):
+        theirs = answers[q + f"ntk_{impl}"]
+        assert rel_err(traced[pair_keep], theirs[pair_keep]) <= TOL, (tag, method, impl)
+      theirs = answers[q + "ntk_full_1"]
+      assert theirs.shape == full.shape, (theirs.shape, full.shape)
+      assert rel_err(full[pair_keep], theirs[pair_keep]) <= TOL, (tag, method, "full")
