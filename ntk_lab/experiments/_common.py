@@ -131,6 +131,29 @@ def per_draw(fn, params, count):
   return [jax.tree.map(lambda a: a[i], out) for i in range(count)]
 
 
+def solver_error(cfg, cells, model_of, params, x, y, first, summarize, keys, **options):
+  """The solver's share of the fitted metrics: the largest relative change of ``first[k]`` (the
+  first draw's summary) for k in `keys` when that draw's gradient flow is re-solved with rtol and
+  atol divided by 100 (``summarize(trajectory)`` recomputes the summary). Same options as `flow`."""
+  import jax
+
+  import ntk_lab as nl
+  tr = cfg.training
+  p = jax.tree.map(lambda a: a[0], params)
+  ref = summarize(nl.gradient_flow(model_of(p), p, x, y, times=np.linspace(0.0, tr.time, tr.n_times),
+                                   learning_rate=cells[0].learning_rate, solver=tr.solver,
+                                   rtol=tr.rtol / 100, atol=tr.atol / 100, **options))
+  return max(abs(first[k] - ref[k]) / abs(ref[k]) for k in keys)
+
+
+def solver_error_line(results):
+  """One report line: the largest solver share over the cells against the 1 % budget."""
+  worst = max(r["solver_error"] for r in results)
+  verdict = "below" if worst < 0.01 else "ABOVE"
+  return (f"Solver error: re-solving each width's first seed at rtol/100, atol/100 moves the fitted "
+          f"metrics by at most {100 * worst:.2g} % ({verdict} the 1 % budget).")
+
+
 def flow(cfg, cells, model_of, params, x, y, **options):
   """`gradient_flow` of every seed's θ₀ (vmapped when there are several; each draw keeps its own
   adaptive steps), with the config's training section and the cells' learning rate.

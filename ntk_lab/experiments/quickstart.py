@@ -25,9 +25,13 @@ def run_seeds(cfg, cells, options):
   net, params, x, y, xt, yt = _common.setup(cfg, cells)
   emp = [np.asarray(e) for e in _common.per_draw(lambda p: nl.empirical_ntk(net, p, x), params, len(cells))]
   lim = np.asarray(net.kernel(x, get="ntk").ntk)
-  times, runs = _common.flow(cfg, cells, lambda p: net, params, x, y, x_test=xt,
-                             observe=["loss", "kernel_drift", "weight_change", "ntk_gap"])
-  return [_summary(times, e, lim, run, yt) for e, run in zip(emp, runs, strict=True)]
+  observe = ["loss", "kernel_drift", "weight_change", "ntk_gap"]
+  times, runs = _common.flow(cfg, cells, lambda p: net, params, x, y, x_test=xt, observe=observe)
+  out = [_summary(times, e, lim, run, yt) for e, run in zip(emp, runs, strict=True)]
+  err = _common.solver_error(cfg, cells, lambda p: net, params, x, y, out[0],
+                             lambda run: _summary(times, emp[0], lim, run, yt),
+                             [k for k, _ in METRICS[1:]], x_test=xt, observe=observe)
+  return [dict(s, solver_error=err) for s in out]
 
 
 def _summary(times, emp, lim, run, yt):
@@ -61,10 +65,11 @@ def report(out, cfg, options, results):
     ax.legend(fontsize=8)
   _common.savefig(fig, out / "quickstart.png")
   table = _common.median_table(results, [(k, label, ".3e") for k, label in METRICS] +
-                               [("test_mse", "test MSE", ".3e")])
+                               [("test_mse", "test MSE", ".3e"),
+                                ("solver_error", "solver error (rel., fitted)", ".1e")])
   md = (f"Medians over seeds; gradient flow to t = {cfg.training.time:g} on {cfg.data.n} points "
         f"({cfg.model.activation}, depth {cfg.model.depth}).\n\n" + table + "\n\n" +
-        _common.slope_lines(fits, dict(METRICS)) + "\n")
+        _common.slope_lines(fits, dict(METRICS)) + "\n\n" + _common.solver_error_line(results) + "\n")
   (out / "quickstart.md").write_text(md)
   print(md)
 
