@@ -406,3 +406,19 @@ def test_fresh_optimizers_and_new_hyperparameters_reuse_the_compilation():
   misses = flow._compiled_flow.cache_info().misses
   nl.gradient_flow(net, p0, x, y, times=TIMES * 2, learning_rate=np.float32(0.5), rtol=1e-6, atol=1e-9)
   assert flow._compiled_flow.cache_info().misses == misses
+
+
+@pytest.mark.parametrize("control", ["outputs", "params", "both"])
+def test_every_error_control_reaches_the_tight_solution(control):
+  """Each control, at rtol 1e-6, lands within 1e-4 (outputs) and 1e-4 (params) of a solve at 1e-11;
+  the controls differ in which error steers the steps, not in the flow they integrate."""
+  net, p0, x, y, _ = problem()
+  ref = nl.gradient_flow(net, p0, x, y, times=TIMES, rtol=1e-11, atol=1e-13, error_control="both",
+                         save_params=True)
+  run = nl.gradient_flow(net, p0, x, y, times=TIMES, rtol=1e-6, atol=1e-8, error_control=control,
+                         save_params=True)
+  assert float(jnp.max(jnp.abs(run.train_outputs - ref.train_outputs))) <= 1e-4
+  for a, b in zip(jax.tree.leaves(run.params), jax.tree.leaves(ref.params)):
+    assert float(jnp.max(jnp.abs(a - b))) <= 1e-4
+  with pytest.raises(ValueError, match="error_control: must be one of 'outputs', 'params', 'both'"):
+    nl.gradient_flow(net, p0, x, y, times=TIMES, error_control="output")

@@ -25,9 +25,9 @@ def run_seeds(cfg, cells, options):
   _, runs = _common.flow(cfg, cells, lambda p: net, params, x, y, observe=observe)
   out = [_summary(run) for run in runs]
   fitted = [k for k in out[0] if k != "final_loss_ratio"]
-  err = _common.solver_error(cfg, cells, lambda p: net, params, x, y, out[0], _summary, fitted,
+  err = _common.solver_error(cfg, cells, lambda p: net, params, x, y, out, _summary, fitted,
                              observe=observe)
-  return [dict(s, solver_error=err) for s in out]
+  return [dict(s, solver_error=e) for s, e in zip(out, err, strict=True)]
 
 
 def _summary(run):
@@ -55,9 +55,8 @@ def report(out, cfg, options, results):
   _common.savefig(fig, out / "lazy_training.png")
   md = (f"Gradient flow to t = {cfg.training.time:g}, {cfg.data.n} points, {cfg.model.activation}, "
         f"depth {cfg.model.depth}; medians over seeds (theory: every column → 0 like width^(−1/2)).\n\n"
-        + _common.median_table(results, [(k, label, ".3e") for k, label in metrics.items()]
-                               + [("solver_error", "solver error (rel., fitted)", ".1e")])
-        + "\n\n" + _common.slope_lines(fits, metrics) + "\n\n" + _common.solver_error_line(results)
+        + _common.median_table(results, [(k, label, ".3e") for k, label in metrics.items()])
+        + "\n\n" + _common.slope_lines(fits, metrics) + "\n\n" + _common.solver_error_table(results)
         + "\n")
   (out / "lazy_training.md").write_text(md)
   print(md)

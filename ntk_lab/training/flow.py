@@ -47,7 +47,8 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", reduction: 
       training outputs u = f(X; θ), integrated alongside θ (du/dt = J θ̇, one Jacobian-vector
       product per stage), so the error of what is measured does not grow with the width;
       ``"params"``: the local error of the displacement θ − θ₀ (cheaper per step, but in a wide
-      net a small parameter error moves the outputs by √width times more).
+      net a small parameter error moves the outputs by √width times more); ``"both"``: each step
+      meets both (for measurements of the parameters themselves, such as weight changes).
       For ReLU-like activations the vector field jumps wherever a unit's activation pattern flips
       on a training point, and each tenfold tightening costs several times more steps.
     dt0: the step size of a fixed-step solver (required there); the first trial step of an
@@ -124,7 +125,7 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", reduction: 
                     trainable_merge(model)(final, frozen), obs, stats)
 
 
-ERROR_CONTROLS = ("outputs", "params")
+ERROR_CONTROLS = ("outputs", "params", "both")
 
 
 def _running_maxima(times, saved_obs, step_ts, step_obs):
@@ -213,7 +214,7 @@ def _compiled_flow(static, loss, reduction, solver, adaptive, error_control, aut
   """One compiled solve per structure; η, the time scale, rtol/atol and dt0 are arguments."""
   loss_fn = common.loss_fn(loss, reduction)
   run_max = any(e.running_max for _, e in entries)
-  on_outputs = error_control == "outputs"
+  on_outputs = error_control in ("outputs", "both")
 
   def run(leaves, trainable0, frozen, x, y, x_test, times, eta, rate, tol, dt0, context):
     model = common.join_model(static, leaves)
@@ -254,8 +255,9 @@ def _compiled_flow(static, loss, reduction, solver, adaptive, error_control, aut
     if not adaptive:
       controller = diffrax.ConstantStepSize()
     elif on_outputs:
-      # Only the outputs' error steers the steps: it is what users measure.
-      controller = diffrax.PIDController(rtol=tol[0], atol=tol[1], norm=_rms_of_outputs)
+      # Only the outputs' error steers the steps (it is what users measure), or both errors.
+      norm = _rms_of_outputs if error_control == "outputs" else _rms_of_both
+      controller = diffrax.PIDController(rtol=tol[0], atol=tol[1], norm=norm)
     else:
       controller = diffrax.PIDController(rtol=tol[0], atol=tol[1])
     delta0 = jax.tree.map(jnp.zeros_like, trainable0)
@@ -280,3 +282,11 @@ def _rms_of_outputs(scaled_error):
   ignored, since it matters only through the outputs)."""
   e = scaled_error[1]
   return jnp.sqrt(jnp.mean(jnp.square(e)))
+
+
+def _rms_of_both(scaled_error):
+  """The larger of the outputs' and the displacement's RMS scaled local errors."""
+  leaves = jax.tree.leaves(scaled_error[0])
+  size = sum(l.size for l in leaves)
+  params = jnp.sqrt(sum(jnp.sum(jnp.square(l)) for l in leaves) / size)
+  return jnp.maximum(_rms_of_outputs(scaled_error), params)
