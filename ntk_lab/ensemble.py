@@ -58,7 +58,8 @@ def _field(kernel, name, arg):
 
 def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nngp_test_test=None,
                  get: str = "ntk", learning_rate: float = 1.0, diag_reg: float = 0.0,
-                 compute_cov: bool = False, discrete: bool = False) -> Gaussian:
+                 compute_cov: bool = False, discrete: bool = False,
+                 reduction: str = "sum") -> Gaussian:
   """Mean (and covariance) of an infinite ensemble of wide networks trained by MSE gradient flow.
 
   Args:
@@ -75,6 +76,8 @@ def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nn
       (and, for ``get="nngp"``, K_XX in the covariance: ε is then observation noise).
     compute_cov: also return the covariance.
     discrete: gradient descent with step η (A_k uses (I − ηΘ)^k) instead of gradient flow.
+    reduction: ``"sum"`` (L = ½ Σ (f − y)²) or ``"mean"`` (divided by y.size, NT's convention:
+      η Θ becomes η Θ / y.size), as in `gradient_flow`.
 
   Returns:
     `Gaussian(mean (T, N_test, O), cov (T, N_test, N_test) or None)`.
@@ -120,7 +123,8 @@ def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nn
       # Θ = K: the regulariser is then observation noise, in every K_XX of the formula (as NT).
       k = k + diag_reg * jnp.mean(jnp.diag(k)) * jnp.eye(n, dtype=k.dtype)
     cov_args = (k, k_t, k_tt)
-  mean, cov = _ensemble(theta, theta_t, y, t, learning_rate, diag_reg, cov_args, discrete=discrete)
+  eta = learning_rate / (y.size if _checks.choice(reduction, "reduction", ("sum", "mean")) == "mean" else 1)
+  mean, cov = _ensemble(theta, theta_t, y, t, eta, diag_reg, cov_args, discrete=discrete)
   return Gaussian(mean, cov)
 
 

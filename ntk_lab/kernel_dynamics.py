@@ -47,7 +47,7 @@ class MSEDynamics(NamedTuple):
 
 def mse_dynamics(k_train_train, y_train, times, *, k_test_train=None, learning_rate: float = 1.0,
                  u0_train=None, u0_test=None, diag_reg: float = 0.0,
-                 discrete: bool = False) -> MSEDynamics:
+                 discrete: bool = False, reduction: str = "sum") -> MSEDynamics:
   """Closed-form gradient-flow (or gradient-descent) outputs of kernel regression under the MSE loss.
 
   Args:
@@ -61,6 +61,8 @@ def mse_dynamics(k_train_train, y_train, times, *, k_test_train=None, learning_r
     diag_reg: ε ≥ 0; K + ε·mean(diag K)·I is used instead of K.
     discrete: gradient descent with step η instead of gradient flow: u_k = y + (I − ηK)^k (u₀ − y).
       Above `max_learning_rate` the outputs grow without bound (k = ∞ then gives inf/nan).
+    reduction: ``"sum"`` (L = ½ Σ (f − y)², above) or ``"mean"`` (L divided by y.size, as
+      neural-tangents: η K becomes η K / y.size), as in `gradient_flow`.
 
   Returns:
     `MSEDynamics(times, train, test)` with train (T, N, O) and test (T, N_test, O) (O = 1 for 1-D y).
@@ -92,7 +94,8 @@ def mse_dynamics(k_train_train, y_train, times, *, k_test_train=None, learning_r
   if Kt is not None:
     u0t = jnp.zeros((Kt.shape[0], y.shape[1]), y.dtype) if u0_test is None else \
         _as_targets(u0_test, "u0_test", Kt.shape[0], y.shape[1])
-  train, test = _dynamics(K, y, t, Kt, u0, u0t, learning_rate, diag_reg, discrete=bool(discrete))
+  eta = learning_rate / (y.size if _checks.choice(reduction, "reduction", ("sum", "mean")) == "mean" else 1)
+  train, test = _dynamics(K, y, t, Kt, u0, u0t, eta, diag_reg, discrete=bool(discrete))
   return MSEDynamics(t, train, test)
 
 

@@ -1,146 +1,317 @@
 """Quantities tracked along a training trajectory, shared by `gradient_flow` and `train`.
 
-All are opt-in by name (``observe=("loss", "kernel_drift", …)``); each becomes one entry (or two,
-with a ``_test`` twin) of the result's ``observables`` dict, with a leading time axis T:
+Observables are opt-in (``observe=("loss", "kernel_drift", my_fn, …)``): registry names (the table
+below, `OBSERVABLES`) or your own callables. Each becomes one entry (or several) of the result's
+``observables`` dict, with a leading time axis T:
 
-* ``"loss"`` (T,): the training loss L(θ(t)) (seed convention L = ½ Σ_i ‖f(x_i) − y_i‖² for MSE).
-* ``"residual"`` (T,): ‖y − u(t)‖, u(t) = f(X; θ(t)) (seed 001 a).
+* ``"loss"`` (T,): the training loss L(θ(t)) in the trainer's ``reduction`` (``"sum"``:
+  L = ½ Σ_i ‖f(x_i) − y_i‖² for MSE; ``"mean"``: divided by y.size; see docs/training.md).
+* ``"residual"`` (T,): ‖y − u(t)‖, u(t) = f(X; θ(t)).
 * ``"ntk_eigs"``: ``ntk_min_eig`` and ``ntk_max_eig`` (T,), λ_min and λ_max of the empirical NTK
   K(t) on the training set (output-averaged, as `empirical_ntk`).
-* ``"kernel_drift"`` (T,): ‖K(t) − K(0)‖_F / ‖K(0)‖_F (seed 000 Ex3.6).
-* ``"weight_change"`` (T, L): ‖W_l(t) − W_l(0)‖_F / ‖W_l(0)‖_F per layer (seed 000 Ex3.4); for a
-  plain apply_fn, per parameter leaf.
+* ``"kernel_drift"`` (T,): ‖K(t) − K(0)‖_F / ‖K(0)‖_F, which vanishes as the width grows in the lazy
+  regime (Jacot et al. 2018; Chizat et al. 2019).
+* ``"weight_change"`` (T, L): ‖W_l(t) − W_l(0)‖_F / ‖W_l(0)‖_F per layer; for a plain apply_fn, per
+  parameter leaf.
 * ``"unit_change"`` (T, L), MLPs only: per layer, the largest change of one unit's weights,
-  max_r ‖w_r(t) − w_r(0)‖ (seed 001 b): the incoming weights w_r = W_l[:, r] of each unit of a
-  hidden layer, and for the readout the outgoing weights a_r = W_L[r, :] of each last hidden unit.
+  max_r ‖w_r(t) − w_r(0)‖: the incoming weights w_r = W_l[:, r] of each unit of a hidden layer,
+  and for the readout the outgoing weights a_r = W_L[r, :] of each last hidden unit (Du et al.
+  2019 bound it by O(1/√m) for a two-layer net).
 * ``"lin_gap"``: ``lin_gap`` (T,) and ``lin_gap_test``: ‖u_NN(t) − u_lin(t)‖, with u_lin the
-  closed-form gradient-flow outputs of the network linearized at θ₀ (MSE only).
+  closed-form gradient-flow outputs of the network linearized at θ₀ (MSE only; Lee et al. 2019).
 * ``"ntk_gap"``: ``ntk_gap`` and ``ntk_gap_test``: ‖u_NN(t) − u_NTK(t)‖ with u_NTK the
-  infinite-width NTK predictor started from the network's own u(0) (seed 004 UW Ex3; MSE, MLPs).
+  infinite-width NTK predictor started from the network's own u(0) (MSE, MLPs).
 
-The per-state quantities are computed inside the compiled solver / scan at each saved point; the
-two gaps compare against closed forms afterwards, so no observable recompiles per time.
+The two gaps also come with their running maxima ``lin_gap_max``, ``lin_gap_test_max`` (T,) (and
+``ntk_gap_max``, …): the largest gap over every optimizer step (`train`) or every accepted solver
+step (`gradient_flow`) up to each saved time, so a maximum does not depend on how often states are
+saved.
+
+A user observable is any function of one `State` returning an array (recorded under the
+function's ``__name__``) or a dict of arrays (recorded under its keys); `register` adds one to the
+registry under a name, optionally with a setup that checks the model and precomputes arrays. All
+observables run inside the compiled solver or scan (traceable), with their precomputed arrays
+passed as arguments, so a second call of equal shapes does not recompile.
+
+Example:
+  >>> import jax, jax.numpy as jnp, ntk_lab as nl
+  >>> net = nl.MLP((32,), b_std=None)
+  >>> x = jax.random.normal(jax.random.PRNGKey(0), (6, 2)); y = x[:, 0]
+  >>> def out_norm(s):
+  ...   return jnp.linalg.norm(s.outputs)
+  >>> run = nl.gradient_flow(net, net.init(jax.random.PRNGKey(1), 2), x, y,
+  ...                        times=jnp.linspace(0, 2, 3), observe=["residual", out_norm])
+  >>> sorted(run.observables), run.observables["out_norm"].shape
+  (['out_norm', 'residual'], (3,))
 """
 
 from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from ntk_lab import _checks
 from ntk_lab.empirical import empirical_ntk
-from ntk_lab.kernel_dynamics import mse_dynamics
+from ntk_lab.kernel_dynamics import decay, gain, spectrum
 from ntk_lab.mlp import MLP, apply_fn_of, root_model
 
-__all__ = ["OBSERVABLES", "Observer"]
+__all__ = ["OBSERVABLES", "Observable", "Observer", "State", "register"]
 
-OBSERVABLES = ("loss", "residual", "ntk_eigs", "kernel_drift", "weight_change", "unit_change",
-               "lin_gap", "ntk_gap")
+
+class State(NamedTuple):
+  """What an observable sees of one training state (arrays may be traced).
+
+  Attributes:
+    model: the model being trained; apply it with ``ntk_lab.mlp.apply_fn_of(model)``.
+    params: the full params θ(t); params0: θ₀.
+    x: training inputs (N, …); y: targets (N, O); outputs: u(t) = f(X; θ(t)), (N, O).
+    loss: L(θ(t)) in the trainer's reduction, ().
+    x_test: test inputs or None; test_outputs: f(X_test; θ(t)) (N_test, O) or None.
+    kernel_time: τ such that a kernel machine with kernel K has moved by e^{−Kτ} at this state:
+      η t (reduction ``"sum"``) or η t / y.size (``"mean"``) for `gradient_flow`; step ·
+      time_per_step likewise for `train` (NaN when time_per_step is not given).
+    context: the arrays this observable's setup precomputed (None without a setup).
+  """
+
+  model: Any
+  params: Any
+  params0: Any
+  x: Any
+  y: Any
+  outputs: Any
+  loss: Any
+  x_test: Any
+  test_outputs: Any
+  kernel_time: Any
+  context: Any
+
+
+class Observable(NamedTuple):
+  """A registry entry.
+
+  Attributes:
+    compute: ``compute(state) -> array | dict[str, array]`` (traceable).
+    setup: ``setup(model, params0, x, y, x_test, loss=…, reduction=…) -> context`` or None; runs
+      once before training on concrete values: raises if the observable does not apply, and
+      returns arrays (a pytree) that `compute` reads as ``state.context``.
+    running_max: also record the running maximum over every step of each (T,) entry, as
+      ``<entry>_max``.
+    needs_time: needs `State.kernel_time` (so `train` needs ``time_per_step``).
+  """
+
+  compute: Callable
+  setup: Callable | None = None
+  running_max: bool = False
+  needs_time: bool = False
+
+
+OBSERVABLES: dict[str, Observable] = {}
+
+
+def register(name: str, compute: Callable, *, setup: Callable | None = None,
+             running_max: bool = False, needs_time: bool = False) -> Observable:
+  """Adds an observable to the registry under `name` (replacing one of the same name).
+
+  Example:
+    >>> import jax.numpy as jnp, ntk_lab as nl
+    >>> _ = nl.observables.register("max_output", lambda s: jnp.max(jnp.abs(s.outputs)))
+    >>> "max_output" in nl.OBSERVABLES
+    True
+    >>> del nl.OBSERVABLES["max_output"]
+  """
+  if not isinstance(name, str) or not name:
+    raise TypeError(f"name: expected a non-empty string, got {name!r}.")
+  if not callable(compute):
+    raise TypeError(f"compute: expected a function of a State, got {type(compute).__name__}.")
+  entry = Observable(compute, setup, bool(running_max), bool(needs_time))
+  OBSERVABLES[name] = entry
+  return entry
 
 
 class Observer:
-  """Validates ``observe`` for a model and computes the observables (internal).
+  """Resolves ``observe`` for a model and prepares the observables' arrays (internal).
 
-  `state_observables` runs inside the compiled solver / scan at each saved state, with the
-  arrays of `context` passed in as arguments (so one compilation serves every call of equal
-  shapes); `gaps` adds the closed-form comparisons afterwards.
+  ``entries`` (a hashable tuple of (name, Observable)) is what the compiled trainers key on;
+  ``context`` (name → arrays) is passed to them as an argument.
   """
 
-  def __init__(self, model, params0, x, y, *, loss: str, observe, x_test=None):
-    observe = (observe,) if isinstance(observe, str) else tuple(observe)
-    for name in observe:
-      _checks.choice(name, "observe", OBSERVABLES)
-    self.names = observe
-    self.model, self.params0, self.x, self.y, self.x_test = model, params0, x, y, x_test
-    root = root_model(model)
-    if "unit_change" in observe and not isinstance(root, MLP):
-      raise ValueError("observe: 'unit_change' needs an ntk_lab.MLP (or a centred/linearized one), "
-                       f"got {type(root).__name__}; drop it or use 'weight_change'.")
-    for gap in ("lin_gap", "ntk_gap"):
-      if gap in observe and loss != "mse":
-        raise ValueError(
-            f"observe: '{gap}' compares with closed-form MSE dynamics, so it needs loss='mse' "
-            f"(got {loss!r}); to compare under cross-entropy, train nl.linearize(model, params0) "
-            "with the same call and compare the two results.")
-    if "ntk_gap" in observe and not isinstance(root, MLP):
-      raise ValueError("observe: 'ntk_gap' needs the infinite-width NTK of an ntk_lab.MLP, got "
-                       f"{type(root).__name__}.")
-    k0 = empirical_ntk(model, params0, x) if "kernel_drift" in observe else None
-    self.context = {"params0": params0, "k0": k0}
+  def __init__(self, model, params0, x, y, *, loss: str, observe, x_test=None,
+               reduction: str = "sum"):
+    if isinstance(observe, str) or callable(observe):
+      observe = (observe,)
+    try:
+      observe = tuple(observe)
+    except TypeError:
+      raise TypeError(f"observe: expected a name, a function or a sequence of them, got "
+                      f"{type(observe).__name__}.") from None
+    entries = []
+    for item in observe:
+      if isinstance(item, str):
+        _checks.choice(item, "observe", tuple(OBSERVABLES))
+        entries.append((item, OBSERVABLES[item]))
+      elif callable(item):
+        name = getattr(item, "__name__", "")
+        if not name.isidentifier():
+          raise ValueError(f"observe: a function observable is recorded under its __name__, and "
+                           f"{item!r} has none usable; use a def, or nl.observables.register(name, fn).")
+        entries.append((name, Observable(item)))
+      else:
+        raise TypeError(f"observe: expected observable names or functions of a State, got {item!r}.")
+    names = [n for n, _ in entries]
+    if len(set(names)) != len(names):
+      raise ValueError(f"observe: names repeat in {names}; give each observable once.")
+    self.entries = tuple(entries)
+    self.names = tuple(names)
+    self.context = {n: (None if e.setup is None else
+                        e.setup(model, params0, x, y, x_test, loss=loss, reduction=reduction))
+                    for n, e in entries}
 
-  # ------------------------------------------------------------------------ gaps
-  def gaps(self, times, learning_rate, train, test):
-    """‖u_NN − u_lin‖ and ‖u_NN − u_NTK‖ at gradient-flow times (traceable)."""
-    out = {}
-    if not ({"lin_gap", "ntk_gap"} & set(self.names)):
-      return out
-    f = apply_fn_of(self.model)
-    u0 = f(self.params0, self.x)
-    u0_test = None if self.x_test is None else f(self.params0, self.x_test)
-    t = jnp.asarray(times)
-    if "lin_gap" in self.names:
-      lin_train, lin_test = self._linearized(t, learning_rate, u0, u0_test)
-      out["lin_gap"] = _distance(train, lin_train)
-      if test is not None:
-        out["lin_gap_test"] = _distance(test, lin_test)
-    if "ntk_gap" in self.names:
-      root = root_model(self.model)
-      k = root.kernel(self.x, get="ntk").ntk
-      k_test = None if self.x_test is None else root.kernel(self.x_test, self.x, get="ntk").ntk
-      ref = mse_dynamics(k, self.y, t, k_test_train=k_test, learning_rate=learning_rate,
-                         u0_train=u0, u0_test=u0_test)
-      out["ntk_gap"] = _distance(train, ref.train)
-      if test is not None:
-        out["ntk_gap_test"] = _distance(test, ref.test)
-    return out
+  @property
+  def needs_time(self):
+    return any(e.needs_time for _, e in self.entries)
 
-  def _linearized(self, t, learning_rate, u0, u0_test):
-    # The linearized network's exact MSE flow uses the full (N·O × N·O) NTK at θ₀.
-    n, o = self.y.shape
-    K = empirical_ntk(self.model, self.params0, self.x, trace_outputs=False)
-    K = K.transpose(0, 2, 1, 3).reshape(n * o, n * o)
-    Kt = None
-    if self.x_test is not None:
-      Kt = empirical_ntk(self.model, self.params0, self.x_test, self.x, trace_outputs=False)
-      m = Kt.shape[0]
-      Kt = Kt.transpose(0, 2, 1, 3).reshape(m * o, n * o)
-    ref = mse_dynamics(K, self.y.reshape(-1), t, k_test_train=Kt, learning_rate=learning_rate,
-                       u0_train=u0.reshape(-1), u0_test=None if Kt is None else u0_test.reshape(-1))
-    train = ref.train.reshape(len(t), n, o)
-    test = None if Kt is None else ref.test.reshape(len(t), -1, o)
-    return train, test
+  @property
+  def running(self):
+    return tuple((n, e) for n, e in self.entries if e.running_max)
 
 
-def state_observables(names, model, context, params, x, y, outputs, loss_value):
-  """The per-state observables named in `names`, as a dict of arrays (traceable)."""
+def compute(entries, context, state: State, *, running_only: bool = False):
+  """The named observables at one state, as a flat dict of arrays (traceable)."""
   out = {}
-  if "loss" in names:
-    out["loss"] = loss_value
-  if "residual" in names:
-    out["residual"] = jnp.linalg.norm(y - outputs)
-  if "ntk_eigs" in names or "kernel_drift" in names:
-    K = empirical_ntk(model, params, x)
-    if "ntk_eigs" in names:
-      lam = jnp.linalg.eigvalsh((K + K.T) / 2)
-      out["ntk_min_eig"], out["ntk_max_eig"] = lam[0], lam[-1]
-    if "kernel_drift" in names:
-      k0 = context["k0"]
-      out["kernel_drift"] = jnp.linalg.norm(K - k0) / jnp.linalg.norm(k0)
-  params0 = context["params0"]
-  if "weight_change" in names:
-    if isinstance(root_model(model), MLP):
-      pairs = [(p["W"], p0["W"]) for p, p0 in zip(params, params0)]
+  for name, entry in entries:
+    if running_only and not entry.running_max:
+      continue
+    value = entry.compute(state._replace(context=context[name]))
+    if isinstance(value, dict):
+      out.update(value)
     else:
-      pairs = list(zip(jax.tree.leaves(params), jax.tree.leaves(params0)))
-    out["weight_change"] = jnp.stack([jnp.linalg.norm(w - w0) / jnp.linalg.norm(w0) for w, w0 in pairs])
-  if "unit_change" in names:
-    last = len(params) - 1
-    # Hidden unit r's incoming weights are column r of W_l; the readout's a_r is row r of W_L.
-    out["unit_change"] = jnp.stack([
-        jnp.max(jnp.linalg.norm(p["W"] - p0["W"], axis=1 if l == last else 0))
-        for l, (p, p0) in enumerate(zip(params, params0))])
+      out[name] = value
   return out
 
 
-def _distance(a, b):
-  return jnp.linalg.norm((a - b).reshape(a.shape[0], -1), axis=1)
+# ----------------------------------------------------------------------------- built-ins
+
+def _loss(s):
+  return s.loss
+
+
+def _residual(s):
+  return jnp.linalg.norm(s.y - s.outputs)
+
+
+def _ntk_eigs(s):
+  lam = jnp.linalg.eigvalsh(_sym(empirical_ntk(s.model, s.params, s.x)))
+  return {"ntk_min_eig": lam[0], "ntk_max_eig": lam[-1]}
+
+
+def _kernel_drift_setup(model, params0, x, y, x_test, **_):
+  return empirical_ntk(model, params0, x)
+
+
+def _kernel_drift(s):
+  K, k0 = empirical_ntk(s.model, s.params, s.x), s.context
+  return jnp.linalg.norm(K - k0) / jnp.linalg.norm(k0)
+
+
+def _weight_change(s):
+  if isinstance(root_model(s.model), MLP):
+    pairs = [(p["W"], p0["W"]) for p, p0 in zip(s.params, s.params0)]
+  else:
+    pairs = list(zip(jax.tree.leaves(s.params), jax.tree.leaves(s.params0)))
+  return jnp.stack([jnp.linalg.norm(w - w0) / jnp.linalg.norm(w0) for w, w0 in pairs])
+
+
+def _unit_change_setup(model, params0, x, y, x_test, **_):
+  if not isinstance(root_model(model), MLP):
+    raise ValueError("observe: 'unit_change' needs an ntk_lab.MLP (or a centred/linearized one), "
+                     f"got {type(root_model(model)).__name__}; drop it or use 'weight_change'.")
+
+
+def _unit_change(s):
+  last = len(s.params) - 1
+  # Hidden unit r's incoming weights are column r of W_l; the readout's a_r is row r of W_L.
+  return jnp.stack([jnp.max(jnp.linalg.norm(p["W"] - p0["W"], axis=1 if l == last else 0))
+                    for l, (p, p0) in enumerate(zip(s.params, s.params0))])
+
+
+def _mse_only(name, loss):
+  if loss != "mse":
+    raise ValueError(
+        f"observe: '{name}' compares with closed-form MSE dynamics, so it needs loss='mse' "
+        f"(got {loss!r}); to compare under cross-entropy, train nl.linearize(model, params0) "
+        "with the same call and compare the two results.")
+
+
+def _reference(K, Kt, u0, u0_test, y):
+  """The eigendecomposition of a kernel machine's gradient flow, precomputed once per call."""
+  lam, V, live = spectrum(K, 0.0)
+  ref = {"lam": lam, "V": V, "live": live, "y": y, "r0": V.T @ (u0 - y)}
+  if Kt is not None:
+    ref.update(KtV=Kt @ V, u0_test=u0_test)
+  return ref
+
+
+def _at(ref, tau):
+  """(train, test) outputs of the kernel machine at kernel time τ = ηt (scalar), e^{−Kτ} form."""
+  t = jnp.reshape(tau, (1,))
+  train = ref["y"] + ref["V"] @ (decay(ref["lam"], ref["live"], 1.0, t)[0][:, None] * ref["r0"])
+  test = None
+  if "KtV" in ref:
+    test = ref["u0_test"] - ref["KtV"] @ (gain(ref["lam"], ref["live"], 1.0, t)[0][:, None] * ref["r0"])
+  return train, test
+
+
+def _lin_gap_setup(model, params0, x, y, x_test, *, loss, **_):
+  # The linearized network's exact MSE flow uses the full (N·O × N·O) NTK at θ₀.
+  _mse_only("lin_gap", loss)
+  n, o = y.shape
+  f = apply_fn_of(model)
+  K = empirical_ntk(model, params0, x, trace_outputs=False).transpose(0, 2, 1, 3).reshape(n * o, n * o)
+  Kt = u0t = None
+  if x_test is not None:
+    Kt = empirical_ntk(model, params0, x_test, x, trace_outputs=False)
+    Kt = Kt.transpose(0, 2, 1, 3).reshape(Kt.shape[0] * o, n * o)
+    u0t = f(params0, x_test).reshape(-1, 1)
+  return _reference(K, Kt, f(params0, x).reshape(-1, 1), u0t, y.reshape(-1, 1))
+
+
+def _ntk_gap_setup(model, params0, x, y, x_test, *, loss, **_):
+  _mse_only("ntk_gap", loss)
+  root = root_model(model)
+  if not isinstance(root, MLP):
+    raise ValueError("observe: 'ntk_gap' needs the infinite-width NTK of an ntk_lab.MLP, got "
+                     f"{type(root).__name__}.")
+  f = apply_fn_of(model)
+  K = root.kernel(x, get="ntk").ntk
+  Kt = u0t = None
+  if x_test is not None:
+    Kt, u0t = root.kernel(x_test, x, get="ntk").ntk, f(params0, x_test)
+  return _reference(K, Kt, f(params0, x), u0t, y)
+
+
+def _gap(name, flat):
+  def gap(s):
+    train, test = _at(s.context, s.kernel_time)
+    shape = s.outputs.shape
+    out = {name: jnp.linalg.norm(s.outputs - (train.reshape(shape) if flat else train))}
+    if test is not None:
+      ref = test.reshape(s.test_outputs.shape) if flat else test
+      out[name + "_test"] = jnp.linalg.norm(s.test_outputs - ref)
+    return out
+  return gap
+
+
+def _sym(K):
+  return (K + K.T) / 2
+
+
+register("loss", _loss)
+register("residual", _residual)
+register("ntk_eigs", _ntk_eigs)
+register("kernel_drift", _kernel_drift, setup=_kernel_drift_setup)
+register("weight_change", _weight_change)
+register("unit_change", _unit_change, setup=_unit_change_setup)
+register("lin_gap", _gap("lin_gap", True), setup=_lin_gap_setup, running_max=True, needs_time=True)
+register("ntk_gap", _gap("ntk_gap", False), setup=_ntk_gap_setup, running_max=True, needs_time=True)

@@ -265,3 +265,160 @@ def test_train_argument_errors(kwargs, match):
   call = {"optimizer": optax.sgd(0.1), "steps": 100, **kwargs}
   with pytest.raises((ValueError, TypeError), match=match):
     nl.train(net, p0, x, y, **call)
+
+
+# ------------------------------------------------------------------ error control in output space
+@pytest.mark.parametrize("width", [64, 2048])
+def test_output_error_control_keeps_the_outputs_error_independent_of_width(width):
+  """A linearized one-hidden-layer ReLU net on 32 points to t = 10 at the default tolerances: the
+  outputs stay within a few rtol of the closed form at every width (controlling the displacement
+  instead lets the output error grow with the width; it is reported here, not asserted)."""
+  net = nl.MLP((width,), activation="relu")
+  x = jax.random.normal(jax.random.PRNGKey(0), (32, 4)); y = jnp.sin(x[:, 0])
+  p0 = net.init(jax.random.PRNGKey(1), 4)
+  times = jnp.linspace(0.0, 10.0, 6)
+  ref = nl.mse_dynamics(nl.empirical_ntk(net, p0, x), y, times, u0_train=net.apply(p0, x)).train
+  run = nl.gradient_flow(nl.linearize(net, p0), p0, x, y, times=times)
+  err = np.linalg.norm(np.asarray(run.train_outputs - ref).reshape(6, -1), axis=1)
+  assert np.max(err) <= 5e-4, err
+
+
+# ----------------------------------------------------------------------------- loss conventions
+def test_mean_reduction_is_the_sum_flow_at_learning_rate_over_y_size():
+  """L_mean = L_sum / y.size, so every trainer and closed form under "mean" equals "sum" with
+  η / y.size; the closed form is also checked against NT's formula e^{−ηΘt/y.size} directly."""
+  net, p0, x, y, xt = problem(out_dim=2)
+  size = y.size
+  mean = nl.gradient_flow(net, p0, x, y, times=TIMES, reduction="mean", learning_rate=3.0,
+                          rtol=1e-10, atol=1e-12, observe=["loss"])
+  summ = nl.gradient_flow(net, p0, x, y, times=TIMES, learning_rate=3.0 / size,
+                          rtol=1e-10, atol=1e-12, observe=["loss"])
+  assert rel_err(mean.train_outputs, summ.train_outputs) <= 1e-8
+  np.testing.assert_allclose(mean.observables["loss"] * size, summ.observables["loss"], rtol=1e-8)
+  gd_mean = nl.train(net, p0, x, y, optimizer=optax.sgd(2.0), steps=20, every=10, reduction="mean")
+  gd_sum = nl.train(net, p0, x, y, optimizer=optax.sgd(2.0 / size), steps=20, every=10)
+  assert rel_err(gd_mean.train_outputs, gd_sum.train_outputs) <= 1e-12
+  K = nl.empirical_ntk(net, p0, x)
+  u0 = net.apply(p0, x)
+  lam, V = np.linalg.eigh(np.asarray(K))
+  want = [np.asarray(y) + V @ np.diag(np.exp(-0.5 * lam * t / size)) @ V.T @ np.asarray(u0 - y)
+          for t in TIMES]
+  got = nl.mse_dynamics(K, y, TIMES, learning_rate=0.5, u0_train=u0, reduction="mean").train
+  assert rel_err(got, np.stack(want)) <= 1e-12
+  kern = net.kernel(x)
+  ens_mean = nl.mse_ensemble(kern, y, TIMES, learning_rate=0.5, reduction="mean").mean
+  ens_sum = nl.mse_ensemble(kern, y, TIMES, learning_rate=0.5 / size).mean
+  assert rel_err(ens_mean, ens_sum) <= 1e-12
+  with pytest.raises(ValueError, match="reduction: must be one of 'sum', 'mean', got 'avg'"):
+    nl.gradient_flow(net, p0, x, y, times=TIMES, reduction="avg")
+
+
+# --------------------------------------------------------------------- running maxima of the gaps
+def test_train_gap_maxima_cover_every_step_whatever_every_is():
+  """lin_gap_max at a recorded step is the maximum of the gap over all steps so far: the same for
+  every = 25 and 50, and equal to the cumulative maximum of the gap recorded at every step."""
+  net, p0, x, y, _ = problem(activation="relu", b_std=None)
+  opts = dict(optimizer=optax.sgd(0.5), steps=100, observe=["lin_gap", "ntk_gap"], time_per_step=0.5)
+  dense = nl.train(net, p0, x, y, every=1, **opts)
+  for every in (25, 50):
+    run = nl.train(net, p0, x, y, every=every, **opts)
+    for gap in ("lin_gap", "ntk_gap"):
+      want = np.maximum.accumulate(np.asarray(dense.observables[gap]))[::every]
+      np.testing.assert_allclose(run.observables[gap + "_max"], want, rtol=1e-12)
+      assert np.all(run.observables[gap + "_max"] >= run.observables[gap])
+
+
+def test_flow_gap_maxima_cover_every_accepted_step():
+  """Saved times do not move diffrax's steps, so the running maximum over accepted steps is the
+  same with 3 or 41 saved times (up to the dense saves' own values), and bounds every saved gap."""
+  net, p0, x, y, xt = problem(activation="relu", b_std=None)
+  runs = [nl.gradient_flow(net, p0, x, y, times=jnp.linspace(0.0, 3.0, k), x_test=xt,
+                           observe=["lin_gap"]) for k in (3, 41)]
+  coarse, dense = runs
+  for name in ("lin_gap", "lin_gap_test"):
+    m = np.asarray(dense.observables[name + "_max"])
+    assert np.all(np.diff(m) >= 0) and np.all(m >= np.asarray(dense.observables[name]))
+    assert np.max(dense.observables[name]) <= m[-1]
+    # the coarse run sees every step too: its maximum is within interpolation error of the dense one
+    assert abs(float(coarse.observables[name + "_max"][-1]) - m[-1]) <= 1e-3 * m[-1]
+  assert coarse.stats["num_steps"] == dense.stats["num_steps"]
+
+
+# ------------------------------------------------------------------------------------- registries
+def test_observables_registry_takes_names_user_functions_and_registered_ones():
+  net, p0, x, y, _ = problem()
+
+  def out_norm(s):
+    return jnp.linalg.norm(s.outputs)
+
+  nl.observables.register("params_norm", lambda s: optax.tree.norm(s.params))
+  try:
+    run = nl.gradient_flow(net, p0, x, y, times=TIMES, observe=["residual", out_norm, "params_norm"],
+                           save_params=True, rtol=1e-8, atol=1e-10)
+  finally:
+    del nl.OBSERVABLES["params_norm"]
+  np.testing.assert_allclose(run.observables["out_norm"],
+                             np.linalg.norm(np.asarray(run.train_outputs).reshape(4, -1), axis=1), rtol=1e-12)
+  np.testing.assert_allclose(run.observables["residual"], np.linalg.norm(
+      np.asarray(run.train_outputs - y).reshape(4, -1), axis=1), rtol=1e-12)
+  first = float(optax.tree.norm(p0))
+  np.testing.assert_allclose(run.observables["params_norm"][0], first, rtol=1e-12)
+  with pytest.raises(ValueError, match="__name__"):
+    nl.gradient_flow(net, p0, x, y, times=TIMES, observe=[lambda s: s.loss])
+  with pytest.raises(ValueError, match="did you mean 'residual'"):
+    nl.gradient_flow(net, p0, x, y, times=TIMES, observe=["residul"])
+  with pytest.raises(ValueError, match="repeat"):
+    nl.train(net, p0, x, y, optimizer=optax.sgd(0.1), steps=2, observe=["loss", "loss"])
+
+
+def test_solvers_are_objects_from_one_registry():
+  import diffrax
+
+  from ntk_lab.training.solvers import RK4
+  assert all(isinstance(s.solver, diffrax.AbstractSolver) for s in nl.SOLVERS.values())
+  net, p0, x, y, _ = problem()
+  by_name = nl.gradient_flow(net, p0, x, y, times=TIMES, solver="rk4", dt0=0.01)
+  by_object = nl.gradient_flow(net, p0, x, y, times=TIMES, solver=RK4(), dt0=0.01)
+  np.testing.assert_array_equal(by_name.train_outputs, by_object.train_outputs)
+  with pytest.raises(TypeError, match=r"instance, e.g. Tsit5\(\)"):
+    nl.gradient_flow(net, p0, x, y, times=TIMES, solver=diffrax.Tsit5)
+
+
+# ------------------------------------------------------------------------------- compile once
+def test_fresh_optimizers_and_new_hyperparameters_reuse_the_compilation():
+  """Counted on the compiled programs' caches (no timing): a freshly built optax.sgd(0.1), an
+  injected learning rate, and gradient flow's η and tolerances add no compilation."""
+  from ntk_lab.training import flow, optax_loop
+  net, p0, x, y, _ = problem()
+  nl.train(net, p0, x, y, optimizer=optax.sgd(0.1), steps=4)
+  misses = optax_loop._compiled_train.cache_info().misses
+  a = nl.train(net, p0, x, y, optimizer=optax.sgd(0.1), steps=4)
+  assert optax_loop._compiled_train.cache_info().misses == misses
+  inject = lambda lr: optax.inject_hyperparams(optax.sgd)(learning_rate=lr)  # noqa: E731
+  nl.train(net, p0, x, y, optimizer=inject(0.3), steps=4)
+  misses = optax_loop._compiled_train.cache_info().misses
+  b = nl.train(net, p0, x, y, optimizer=inject(0.1), steps=4)
+  assert optax_loop._compiled_train.cache_info().misses == misses
+  assert rel_err(a.train_outputs, b.train_outputs) <= 1e-13
+  c = nl.train(net, p0, x, y, optimizer=optax.sgd(0.2), steps=4)  # a new constant: its own program
+  assert rel_err(c.train_outputs, a.train_outputs) > 1e-6
+  nl.gradient_flow(net, p0, x, y, times=TIMES)
+  misses = flow._compiled_flow.cache_info().misses
+  nl.gradient_flow(net, p0, x, y, times=TIMES * 2, learning_rate=np.float32(0.5), rtol=1e-6, atol=1e-9)
+  assert flow._compiled_flow.cache_info().misses == misses
+
+
+@pytest.mark.parametrize("control", ["outputs", "params", "both"])
+def test_every_error_control_reaches_the_tight_solution(control):
+  """Each control, at rtol 1e-6, lands within 1e-4 (outputs) and 1e-4 (params) of a solve at 1e-11;
+  the controls differ in which error steers the steps, not in the flow they integrate."""
+  net, p0, x, y, _ = problem()
+  ref = nl.gradient_flow(net, p0, x, y, times=TIMES, rtol=1e-11, atol=1e-13, error_control="both",
+                         save_params=True)
+  run = nl.gradient_flow(net, p0, x, y, times=TIMES, rtol=1e-6, atol=1e-8, error_control=control,
+                         save_params=True)
+  assert float(jnp.max(jnp.abs(run.train_outputs - ref.train_outputs))) <= 1e-4
+  for a, b in zip(jax.tree.leaves(run.params), jax.tree.leaves(ref.params)):
+    assert float(jnp.max(jnp.abs(a - b))) <= 1e-4
+  with pytest.raises(ValueError, match="error_control: must be one of 'outputs', 'params', 'both'"):
+    nl.gradient_flow(net, p0, x, y, times=TIMES, error_control="output")

@@ -131,6 +131,39 @@ def per_draw(fn, params, count):
   return [jax.tree.map(lambda a: a[i], out) for i in range(count)]
 
 
+def solver_error(cfg, cells, model_of, params, x, y, summaries, summarize, keys, **options):
+  """The solver's share of the fitted metrics, per cell: for the cell of the sweep's first seed,
+  the largest relative change of its summary's `keys` when its gradient flow is re-solved with
+  rtol and atol divided by 100 (``summarize(trajectory)`` recomputes the summary); NaN for the
+  other seeds (so the value does not depend on how seeds are grouped). Options as in `flow`."""
+  import jax
+
+  import ntk_lab as nl
+  tr = cfg.training
+  out = []
+  for i, (cell, first) in enumerate(zip(cells, summaries, strict=True)):
+    if cell.seed != cfg.sweep.seeds[0]:
+      out.append(float("nan"))
+      continue
+    p = jax.tree.map(lambda a: a[i], params)
+    ref = summarize(nl.gradient_flow(model_of(p), p, x, y, times=np.linspace(0.0, tr.time, tr.n_times),
+                                     learning_rate=cell.learning_rate, solver=tr.solver,
+                                     rtol=tr.rtol / 100, atol=tr.atol / 100, **options))
+    out.append(max(abs(first[k] - ref[k]) / abs(ref[k]) for k in keys))
+  return out
+
+
+def solver_error_table(results):
+  """Per width, the solver's share of the fitted metrics (first seed), and the verdict against
+  the 1 % budget."""
+  table = median_table(results, [("solver_error", "solver error (largest relative change of a fitted "
+                                  "metric at rtol/100, atol/100)", ".1e")], reduce=np.nanmax)
+  worst = max((r["solver_error"] for r in results if np.isfinite(r["solver_error"])), default=float("nan"))
+  verdict = "below" if worst < 0.01 else "ABOVE"
+  return (f"Solver error: re-solving each width's first seed at rtol/100, atol/100 moves the fitted "
+          f"metrics by at most {100 * worst:.2g} % ({verdict} the 1 % budget).\n\n" + table)
+
+
 def flow(cfg, cells, model_of, params, x, y, **options):
   """`gradient_flow` of every seed's θ₀ (vmapped when there are several; each draw keeps its own
   adaptive steps), with the config's training section and the cells' learning rate.

@@ -21,9 +21,13 @@ OPTIONS = {}
 
 def run_seeds(cfg, cells, options):
   net, params, x, y, _, _ = _common.setup(cfg, cells)
-  _, runs = _common.flow(cfg, cells, lambda p: net, params, x, y,
-                         observe=["weight_change", "unit_change", "kernel_drift", "loss"])
-  return [_summary(run) for run in runs]
+  observe = ["weight_change", "unit_change", "kernel_drift", "loss"]
+  _, runs = _common.flow(cfg, cells, lambda p: net, params, x, y, observe=observe)
+  out = [_summary(run) for run in runs]
+  fitted = [k for k in out[0] if k != "final_loss_ratio"]
+  err = _common.solver_error(cfg, cells, lambda p: net, params, x, y, out, _summary, fitted,
+                             observe=observe)
+  return [dict(s, solver_error=e) for s, e in zip(out, err, strict=True)]
 
 
 def _summary(run):
@@ -52,7 +56,8 @@ def report(out, cfg, options, results):
   md = (f"Gradient flow to t = {cfg.training.time:g}, {cfg.data.n} points, {cfg.model.activation}, "
         f"depth {cfg.model.depth}; medians over seeds (theory: every column → 0 like width^(−1/2)).\n\n"
         + _common.median_table(results, [(k, label, ".3e") for k, label in metrics.items()])
-        + "\n\n" + _common.slope_lines(fits, metrics) + "\n")
+        + "\n\n" + _common.slope_lines(fits, metrics) + "\n\n" + _common.solver_error_table(results)
+        + "\n")
   (out / "lazy_training.md").write_text(md)
   print(md)
 

@@ -22,7 +22,11 @@ OPTIONS = {}
 def run_seeds(cfg, cells, options):
   net, params, x, y, xt, _ = _common.setup(cfg, cells)
   times, runs = _common.flow(cfg, cells, lambda p: net, params, x, y, x_test=xt, observe=["ntk_gap"])
-  return [_summary(times, run) for run in runs]
+  out = [_summary(times, run) for run in runs]
+  err = _common.solver_error(cfg, cells, lambda p: net, params, x, y, out,
+                             lambda run: _summary(times, run), ["peak_gap", "peak_gap_test"],
+                             x_test=xt, observe=["ntk_gap"])
+  return [dict(s, solver_error=e) for s, e in zip(out, err, strict=True)]
 
 
 def _summary(times, run):
@@ -49,7 +53,8 @@ def report(out, cfg, options, results):
           ("final_gap_test", "final gap (test)", ".3e")]
   md = (f"Gradient flow to t = {cfg.training.time:g}, {cfg.data.n} training and {cfg.data.n_test} test "
         f"points; medians over seeds.\n\n" + _common.median_table(results, cols) + "\n\n" +
-        _common.slope_lines({"peak_gap": fit}, {"peak_gap": "peak training gap"}) + "\n")
+        _common.slope_lines({"peak_gap": fit}, {"peak_gap": "peak training gap"}) + "\n\n" +
+        _common.solver_error_table(results) + "\n")
   (out / "nn_vs_ntk.md").write_text(md)
   print(md)
 

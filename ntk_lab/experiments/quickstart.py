@@ -25,9 +25,13 @@ def run_seeds(cfg, cells, options):
   net, params, x, y, xt, yt = _common.setup(cfg, cells)
   emp = [np.asarray(e) for e in _common.per_draw(lambda p: nl.empirical_ntk(net, p, x), params, len(cells))]
   lim = np.asarray(net.kernel(x, get="ntk").ntk)
-  times, runs = _common.flow(cfg, cells, lambda p: net, params, x, y, x_test=xt,
-                             observe=["loss", "kernel_drift", "weight_change", "ntk_gap"])
-  return [_summary(times, e, lim, run, yt) for e, run in zip(emp, runs, strict=True)]
+  observe = ["loss", "kernel_drift", "weight_change", "ntk_gap"]
+  times, runs = _common.flow(cfg, cells, lambda p: net, params, x, y, x_test=xt, observe=observe)
+  out = [_summary(times, e, lim, run, yt) for e, run in zip(emp, runs, strict=True)]
+  err = _common.solver_error(cfg, cells, lambda p: net, params, x, y, out,
+                             lambda run: _summary(times, emp[0], lim, run, yt),
+                             [k for k, _ in METRICS[1:]], x_test=xt, observe=observe)
+  return [dict(s, solver_error=e) for s, e in zip(out, err, strict=True)]
 
 
 def _summary(times, emp, lim, run, yt):
@@ -64,7 +68,7 @@ def report(out, cfg, options, results):
                                [("test_mse", "test MSE", ".3e")])
   md = (f"Medians over seeds; gradient flow to t = {cfg.training.time:g} on {cfg.data.n} points "
         f"({cfg.model.activation}, depth {cfg.model.depth}).\n\n" + table + "\n\n" +
-        _common.slope_lines(fits, dict(METRICS)) + "\n")
+        _common.slope_lines(fits, dict(METRICS)) + "\n\n" + _common.solver_error_table(results) + "\n")
   (out / "quickstart.md").write_text(md)
   print(md)
 

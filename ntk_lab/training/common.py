@@ -12,14 +12,28 @@ import optax
 
 from ntk_lab import _checks
 from ntk_lab.mlp import Wrapper, apply_fn_of, trainable_merge
-from ntk_lab.observables import state_observables
+from ntk_lab.observables import State, compute
 
 LOSSES = ("mse", "cross_entropy")
+REDUCTIONS = ("sum", "mean")
 
-def loss_fn(kind):
+
+def loss_fn(kind, reduction="sum"):
+  """L(out, y): MSE ½ Σ (out − y)² or summed softmax cross-entropy (``"sum"``); ``"mean"`` divides
+  MSE by y.size (NT's, Jacot et al.'s and Lee et al.'s convention) and cross-entropy by the
+  number of points."""
   if kind == "mse":
+    if reduction == "mean":
+      return lambda out, y: 0.5 * jnp.mean((out - y) ** 2)
     return lambda out, y: 0.5 * jnp.sum((out - y) ** 2)
+  if reduction == "mean":
+    return lambda out, y: jnp.mean(optax.softmax_cross_entropy(out, y))
   return lambda out, y: jnp.sum(optax.softmax_cross_entropy(out, y))
+
+
+def time_scale(reduction, y):
+  """The factor c with kernel time τ = c·η·t: 1 for ``"sum"``, 1/y.size for ``"mean"``."""
+  return 1.0 if reduction == "sum" else 1.0 / y.size
 
 
 def prepare(model, params0, x, y, loss, x_test):
@@ -75,10 +89,18 @@ def join_model(static, leaves):
 
 
 def positive(value, name):
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-      or value <= 0:
+  """A finite number > 0 (Python, NumPy or concrete JAX scalar) as a float."""
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number, jax.Array)) \
+      or np.ndim(value) != 0:
     raise ValueError(f"{name}: must be a finite number > 0, got {value!r}.")
-  return float(value)
+  try:
+    value = float(value)
+  except _checks.TRACED:
+    raise TypeError(f"{name}: must be a concrete number, not a traced value; pass it as a Python "
+                    "float (it is still a runtime value of the compiled program).") from None
+  if not math.isfinite(value) or value <= 0:
+    raise ValueError(f"{name}: must be a finite number > 0, got {value!r}.")
+  return value
 
 
 def all_finite(tree):
@@ -86,19 +108,30 @@ def all_finite(tree):
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(l)) for l in leaves])) if leaves else True
 
 
-def snapshot(model, loss_fn, names, context, theta, frozen, x, y, x_test, save_params):
-  """What both trainers record of one state: outputs, loss, observables (and params)."""
+def state_of(model, loss_fn, context, theta, frozen, x, y, x_test, kernel_time):
+  """The `State` observables see at trainable params θ (traceable)."""
   params = trainable_merge(model)(theta, frozen)
   f = apply_fn_of(model)
   out = f(params, x)
-  value = loss_fn(out, y)
-  rec = {"train": out, "loss": value,
-         "obs": state_observables(names, model, context, params, x, y, out, value)}
+  test = None if x_test is None else f(params, x_test)
+  return State(model, params, context["params0"], x, y, out, loss_fn(out, y), x_test, test,
+               kernel_time, None)
+
+
+def snapshot(model, loss_fn, entries, context, theta, frozen, x, y, x_test, save_params, kernel_time):
+  """What both trainers record of one state: outputs, loss, observables (and params)."""
+  s = state_of(model, loss_fn, context, theta, frozen, x, y, x_test, kernel_time)
+  rec = {"train": s.outputs, "loss": s.loss, "obs": compute(entries, context["observables"], s)}
   if x_test is not None:
-    rec["test"] = f(params, x_test)
+    rec["test"] = s.test_outputs
   if save_params:
     rec["params"] = theta
   return rec
+
+
+def running(entries, context, state):
+  """The running-maximum observables at one state (traceable)."""
+  return compute(entries, context["observables"], state, running_only=True)
 
 
 def last_finite(values):

@@ -20,10 +20,10 @@ from ntk_lab.training.solvers import solver_of
 __all__ = ["gradient_flow"]
 
 
-def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_rate: float = 1.0,
-                  solver="tsit5", rtol: float = 1e-4, atol: float = 1e-6, dt0: float | None = None,
-                  max_steps: int = 100_000, observe=(), x_test=None,
-                  save_params: bool = False) -> Trajectory:
+def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", reduction: str = "sum",
+                  learning_rate: float = 1.0, solver="tsit5", rtol: float = 1e-4, atol: float = 1e-6,
+                  error_control: str = "outputs", dt0: float | None = None, max_steps: int = 100_000,
+                  observe=(), x_test=None, save_params: bool = False) -> Trajectory:
   """Integrates gradient flow dθ/dt = −η ∇_θ L(θ) from θ(0) = θ₀ and samples it at `times`.
 
   Args:
@@ -32,19 +32,31 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_ra
     x: training inputs (N, …); y: targets (N,) or (N, O) (for cross-entropy, integer labels (N,)
       or class probabilities (N, O)).
     times: increasing times 0 ≤ t₁ < … < t_T (t₁ may be 0) at which to save the state.
-    loss: ``"mse"`` (L = ½ Σ ‖f − y‖², the seeds' convention) or ``"cross_entropy"`` (summed).
-    learning_rate: η > 0 (only rescales time: θ_η(t) = θ_1(ηt)).
-    solver: ``"tsit5"`` (default), ``"dopri5"``, ``"dopri8"``, ``"bosh3"`` (adaptive, PID step
-      control with `rtol`/`atol`), ``"euler"``, ``"heun"``, ``"rk4"`` (fixed step `dt0`), or a
-      diffrax solver instance (adaptive iff `dt0` is None).
-    rtol, atol: the adaptive solvers' tolerances, applied to the displacement θ(t) − θ₀ (the
-      ODE's state), which in a wide net is much smaller than θ. For ReLU-like activations the vector field
-      jumps wherever a unit's activation pattern flips on a training point, and each tenfold
-      tightening costs several times more steps; pass tighter values for exact comparisons.
+    loss: ``"mse"`` (L = ½ Σ ‖f − y‖²) or ``"cross_entropy"``.
+    reduction: ``"sum"`` (default: L as above, and summed cross-entropy) or ``"mean"`` (MSE divided
+      by y.size, as neural-tangents, Jacot et al. 2018 and Lee et al. 2019; cross-entropy averaged
+      over points). With ``"mean"`` the flow is slower by that factor (see docs/training.md).
+    learning_rate: η > 0 (only rescales time: θ_η(t) = θ_1(ηt)). A runtime value: a new η does
+      not recompile.
+    solver: a name in `SOLVERS` — ``"tsit5"`` (default), ``"dopri5"``, ``"dopri8"``, ``"bosh3"``
+      (adaptive, PID step control with `rtol`/`atol`), ``"euler"``, ``"heun"``, ``"rk4"`` (fixed
+      step `dt0`) — or a diffrax solver instance (adaptive iff `dt0` is None).
+    rtol, atol: the adaptive solvers' tolerances on each step's local error (runtime values: new
+      tolerances do not recompile). What they measure is set by `error_control`.
+    error_control: ``"outputs"`` (default): the step controller measures the local error of the
+      training outputs u = f(X; θ), integrated alongside θ (du/dt = J θ̇, one Jacobian-vector
+      product per stage), so the error of what is measured does not grow with the width;
+      ``"params"``: the local error of the displacement θ − θ₀ (cheaper per step, but in a wide
+      net a small parameter error moves the outputs by √width times more); ``"both"``: each step
+      meets both (for measurements of the parameters themselves, such as weight changes).
+      For ReLU-like activations the vector field jumps wherever a unit's activation pattern flips
+      on a training point, and each tenfold tightening costs several times more steps.
     dt0: the step size of a fixed-step solver (required there); the first trial step of an
       adaptive one (None: chosen automatically).
     max_steps: the most solver steps before giving up with `SolverError`.
-    observe: names of observables to record (see `ntk_lab.observables`); none by default.
+    observe: observables to record: names in `OBSERVABLES` or functions of an
+      `ntk_lab.observables.State` (see `ntk_lab.observables`); none by default. The gaps'
+      running maxima cover every accepted solver step.
     x_test: inputs whose outputs are also recorded, (N_test, …).
     save_params: also return the trainable params at every saved time.
 
@@ -71,6 +83,8 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_ra
     at once (ps stacked along a leading axis), each with its own adaptive steps.
   """
   x, y, x_test = common.prepare(model, params0, x, y, loss, x_test)
+  _checks.choice(reduction, "reduction", common.REDUCTIONS)
+  _checks.choice(error_control, "error_control", ERROR_CONTROLS)
   times, t_last = _check_times(times, x.dtype)
   eta = common.positive(learning_rate, "learning_rate")
   max_steps = _checks.positive_int(max_steps, "max_steps")
@@ -83,14 +97,20 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_ra
     raise ValueError(f"dt0: reaching t = {t_last:g} in steps of {dt0:g} takes "
                      f"{math.ceil(t_last / dt0)} steps, more than max_steps={max_steps}; "
                      "raise max_steps or dt0.")
-  observer = Observer(model, params0, x, y, loss=loss, observe=observe, x_test=x_test)
+  observer = Observer(model, params0, x, y, loss=loss, observe=observe, x_test=x_test,
+                      reduction=reduction)
   trainable0, frozen = split_trainable(model, params0)
   static, leaves = common.split_model(model)
-  run = _compiled_flow(static, loss, solver_obj, adaptive, rtol if adaptive else None,
-                       atol if adaptive else None, dt0, max_steps, observer.names,
-                       bool(save_params))
-  saved, final, t_end, status, stats = run(leaves, trainable0, frozen, x, y, x_test, times,
-                                           jnp.asarray(eta, x.dtype), observer.context)
+  run = _compiled_flow(static, loss, reduction, solver_obj, adaptive,
+                       error_control if adaptive else "params", dt0 is None, max_steps,
+                       observer.entries, bool(save_params))
+  dtype = x.dtype
+  tol = (jnp.asarray(rtol if adaptive else 1.0, dtype), jnp.asarray(atol if adaptive else 1.0, dtype))
+  rate = jnp.asarray(eta * common.time_scale(reduction, y), dtype)
+  context = {"params0": params0, "observables": observer.context}
+  saved, final, t_end, status, stats, steps = run(
+      leaves, trainable0, frozen, x, y, x_test, times, jnp.asarray(eta, dtype), rate, tol,
+      None if dt0 is None else jnp.asarray(dt0, dtype), context)
   stats = {k: v for k, v in stats.items() if k.startswith("num_")}
   _checks.now_or_at_run_time(functools.partial(_flow_failure, max_steps=max_steps), status,
                              t_end, stats["num_steps"], stats["num_rejected_steps"], saved["loss"], times)
@@ -98,11 +118,27 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", learning_ra
     stats = {k: int(v) for k, v in stats.items()}
   except _checks.TRACED:  # under jit or vmap they stay arrays
     pass
-  train_out, test_out = saved["train"], saved.get("test")
   obs = dict(saved["obs"])
-  obs.update(observer.gaps(times, eta, train_out, test_out))
-  return Trajectory(times, train_out, test_out, saved.get("params"), trainable_merge(model)(final, frozen),
-                    obs, stats)
+  if steps is not None:
+    obs.update(_running_maxima(times, obs, *steps))
+  return Trajectory(times, saved["train"], saved.get("test"), saved.get("params"),
+                    trainable_merge(model)(final, frozen), obs, stats)
+
+
+ERROR_CONTROLS = ("outputs", "params", "both")
+
+
+def _running_maxima(times, saved_obs, step_ts, step_obs):
+  """For each entry e measured at every accepted step: ``e_max`` (T,), the largest value over the
+  steps and saved points up to each saved time."""
+  out = {}
+  # Step s falls in the interval that ends at the first saved time ≥ t_s; unused buffer slots
+  # (t = inf) land past the last interval and are dropped.
+  seg = jnp.searchsorted(times, step_ts, side="left")
+  for name, values in step_obs.items():
+    per_interval = jax.ops.segment_max(values, seg, num_segments=times.shape[0])
+    out[name + "_max"] = jax.lax.cummax(jnp.maximum(per_interval, saved_obs[name]), axis=0)
+  return out
 
 
 def _flow_failure(status, t_end, steps, rejected, losses, times, *, max_steps):
@@ -173,11 +209,14 @@ def _times_in_order(t):
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_flow(static, loss, solver, adaptive, rtol, atol, dt0, max_steps, names,
-                   save_params):
-  loss_fn = common.loss_fn(loss)
+def _compiled_flow(static, loss, reduction, solver, adaptive, error_control, auto_dt0, max_steps,
+                   entries, save_params):
+  """One compiled solve per structure; η, the time scale, rtol/atol and dt0 are arguments."""
+  loss_fn = common.loss_fn(loss, reduction)
+  run_max = any(e.running_max for _, e in entries)
+  on_outputs = error_control in ("outputs", "both")
 
-  def run(leaves, trainable0, frozen, x, y, x_test, times, eta, context):
+  def run(leaves, trainable0, frozen, x, y, x_test, times, eta, rate, tol, dt0, context):
     model = common.join_model(static, leaves)
     f = apply_fn_of(model)
     merge = trainable_merge(model)
@@ -187,27 +226,67 @@ def _compiled_flow(static, loss, solver, adaptive, rtol, atol, dt0, max_steps, n
     def at(delta):
       return jax.tree.map(jnp.add, trainable0, delta)
 
-    def training_loss(delta):
-      return loss_fn(f(merge(at(delta), frozen), x), y)
+    def outputs(delta):
+      return f(merge(at(delta), frozen), x)
 
-    def field(t, delta, args):
-      return jax.tree.map(lambda g: -eta * g, jax.grad(training_loss)(delta))
+    def field(t, z, args):
+      if not on_outputs:
+        return jax.tree.map(lambda g: -eta * g, jax.grad(lambda d: loss_fn(outputs(d), y))(z))
+      # One forward pass; its linearisation gives both θ̇ = −η Jᵀ ∂L/∂u and u̇ = J θ̇.
+      u, jvp = jax.linearize(outputs, z[0])
+      (g,) = jax.linear_transpose(jvp, z[0])(jax.grad(loss_fn)(u, y))
+      d_delta = jax.tree.map(lambda a: -eta * a, g)
+      return d_delta, jvp(d_delta)
 
-    def save(t, delta, args):
-      return common.snapshot(model, loss_fn, names, context, at(delta), frozen, x, y, x_test, save_params)
+    def delta_of(z):
+      return z[0] if on_outputs else z
 
-    saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=times, fn=save), diffrax.SubSaveAt(t1=True)])
-    controller = (diffrax.PIDController(rtol=rtol, atol=atol) if adaptive
-                  else diffrax.ConstantStepSize())
-    event = diffrax.Event(lambda t, delta, args, **kw: jnp.logical_not(common.all_finite(delta)))
+    def save(t, z, args):
+      return common.snapshot(model, loss_fn, entries, context, at(delta_of(z)), frozen, x, y, x_test,
+                             save_params, rate * t)
+
+    def save_running(t, z, args):
+      s = common.state_of(model, loss_fn, context, at(delta_of(z)), frozen, x, y, x_test, rate * t)
+      return common.running(entries, context, s)
+
+    subs = [diffrax.SubSaveAt(ts=times, fn=save), diffrax.SubSaveAt(t1=True, fn=lambda t, z, a: delta_of(z))]
+    if run_max:
+      subs.append(diffrax.SubSaveAt(steps=True, fn=save_running))
+    if not adaptive:
+      controller = diffrax.ConstantStepSize()
+    elif on_outputs:
+      # Only the outputs' error steers the steps (it is what users measure), or both errors.
+      norm = _rms_of_outputs if error_control == "outputs" else _rms_of_both
+      controller = diffrax.PIDController(rtol=tol[0], atol=tol[1], norm=norm)
+    else:
+      controller = diffrax.PIDController(rtol=tol[0], atol=tol[1])
+    delta0 = jax.tree.map(jnp.zeros_like, trainable0)
+    z0 = (delta0, outputs(delta0)) if on_outputs else delta0
+    event = diffrax.Event(lambda t, z, args, **kw: jnp.logical_not(common.all_finite(z)))
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field), solver, t0=jnp.zeros((), times.dtype), t1=times[-1], dt0=dt0,
-        y0=jax.tree.map(jnp.zeros_like, trainable0), saveat=saveat, stepsize_controller=controller, event=event,
-        max_steps=max_steps, throw=False)
+        diffrax.ODETerm(field), solver, t0=jnp.zeros((), times.dtype), t1=times[-1],
+        dt0=None if auto_dt0 else dt0, y0=z0, saveat=diffrax.SaveAt(subs=subs),
+        stepsize_controller=controller, event=event, max_steps=max_steps, throw=False)
     status = jnp.select([sol.result == diffrax.RESULTS.successful,
                          sol.result == diffrax.RESULTS.event_occurred,
                          sol.result == diffrax.RESULTS.max_steps_reached], [0, 1, 2], 3)
     final = at(jax.tree.map(lambda a: a[-1], sol.ys[1]))
-    return sol.ys[0], final, sol.ts[1], status, sol.stats
+    steps = (sol.ts[2], sol.ys[2]) if run_max else None
+    return sol.ys[0], final, sol.ts[1], status, sol.stats, steps
 
   return jax.jit(run)
+
+
+def _rms_of_outputs(scaled_error):
+  """The step controller's norm: the RMS of the outputs' scaled local error (the displacement's is
+  ignored, since it matters only through the outputs)."""
+  e = scaled_error[1]
+  return jnp.sqrt(jnp.mean(jnp.square(e)))
+
+
+def _rms_of_both(scaled_error):
+  """The larger of the outputs' and the displacement's RMS scaled local errors."""
+  leaves = jax.tree.leaves(scaled_error[0])
+  size = sum(l.size for l in leaves)
+  params = jnp.sqrt(sum(jnp.sum(jnp.square(l)) for l in leaves) / size)
+  return jnp.maximum(_rms_of_outputs(scaled_error), params)
