@@ -59,7 +59,7 @@ def test_unknown_id_names_the_valid_ones():
 
 def test_cli_writes_markdown_json_and_docs(tmp_path, capsys):
   page = tmp_path / "page.md"
-  page.write_text("intro\n<!-- atlas:begin -->\nold\n<!-- atlas:end -->\noutro\n")
+  page.write_text("intro\n<!-- atlas:begin -->\nSTALE-BLOCK\n<!-- atlas:end -->\noutro\n")
   assert main(["atlas", "--only", "C4.2,C3.10", "--out", str(tmp_path), "--jobs", "1", "--docs", str(page)]) == 0
   md = (tmp_path / "atlas.md").read_text()
   assert "| C4.2 |" in md and "| C3.10 |" in md and "reading:" in md and "corrected (holds)" in md
@@ -70,7 +70,7 @@ def test_cli_writes_markdown_json_and_docs(tmp_path, capsys):
   assert "| C4.2 |" in capsys.readouterr().out
   text = page.read_text()
   assert text.startswith("intro\n<!-- atlas:begin -->\n") and text.endswith("<!-- atlas:end -->\noutro\n")
-  assert "old" not in text and md.strip() in text
+  assert "STALE-BLOCK" not in text and md.strip() in text
   # --docs alone re-renders from the json without re-running
   page.write_text("<!-- atlas:begin -->\n<!-- atlas:end -->\n")
   assert main(["atlas", "--out", str(tmp_path), "--docs", str(page)]) == 0
