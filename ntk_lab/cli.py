@@ -4,7 +4,7 @@
     ntk-lab validate CONFIG.yaml [--set key=value ...]
     ntk-lab list
     ntk-lab report RUN_DIR
-    ntk-lab atlas [--quick] [--only C0.1,C3.4] [--out DIR] [--jobs N]
+    ntk-lab atlas [--quick] [--only C0.1,C3.4] [--out DIR] [--jobs N] [--docs PAGE]
 
 Every command takes ``--debug`` (before or after the command name).
 
@@ -13,8 +13,8 @@ it, and the exit code says what kind of failure it was:
 
 * 0: done;
 * 1: a failure while running: a solver or divergence error, out of memory, a file that cannot be
-  written; also `atlas` when a claim's verdict is "fails" (neither the printed nor a corrected
-  statement held);
+  written; also `atlas` when a claim fails as printed and no corrected statement
+  held (`ntk_lab.atlas.unresolved`);
 * 2: bad usage or config (an unknown key, a value out of range, a path that is not a config file or
   a run directory, an output directory holding other results);
 * 130: interrupted (Ctrl-C); the cells finished so far are kept, and ``--resume`` finishes the run.
@@ -96,6 +96,8 @@ def _parser():
   atl.add_argument("--out", help=f"output directory (default: {FULL_ATLAS_DIR} for every claim, "
                                  "runs/atlas_<ids> with --only); never one holding more claims")
   atl.add_argument("--jobs", type=_jobs, default=2, help="worker processes (default: 2)")
+  atl.add_argument("--docs", metavar="PAGE", help="re-write the atlas block of PAGE (e.g. docs/atlas.md) from "
+                   "OUT/atlas.json; with --docs alone (no --only, --quick) nothing is re-run")
   return parser
 
 
@@ -173,10 +175,24 @@ def _atlas(args) -> int:
         raise UsageError(f"--only: unknown claim {cid!r} ({len(atlas.CLAIMS)} claims, "
                          f"C0.1 … C4.5){_checks.did_you_mean(cid, atlas.CLAIMS) or '.'}")
   out = pathlib.Path(args.out or (FULL_ATLAS_DIR if ids is None else f"runs/atlas_{'_'.join(ids)}"))
+  if args.docs and not (ids or args.quick):  # re-render the page from the files in `out`, no run
+    return _atlas_docs(atlas, out, args.docs, echo=True)
   _check_atlas_out(out, ids, args.quick)  # before any claim is computed
   results = atlas.run_atlas(quick=args.quick, only=ids, out=out, jobs=args.jobs, progress=True)
   print((out / "atlas.md").read_text())
-  return 1 if any(r.verdict == atlas.FAILS for r in results) else 0
+  if args.docs:
+    _atlas_docs(atlas, out, args.docs, echo=False)
+  return 1 if any(atlas.unresolved(r) for r in results) else 0
+
+
+def _atlas_docs(atlas, out, page, *, echo):
+  try:
+    block = atlas.update_docs(out, page)
+  except ValueError as e:
+    raise UsageError(str(e)) from None
+  if echo:
+    print(block, end="")
+  return 0
 
 
 def _check_atlas_out(out: pathlib.Path, ids, quick: bool):

@@ -1,6 +1,8 @@
-"""Seed 001 (EECS 16B-style NTK worksheet): the two-layer net f(x) = (1/√m) Σ_r a_r σ(w_rᵀx), both
-layers trained, centred (f̂ = f − f(·; θ₀), so u(0) = 0), loss ½Σ(y_i − f̂(x_i))². σ = sigmoid
-(σ, σ', σ'' bounded, as the seed assumes) unless stated; a_r(0) uniform on [−A, A]."""
+"""The two-layer net f(x) = (1/√m) Σ_r a_r σ(w_rᵀx) with both layers trained (Du et al. 2019; Arora et
+al. 2019 "Fine-grained analysis"), centred (f̂ = f − f(·; θ₀), so u(0) = 0), squared loss
+½Σ_i(y_i − f̂(x_i))² on n points, gradient flow. σ = sigmoid (σ, σ', σ'' bounded) unless stated;
+a_r(0) uniform on [−A, A]. G is the readout-layer kernel (1/m) Σ_r σ(w_rᵀx)σ(w_rᵀx') and H the
+first-layer kernel (1/m) Σ_r a_r² xᵀx' σ'(w_rᵀx)σ'(w_rᵀx'); K = G + H."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def init(key, m, d, A=1.0, w_std=1.0):
 
 
 def kernels(params, x):
-  """The seed's G (readout) and H (first layer) Gram matrices, (N, N) each."""
+  """The G (readout) and H (first layer) Gram matrices, (N, N) each."""
   m = params["a"].shape[0]
   s = sig(x @ params["w"].T)
   ds = dsig((x @ params["w"].T).ravel()).reshape(s.shape) * params["a"]
@@ -40,8 +42,9 @@ def ntk(params, x):
   return sum(j.reshape(x.shape[0], -1) @ j.reshape(x.shape[0], -1).T for j in jax.tree.leaves(jac))
 
 
-@claim("C1.1", "001", "∂f/∂a_r = σ(w_rᵀx)/√m and ∇_{w_r} f = a_r σ'(w_rᵀx) x/√m")
-def gradients(quick):
+@claim("C1.1", "two-layer net, gradients", "For f(x) = (1/√m) Σ_r a_r σ(w_rᵀx): ∂f/∂a_r = σ(w_rᵀx)/√m and "
+       "∇_{w_r} f = a_r σ'(w_rᵀx) x/√m", twin="the same without the 1/√m in ∂f/∂a_r")
+def gradients(quick, twin):
   worst = 0.0
   for m in (1, 7, 1000):
     for d in (1, 5):
@@ -50,14 +53,17 @@ def gradients(quick):
         x = scale * jax.random.normal(jax.random.PRNGKey(m + d), (d,))
         g = jax.grad(lambda p: f(p, x[None])[0])(p)
         z = p["w"] @ x
-        worst = max(worst, rel(g["a"], sig(z) / math.sqrt(m)),
+        worst = max(worst, rel(g["a"], sig(z) / (1.0 if twin else math.sqrt(m))),
                     rel(g["w"], (p["a"] * dsig(z))[:, None] * x[None] / math.sqrt(m)))
-  return Outcome({"instances": 12 if quick else 18, "max relative error": worst}, worst < 1e-12)
+  return Outcome({"instances": 12 if quick else 18, "max relative error": worst}, worst < 1e-12,
+                 note="Sigmoid; m ∈ {1, 7, 1000}, d ∈ {1, 5}, weights and inputs of scale 0.1–10; autodiff as the "
+                      "reference, relative error below 1e-12.")
 
 
-@claim("C1.2", "001", "d/dt(y − u) = −(G(t) + H(t))(y − u), G readout and H first-layer kernels; G + H is the "
-       "empirical NTK")
-def residual_ode(quick):
+@claim("C1.2", "two-layer net, residual dynamics", "Under gradient flow on ½‖y − u‖², u the outputs on the n "
+       "training points: d/dt(y − u) = −(G(t) + H(t))(y − u), and G + H is the empirical NTK",
+       twin="the same with H dropped: d/dt(y − u) = −G(t)(y − u)")
+def residual_ode(quick, twin):
   worst_k, worst_ode = 0.0, 0.0
   for m in (3, 800) if quick else (3, 50, 800):
     for n in (2, 9):
@@ -74,18 +80,22 @@ def residual_ode(quick):
       loss = lambda q: 0.5 * jnp.sum((y - (f(q, x) - f(p0, x))) ** 2)
       velocity = jax.tree.map(lambda g: -g, jax.grad(loss)(p))
       _, udot = jax.jvp(lambda q: f(q, x), (p,), (velocity,))
-      worst_ode = max(worst_ode, rel(-udot, -(G + H) @ (y - u)))
+      worst_ode = max(worst_ode, rel(-udot, -(G + (0 if twin else H)) @ (y - u)))
   ok = worst_k < 1e-10 and worst_ode < 1e-10
-  return Outcome({"‖G + H − NTK‖ (rel)": worst_k, "‖d/dt(y − u) + (G + H)(y − u)‖ (rel)": worst_ode}, ok)
+  return Outcome({"‖G + H − NTK‖ (rel)": worst_k, "‖d/dt(y − u) + (G + H)(y − u)‖ (rel)": worst_ode}, ok,
+                 note="At a point θ moved off θ₀ (u ≠ 0); m ∈ {3, 50, 800}, n ∈ {2, 9}; d/dt u from the flow's "
+                      "velocity by a Jacobian–vector product.")
 
 
-@claim("C1.3", "001", "G(0) → G^∞ = E[σ(wᵀx)σ(wᵀx')] and H(0) → H^∞ = xᵀx' E[a²] E[σ'(wᵀx)σ'(wᵀx')] as m → ∞")
-def kernel_limits(quick):
+@claim("C1.3", "two-layer net, kernel limits", "At initialisation, as m → ∞: G(0) → G^∞ = E_w[σ(wᵀx)σ(wᵀx')] "
+       "and H(0) → H^∞ = xᵀx' E[a²] E_w[σ'(wᵀx)σ'(wᵀx')]", twin="the same with E[a²] replaced by A² (three "
+       "times E[a²] for a uniform on [−A, A])")
+def kernel_limits(quick, twin):
   import ntk_lab as nl
   x = jax.random.normal(jax.random.PRNGKey(0), (6, 3))
   A = 2.0
   g_inf = np.asarray(nl.g_infinity(x, activation="sigmoid"))
-  h_inf = np.asarray(nl.h_infinity(x, activation="sigmoid", a_second_moment=A**2 / 3))
+  h_inf = np.asarray(nl.h_infinity(x, activation="sigmoid", a_second_moment=A**2 if twin else A**2 / 3))
   widths = (64, 256, 1024, 4096, 16384) if quick else (64, 256, 1024, 4096, 16384, 65536)
   eg, eh, ws = [], [], []
   for m in widths:
@@ -102,8 +112,8 @@ def kernel_limits(quick):
                       "(Gauss–Hermite quadrature for the sigmoid).")
 
 
-def _seed_net(m, d):
-  """The seed's two-layer net as an ntk_lab.MLP: W_std = (√d, 1) cancels the first layer's 1/√d, so
+def _two_layer_net(m, d):
+  """The two-layer net of this module as an ntk_lab.MLP: W_std = (√d, 1) cancels the first layer's 1/√d, so
   f = (1/√m) Σ_r a_r σ(w_rᵀx) with w_r the columns of params[0]["W"] and a = params[1]["W"][:, 0]
   (a ~ N(0, 1) here; (a) and (b) hold for any initialisation)."""
   import ntk_lab as nl
@@ -112,7 +122,7 @@ def _seed_net(m, d):
 
 def _centred_flow(m, x, y, times, *, seed):
   import ntk_lab as nl
-  net = _seed_net(m, x.shape[1])
+  net = _two_layer_net(m, x.shape[1])
   p0 = net.init(jax.random.PRNGKey(seed), x.shape[1])
   model = nl.centered(net, p0)
   run = nl.gradient_flow(model, p0, x, y[:, None], times=times, save_params=True, rtol=1e-9, atol=1e-12)
@@ -124,10 +134,15 @@ def _lambda_bar(net, run, x):
   return float(jnp.min(jax.vmap(lambda p: jnp.linalg.eigvalsh(nl.empirical_ntk(net, p, x))[0])(run.params)))
 
 
-@claim("C1.4", "001 (a)", "if λ_min(K(t)) ≥ λ̄ on [0, T] then ‖y − u(t)‖² ≤ ‖y‖² exp(−2tλ̄) (u(0) = 0 by centring)")
-def residual_bound(quick):
-  worst, count = 0.0, 0
-  for m, n in ((16, 8), (256, 3)) if quick else ((16, 3), (16, 8), (256, 3), (256, 8), (4096, 8)):
+@claim("C1.4", "two-layer net, linear convergence (Du et al. 2019)", "Under gradient flow of the centred net "
+       "(u(0) = 0), if λ_min(K(t)) ≥ λ̄ > 0 for all t ∈ [0, T], then ‖y − u(t)‖² ≤ ‖y‖² exp(−2tλ̄) on [0, T]",
+       twin="the same with the exponent doubled: ‖y − u(t)‖² ≤ ‖y‖² exp(−4tλ̄)")
+def residual_bound(quick, twin):
+  worst, count, where = 0.0, 0, ""
+  rate = 4 if twin else 2
+  # the edges: one neuron (m = 1), one point (n = 1), and n = 4 = d + 1 points for m = 1 (K of rank ≤ d + 1)
+  for m, n in ((1, 1), (1, 4), (16, 8), (256, 3)) if quick else ((1, 1), (1, 4), (16, 3), (16, 8), (256, 3),
+                                                                  (256, 8), (4096, 8)):
     key = jax.random.PRNGKey(m + n)
     x = sphere(jax.random.fold_in(key, 1), n, 3)
     y = jax.random.normal(jax.random.fold_in(key, 2), (n,))
@@ -135,17 +150,24 @@ def residual_bound(quick):
     net, _, run = _centred_flow(m, x, y, times, seed=m + n)
     lam_bar = _lambda_bar(net, run, x)
     res2 = np.sum((np.asarray(y) - np.asarray(run.train_outputs[:, :, 0])) ** 2, axis=1)
-    bound = float(jnp.sum(y**2)) * np.exp(-2 * np.asarray(times) * lam_bar)
-    worst = max(worst, float(np.max(res2[1:] / bound[1:])))
+    if lam_bar <= 0:  # the hypothesis λ̄ > 0 fails on this instance: nothing to check
+      continue
+    bound = float(jnp.sum(y**2)) * np.exp(-rate * np.asarray(times) * lam_bar)
+    r = float(np.max(res2[1:] / bound[1:]))
+    if r > worst:
+      worst, where = r, f"m = {m}, n = {n}, λ̄ = {lam_bar:.3g}"
     count += 1
-  return Outcome({"runs": count, "max_t ‖y − u‖²/(‖y‖² e^{−2tλ̄})": worst}, worst <= 1 + 1e-6,
-                 note="Sigmoid; λ̄ = the smallest λ_min(K(t)) over 61 saved times in [0, 30]; gradient flow at rtol "
-                      "1e-9.")
+  return Outcome({"runs": count, "max_t ‖y − u‖²/(‖y‖² e^{−2tλ̄})": worst, "worst run": where}, worst <= 1 + 1e-6,
+                 note="Sigmoid, inputs on the unit sphere of R³; λ̄ = the smallest λ_min(K(t)) over 61 saved times "
+                      "in [0, 30] (the tightest admissible λ̄); gradient flow at rtol 1e-9. Runs reach m = 1 and "
+                      "n = 1.")
 
 
-@claim("C1.5", "001 (b)", "if |a_r(t)| < γ and λ_min(K(t)) ≥ λ̄: ‖dw_r/dt‖ ≤ ‖y‖γC e^{−2tλ̄}/√m and |da_r/dt| ≤ "
-       "‖y‖C e^{−2tλ̄}/√m, C = max(n‖σ‖_∞ max‖x_i‖, n‖σ'‖_∞ max‖x_i‖)")
-def weight_speed(quick):
+@claim("C1.5", "two-layer net, weight speed", "Under gradient flow of the centred net, if |a_r(t)| < γ and "
+       "λ_min(K(t)) ≥ λ̄ on [0, T]: ‖dw_r/dt‖ ≤ ‖y‖γC e^{−2tλ̄}/√m and |da_r/dt| ≤ ‖y‖C e^{−2tλ̄}/√m for every "
+       "neuron r, with C = max(n‖σ‖_∞ max_i‖x_i‖, n‖σ'‖_∞ max_i‖x_i‖)",
+       twin="the corrected bounds halved")
+def weight_speed(quick, twin):
   import ntk_lab as nl
   worst_p, worst_c, ces = 0.0, 0.0, {}
   for m in (16,) if quick else (16, 256, 4096):
@@ -153,7 +175,7 @@ def weight_speed(quick):
       n = 3
       x = norm * jnp.eye(3)  # orthogonal inputs keep λ_min(K) away from 0 at every norm
       y = jax.random.normal(jax.random.PRNGKey(m + 2), (n,))
-      net = _seed_net(m, 3)
+      net = _two_layer_net(m, 3)
       lam0 = float(jnp.linalg.eigvalsh(nl.empirical_ntk(net, net.init(jax.random.PRNGKey(m), 3), x))[0])
       times = jnp.linspace(0.0, 15.0 / lam0, 81)  # long enough for e^{−λ̄t} and e^{−2λ̄t} to part
       net, model, run = _centred_flow(m, x, y, times, seed=m)
@@ -180,7 +202,7 @@ def weight_speed(quick):
                     f"{sa[i]:.3e} vs bound {printed[i]:.3e}")
       worst_p = max(worst_p, ratio)
       # corrected: ‖y − u(t)‖ ≤ ‖y‖ e^{−tλ̄} (the square root of (a)) and ‖Σ_i r_i v_i‖ ≤ √n ‖r‖ max‖v_i‖
-      corr = ynorm * math.sqrt(n) * np.exp(-t * lam_bar) / math.sqrt(m)
+      corr = (0.5 if twin else 1.0) * ynorm * math.sqrt(n) * np.exp(-t * lam_bar) / math.sqrt(m)
       worst_c = max(worst_c, np.max(sw / (gamma * 0.25 * xmax * corr)), np.max(sa / (1.0 * corr)))
   return Outcome({"max over t, r of LHS/RHS (printed)": float(worst_p), "same, corrected": float(worst_c)},
                  worst_p <= 1, "; ".join(ces.values()) or None,
@@ -192,9 +214,11 @@ def weight_speed(quick):
                  note="Sigmoid, n = 3 orthogonal inputs of norm 0.3, 1, 3; λ̄, γ from 81 saved times; t up to 15/λ_min(K(0)).")
 
 
-@claim("C1.6", "001", "as m → ∞, gradient-flow training of the centred net gives the kernel-regression predictions "
-       "with K^∞ (train and test points)")
-def matches_kernel_regression(quick):
+@claim("C1.6", "two-layer net, kernel regression limit (Jacot et al. 2018; Lee et al. 2019)", "As m → ∞, "
+       "gradient-flow training of the centred net gives the predictions of kernel regression (gradient flow in "
+       "function space) with the limit kernel K^∞ = G^∞ + H^∞, uniformly on [0, T], on train and test points",
+       twin="the same with the kernel 1.2·K^∞")
+def matches_kernel_regression(quick, twin):
   import ntk_lab as nl
   n, d = 6, 3
   x = sphere(jax.random.PRNGKey(1), n + 4, d)
@@ -202,6 +226,7 @@ def matches_kernel_regression(quick):
   y = jnp.sin(3 * x[:, 0])
   net0 = nl.MLP((1,), activation="sigmoid", W_std=(math.sqrt(d), 1.0), b_std=None)
   k_inf = net0.kernel(jnp.concatenate([x, xt])).ntk  # G^∞ + H^∞ with Gaussian a (E[a²] = 1)
+  k_inf = k_inf * (1.2 if twin else 1.0)
   times = jnp.linspace(0.0, 20.0, 11)
   ref = nl.mse_dynamics(k_inf[:n, :n], y, times, k_test_train=k_inf[n:, :n])
   widths = (64, 256, 1024) if quick else (64, 256, 1024, 4096, 16384)
