@@ -9,13 +9,13 @@ parameters and the elementwise function. Derivatives ρ' are never written by ha
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import erf as _erf
+
+from ntk_lab import _checks
 
 __all__ = ["Activation", "ACTIVATIONS", "get_activation", "value_and_derivative"]
 
@@ -65,16 +65,13 @@ class Activation:
         raise TypeError("Activation(name='custom') needs a callable `fn`, e.g. fn=jnp.cos.")
       return
     if self.name not in _TABLE:
-      close = difflib.get_close_matches(str(self.name), ACTIVATIONS, n=1)
-      hint = f" Did you mean {close[0]!r}?" if close else ""
       raise ValueError(
           f"activation: unknown name {self.name!r}; valid names are {', '.join(ACTIVATIONS)}, "
-          f"or pass a callable.{hint}")
+          f"or pass a callable{_checks.did_you_mean(self.name, ACTIVATIONS) or '.'}")
     if self.fn is not None:
       raise TypeError(f"Activation({self.name!r}) takes no `fn`; use name='custom' for a callable.")
     # math, not jnp: an Activation may be built while tracing (inside jit), where jnp gives tracers
-    if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
-      raise ValueError(f"activation alpha: must be a finite number, got {self.alpha!r}.")
+    object.__setattr__(self, "alpha", _checks.number(self.alpha, "activation alpha", static=True))
 
   def __call__(self, x):
     if self.name == "custom":

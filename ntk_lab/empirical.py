@@ -68,8 +68,7 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
   _checks.choice(method, "method", METHODS)
   if batch_size is not None:
     batch_size = _checks.positive_int(batch_size, "batch_size")
-  if not (isinstance(memory_budget, (int, float)) and memory_budget > 0):
-    raise ValueError(f"memory_budget: must be a positive number of bytes, got {memory_budget!r}.")
+  _checks.memory_budget(memory_budget)
   # Centring does not change Θ (f(x; θ₀) is constant in θ), so a centred model's base is used;
   # a linearized model's NTK is its base's at the expansion point, whatever θ is.
   base = model
@@ -78,6 +77,7 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
       params = base.params0
     base = base.model
   apply_fn = apply_fn_of(base)
+  _checks.finite_tree(params, "params")
   is_mlp = isinstance(base, MLP)
   if method == "structured" and not is_mlp:
     raise ValueError(
@@ -86,8 +86,7 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
 
   if is_mlp:
     in_dim = base.check_params(params)
-    x1 = _checks.as_inputs(x1, "x1", in_dim)
-    x2 = None if x2 is None else _checks.as_inputs(x2, "x2", in_dim)
+    x1, x2 = _checks.input_pair(x1, x2, in_dim)
   else:
     x1, x2 = _general_inputs(x1, x2)
   out_shape = jax.eval_shape(apply_fn, params, x1[:1])
@@ -110,7 +109,8 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
                              jnp.dtype(x1.dtype).itemsize, memory_budget)
 
   if method == "structured":
-    return _structured(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer, block=batch_size)
+    out = _structured(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer, block=batch_size)
+    return _checks.finite_result(out, "empirical_ntk", _OVERFLOW)
   if is_mlp:
     theta, const = base.split(params)
     groups = tuple(i for i, t in enumerate(base.trainable) if t)
@@ -119,9 +119,14 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
     theta, const = params, None
     groups = _top_level_groups(params) if per_layer else None
     n_groups = None if groups is None else len(groups)
-  return _general(apply_fn, base if is_mlp else None, theta, const, x1, x2, method=method,
-                  trace=trace_outputs, per_layer=per_layer, block=batch_size, groups=groups,
-                  n_groups=n_groups)
+  out = _general(apply_fn, base if is_mlp else None, theta, const, x1, x2, method=method,
+                 trace=trace_outputs, per_layer=per_layer, block=batch_size, groups=groups,
+                 n_groups=n_groups)
+  return _checks.finite_result(out, "empirical_ntk", _OVERFLOW)
+
+
+_OVERFLOW = ("Rescale the inputs (Θ grows like |x|² per layer), compute in float64, or check the "
+             "activation for overflow at these pre-activations.")
 
 
 # ----------------------------------------------------------------------------- helpers

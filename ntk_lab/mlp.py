@@ -86,12 +86,15 @@ class MLP:
       if len(self.W_std) != len(hidden) + 1:
         raise ValueError(f"W_std: needs one value per layer ({len(hidden) + 1}), got {len(self.W_std)}.")
       object.__setattr__(self, "W_std", tuple(self.W_std))
-    for i, w in enumerate(self.W_std if isinstance(self.W_std, tuple) else (self.W_std,)):
-      if not _finite_number(w) or w <= 0:
-        raise ValueError(f"W_std: must be finite and > 0, got {w!r}" +
-                         (f" at layer {i}." if isinstance(self.W_std, tuple) else "."))
-    if self.b_std is not None and (not _finite_number(self.b_std) or self.b_std < 0):
-      raise ValueError(f"b_std: must be a finite number >= 0, or None for no biases, got {self.b_std!r}.")
+    # One number policy (`_checks.number`): NumPy scalars become floats, so the spec stays hashable.
+    if isinstance(self.W_std, tuple):
+      object.__setattr__(self, "W_std", tuple(_checks.positive_number(w, f"W_std[{i}]", static=True)
+                                              for i, w in enumerate(self.W_std)))
+    else:
+      object.__setattr__(self, "W_std", _checks.positive_number(self.W_std, "W_std", static=True))
+    if self.b_std is not None:
+      object.__setattr__(self, "b_std", _checks.nonnegative_number(
+          self.b_std, "b_std", static=True, unit=", or None for no biases"))
     object.__setattr__(self, "trainable", self._normalise_trainable(self.trainable))
     _checks.choice(self.readout_init, "readout_init", READOUT_INITS)
     if self.readout_init == "symmetric" and (not hidden or hidden[-1] % 2):
@@ -283,10 +286,6 @@ class MLP:
       delta = back * slopes[l][:, None, :]
       D[l] = delta if self.trainable[l] else None
     return H, D
-
-
-def _finite_number(v) -> bool:
-  return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 class Wrapper:

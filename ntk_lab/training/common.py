@@ -3,8 +3,6 @@ static structure and arrays (for `jax.jit`), and one record of a training state.
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,6 +24,7 @@ def prepare(model, params0, x, y, loss, x_test):
   """Checks the data against the model (before any compilation); returns x, y (N, O), x_test."""
   apply_fn = apply_fn_of(model)
   _checks.choice(loss, "loss", LOSSES)
+  _checks.finite_tree(params0, "params0")
   x = _checks.as_batch(x, "x")
   n = x.shape[0]
   try:
@@ -75,10 +74,8 @@ def join_model(static, leaves):
 
 
 def positive(value, name):
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-      or value <= 0:
-    raise ValueError(f"{name}: must be a finite number > 0, got {value!r}.")
-  return float(value)
+  """A concrete finite number > 0 as a float (`_checks.positive_number`, the library's policy)."""
+  return _checks.positive_number(value, name, static=True)
 
 
 def all_finite(tree):
