@@ -299,7 +299,7 @@ def finite_tree(tree, name: str):
             if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.inexact)]
   if not leaves:
     return tree
-  ok = jnp.stack([jnp.all(jnp.isfinite(leaf)) for _, leaf in leaves])
+  ok = _finite_flags([leaf for _, leaf in leaves])
   paths = [f"{name}{jax.tree_util.keystr(path)}" for path, _ in leaves]
   try:
     ok_now = np.asarray(ok)
@@ -313,6 +313,13 @@ def finite_tree(tree, name: str):
                      .replace("clean or drop those entries", "re-initialise them (a diverged run "
                               "or a bad checkpoint?)"))
   return tree
+
+
+@jax.jit
+def _finite_flags(arrays):
+  """One flag per array: all entries finite. Compiled once per structure, so a plain call is one
+  dispatch and one fused pass over the data, not a chain of eager ops."""
+  return jnp.stack([jnp.all(jnp.isfinite(a)) for a in arrays])
 
 
 def _raise_tree(ok, *, paths):
@@ -329,7 +336,7 @@ def finite_result(out, what: str, cause: str):
             and jnp.issubdtype(a.dtype, jnp.inexact)]
   if not arrays:
     return out
-  ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in arrays]))
+  ok = jnp.all(_finite_flags(arrays))
   dtype = jnp.result_type(*arrays)
   now_or_at_run_time(functools.partial(_raise_overflow, what=what, cause=cause, dtype=str(dtype)), ok)
   return out

@@ -62,7 +62,9 @@ def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nn
   """Mean (and covariance) of an infinite ensemble of wide networks trained by MSE gradient flow.
 
   Args:
-    k_train_train: `Kernel` (nngp, ntk) on the training inputs, each (N, N).
+    k_train_train: `Kernel` (nngp, ntk) on the training inputs, each (N, N); the one that is
+      diagonalised (`get`) must be symmetric positive semi-definite up to rounding, else a
+      `ValueError` says how far off it is (see `mse_dynamics`).
     y_train: targets (N,) or (N, O).
     times: times t ≥ 0, (T,) or a scalar; ``jnp.inf`` (default) is the converged ensemble. With
       ``discrete=True``, whole numbers of gradient-descent steps k.
@@ -150,7 +152,7 @@ def gp_inference(k_train_train, y_train, *, k_test_train=None, k_test_test=None,
   with ε = diag_reg·mean(diag K_XX) (pseudo-inverse for singular K_XX at ε = 0).
 
   Args:
-    k_train_train: K_XX, (N, N).
+    k_train_train: K_XX, (N, N), symmetric positive semi-definite up to rounding (checked).
     y_train: (N,) or (N, O).
     k_test_train: K_*X, (N_test, N); None predicts on the training inputs.
     k_test_test: K_**, (N_test, N_test), for the covariance (None: mean only).
