@@ -115,8 +115,7 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
                                          "activation_of", "readout_init")):
     raise TypeError(f"model: expected an ntk_lab.MLP, got {type(model).__name__}.")
   get = _checks.kernel_fields(get)
-  x1 = _checks.as_inputs(x1, "x1")
-  x2 = None if x2 is None else _checks.as_inputs(x2, "x2", x1.shape[1])
+  x1, x2 = _checks.input_pair(x1, x2)
   if quadrature_nodes is not None:
     _checks.positive_int(quadrature_nodes, "quadrature_nodes")
     if quadrature_nodes > MAX_NODES:
@@ -127,8 +126,7 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
     raise ValueError(f"quadrature_rtol: must be a number in (0, 1), e.g. 1e-6, got {quadrature_rtol!r}.")
   if batch_size is not None:
     batch_size = _checks.positive_int(batch_size, "batch_size")
-  if not (isinstance(memory_budget, (int, float)) and memory_budget > 0):
-    raise ValueError(f"memory_budget: must be a positive number of bytes, got {memory_budget!r}.")
+  _checks.memory_budget(memory_budget)
   dtype = jnp.result_type(x1.dtype, x2.dtype) if x2 is not None else x1.dtype
   w = _layer_values(W_std, "W_std", model, dtype)
   if b_std is not None and not model.has_bias:
@@ -174,7 +172,11 @@ def _as_kernel(model, out) -> Kernel:
   nngp, ntk = out.get("nngp"), out.get("ntk")
   if nngp is not None and model.readout_init == "symmetric":  # f(x; θ₀) ≡ 0: no output variance
     nngp = jnp.zeros_like(nngp)
-  return Kernel(nngp, ntk)
+  return _checks.finite_result(Kernel(nngp, ntk), "analytic_kernel", OVERFLOW)
+
+
+OVERFLOW = ("Rescale the inputs (the kernels grow like |x|² per layer), compute in float64, or use "
+            "a smaller W_std/b_std.")
 
 
 def _nodes(model, x1, x2, w, b, dtype, closed, quadrature_rtol, quadrature_nodes):
@@ -236,6 +238,9 @@ def _layer_values(value, name, model, dtype):
   if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != L):
     raise ValueError(f"{name}: expected a scalar or {L} values (one per layer), got shape "
                      f"{tuple(arr.shape)}.")
+  # Overrides obey the constructor's rules (σ_w > 0, σ_b ≥ 0, finite), now or at run time.
+  if value is not None:
+    _checks.layer_values(arr, name, strict=name == "W_std")
   return jnp.broadcast_to(arr, (L,))
 
 

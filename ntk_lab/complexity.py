@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from ntk_lab import _checks
-from ntk_lab.kernel_dynamics import _as_targets, spectrum
+from ntk_lab.kernel_dynamics import spectrum
 
 __all__ = ["COMPLEXITY_DEFINITIONS", "Complexity", "kernel_complexity"]
 
@@ -72,13 +72,12 @@ def kernel_complexity(k_train_train, y_train, *, definition: str, diag_reg: floa
     (True, True)
   """
   _checks.choice(definition, "definition", tuple(COMPLEXITY_DEFINITIONS))
-  if not (isinstance(diag_reg, (int, float)) and diag_reg >= 0):
-    raise ValueError(f"diag_reg: must be a non-negative number, got {diag_reg!r}.")
+  _checks.nonnegative_number(diag_reg, "diag_reg")
   H = _checks.as_batch(k_train_train, "k_train_train")
   n = H.shape[0]
   if H.shape != (n, n):
     raise ValueError(f"k_train_train: expected a square (n, n) matrix, got shape {tuple(H.shape)}.")
-  y = _as_targets(y_train, "y_train", n)
+  y = _checks.targets(y_train, "y_train", n)
   return _complexity(H, y, diag_reg, definition)
 
 

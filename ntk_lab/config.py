@@ -32,7 +32,6 @@ would override it), and a fixed-step solver without ``training.dt0``.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import itertools
 import json
@@ -43,6 +42,7 @@ import typing
 
 import yaml
 
+from ntk_lab import _checks
 from ntk_lab.mlp import PARAMETRIZATIONS
 
 __all__ = ["Cell", "Config", "ConfigError", "DataConfig", "ModelConfig", "SweepConfig",
@@ -161,8 +161,7 @@ def _plain(v):
 
 # ----------------------------------------------------------------------------- validation
 def _unknown(path, key, valid):
-  close = difflib.get_close_matches(str(key), valid, n=1)
-  hint = f"; did you mean {close[0]!r}?" if close else "."
+  hint = _checks.did_you_mean(key, valid) or "."
   where = f"{path}: unknown key {key!r}" if path else f"unknown top-level key {key!r}"
   return ConfigError(f"{where}; valid keys: {', '.join(valid)}{hint}")
 
@@ -234,8 +233,7 @@ def _value(tp, v, path, meta):
       words = f" ({', '.join(choices)})" if choices else ""
       raise ConfigError(f"{path}: must be a string{words}, got {v!r}.")
     if choices and v not in choices:
-      close = difflib.get_close_matches(v, choices, n=1)
-      hint = f"; did you mean {close[0]!r}?" if close else "."
+      hint = _checks.did_you_mean(v, choices) or "."
       raise ConfigError(f"{path}: must be one of {', '.join(choices)}, got {v!r}{hint}")
     return v
   raise TypeError(f"{path}: unsupported field type {tp}")  # a bug in the schema, not the config

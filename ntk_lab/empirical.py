@@ -78,8 +78,7 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
   _checks.choice(method, "method", METHODS)
   if batch_size is not None:
     batch_size = _checks.positive_int(batch_size, "batch_size")
-  if not (isinstance(memory_budget, (int, float)) and memory_budget > 0):
-    raise ValueError(f"memory_budget: must be a positive number of bytes, got {memory_budget!r}.")
+  _checks.memory_budget(memory_budget)
   # Centring does not change Θ (f(x; θ₀) is constant in θ), so a centred model's base is used;
   # a linearized model's NTK is its base's at the expansion point, whatever θ is.
   base = model
@@ -88,6 +87,7 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
       params = base.params0
     base = base.model
   apply_fn = apply_fn_of(base)
+  _checks.finite_tree(params, "params")
   is_mlp = isinstance(base, MLP)
   if method == "structured" and not is_mlp:
     raise ValueError(
@@ -96,8 +96,7 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
 
   if is_mlp:
     in_dim = base.check_params(params)
-    x1 = _checks.as_inputs(x1, "x1", in_dim)
-    x2 = None if x2 is None else _checks.as_inputs(x2, "x2", in_dim)
+    x1, x2 = _checks.input_pair(x1, x2, in_dim)
   else:
     x1, x2 = _general_inputs(x1, x2)
   _check_pairs(diagonal, x1, x2)
@@ -127,8 +126,10 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
 
   if method == "structured":
     if diagonal:
-      return _structured_diagonal(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer)
-    return _structured(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer, block=batch_size)
+      out = _structured_diagonal(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer)
+    else:
+      out = _structured(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer, block=batch_size)
+    return _checks.finite_result(out, "empirical_ntk", _OVERFLOW)
   if is_mlp:
     theta, const = base.split(params)
     groups = tuple(i for i, t in enumerate(base.trainable) if t)
@@ -137,9 +138,14 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
     theta, const = params, None
     groups = _top_level_groups(params) if per_layer else None
     n_groups = None if groups is None else len(groups)
-  return _general(apply_fn, base if is_mlp else None, theta, const, x1, x2, method=method,
-                  trace=trace_outputs, per_layer=per_layer, block=batch_size, groups=groups,
-                  n_groups=n_groups, diagonal=diagonal)
+  out = _general(apply_fn, base if is_mlp else None, theta, const, x1, x2, method=method,
+                 trace=trace_outputs, per_layer=per_layer, block=batch_size, groups=groups,
+                 n_groups=n_groups, diagonal=diagonal)
+  return _checks.finite_result(out, "empirical_ntk", _OVERFLOW)
+
+
+_OVERFLOW = ("Rescale the inputs (Θ grows like |x|² per layer), compute in float64, or check the "
+             "activation for overflow at these pre-activations.")
 
 
 def empirical_nngp(model, params, x1, x2=None, *, trace_outputs: bool = True, diagonal: bool = False):
@@ -172,8 +178,7 @@ def empirical_nngp(model, params, x1, x2=None, *, trace_outputs: bool = True, di
   root = model.root if isinstance(model, Wrapper) else model
   if isinstance(root, MLP):
     in_dim = root.check_params(params)
-    x1 = _checks.as_inputs(x1, "x1", in_dim)
-    x2 = None if x2 is None else _checks.as_inputs(x2, "x2", in_dim)
+    x1, x2 = _checks.input_pair(x1, x2, in_dim)
   else:
     x1, x2 = _general_inputs(x1, x2)
   _check_pairs(diagonal, x1, x2)

@@ -4,7 +4,7 @@ give).
 
 At infinite width the network at initialization is a centred GP with covariance K (the NNGP
 kernel), and gradient flow on L = ½ Σ ‖f(x_i) − y_i‖² with learning rate η moves it linearly with
-the constant NTK Θ (seed 000 Ex3; seed 001; seed 004 UW). With
+the constant NTK Θ (Jacot et al. 2018; Lee et al. 2019). With
 
     A(t) = Θ_*X Θ_XX⁻¹ (I − e^{−ηΘ_XX t})        (N_test × N),
 
@@ -35,7 +35,7 @@ import jax.numpy as jnp
 
 from ntk_lab import _checks
 from ntk_lab.analytic import Kernel
-from ntk_lab.kernel_dynamics import _as_targets, check_schedule, gain, spectrum
+from ntk_lab.kernel_dynamics import check_schedule, gain, spectrum
 
 __all__ = ["Gaussian", "gp_inference", "mse_ensemble"]
 
@@ -63,7 +63,9 @@ def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nn
   """Mean (and covariance) of an infinite ensemble of wide networks trained by MSE gradient flow.
 
   Args:
-    k_train_train: `Kernel` (nngp, ntk) on the training inputs, each (N, N).
+    k_train_train: `Kernel` (nngp, ntk) on the training inputs, each (N, N); the one that is
+      diagonalised (`get`) must be symmetric positive semi-definite up to rounding, else a
+      `ValueError` says how far off it is (see `mse_dynamics`).
     y_train: targets (N,) or (N, O).
     times: times t ≥ 0, (T,) or a scalar; ``jnp.inf`` (default) is the converged ensemble. With
       ``discrete=True``, whole numbers of gradient-descent steps k.
@@ -71,7 +73,7 @@ def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nn
       the training inputs.
     nngp_test_test: K_** on the test inputs, (N_test, N_test); needed for the test covariance.
     get: ``"ntk"`` (all layers trained) or ``"nngp"`` (readout only: Θ = K).
-    learning_rate: η > 0 (seed convention L = ½ Σ ‖f − y‖²; NT's t ↔ ours with η = 1/y.size).
+    learning_rate: η > 0 (convention L = ½ Σ ‖f − y‖²; NT's t ↔ ours with η = 1/y.size).
     diag_reg: ε ≥ 0; Θ_XX + ε·mean(diag Θ_XX)·I replaces Θ_XX in the inverse and exponential
       (and, for ``get="nngp"``, K_XX in the covariance: ε is then observation noise).
     compute_cov: also return the covariance.
@@ -97,7 +99,7 @@ def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nn
   n = theta.shape[0]
   if theta.shape != (n, n):
     raise ValueError(f"k_train_train.{get}: expected a square (N, N) matrix, got {tuple(theta.shape)}.")
-  y = _as_targets(y_train, "y_train", n)
+  y = _checks.targets(y_train, "y_train", n)
   t = check_schedule(times, theta.dtype, learning_rate, diag_reg, discrete=discrete)
   if k_test_train is None:
     theta_t = theta
@@ -124,22 +126,24 @@ def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nn
       k = k + diag_reg * jnp.mean(jnp.diag(k)) * jnp.eye(n, dtype=k.dtype)
     cov_args = (k, k_t, k_tt)
   eta = learning_rate / (y.size if _checks.choice(reduction, "reduction", ("sum", "mean")) == "mean" else 1)
-  mean, cov = _ensemble(theta, theta_t, y, t, eta, diag_reg, cov_args, discrete=discrete)
+  mean, cov, defects = _ensemble(theta, theta_t, y, t, eta, diag_reg, cov_args, discrete=discrete)
+  _checks.check_kernel(defects, f"k_train_train.{get}", n, theta.dtype)
   return Gaussian(mean, cov)
 
 
 @functools.partial(jax.jit, static_argnames="discrete")
 def _ensemble(theta, theta_t, y, t, eta, diag_reg, cov_args, discrete=False):
   lam, V, live = spectrum(theta, diag_reg)
+  defects = _checks.kernel_defects(theta, lam, diag_reg)  # checked by the caller, O(N²)
   # A(t) = Θ_*X V diag(g(t)) Vᵀ, (T, N_test, N)
   A = jnp.einsum("ki,ij,tj,lj->tkl", theta_t, V, gain(lam, live, eta, t, discrete), V)
   mean = jnp.einsum("tkl,lo->tko", A, y)
   if cov_args is None:
-    return mean, None
+    return mean, None, defects
   k, k_t, k_tt = cov_args
   cross = jnp.einsum("tkl,ml->tkm", A, k_t)
   cov = k_tt[None] - cross - jnp.swapaxes(cross, 1, 2) + jnp.einsum("tkl,lm,tnm->tkn", A, k, A)
-  return mean, (cov + jnp.swapaxes(cov, 1, 2)) / 2
+  return mean, (cov + jnp.swapaxes(cov, 1, 2)) / 2, defects
 
 
 def gp_inference(k_train_train, y_train, *, k_test_train=None, k_test_test=None,
@@ -151,7 +155,7 @@ def gp_inference(k_train_train, y_train, *, k_test_train=None, k_test_test=None,
   with ε = diag_reg·mean(diag K_XX) (pseudo-inverse for singular K_XX at ε = 0).
 
   Args:
-    k_train_train: K_XX, (N, N).
+    k_train_train: K_XX, (N, N), symmetric positive semi-definite up to rounding (checked).
     y_train: (N,) or (N, O).
     k_test_train: K_*X, (N_test, N); None predicts on the training inputs.
     k_test_test: K_**, (N_test, N_test), for the covariance (None: mean only).

@@ -1,4 +1,4 @@
-"""Closed-form MSE training dynamics of kernel machines (seed 000 eq 9; seed 001; seed 002 a, b).
+"""Closed-form MSE training dynamics of kernel machines (Jacot et al. 2018; Lee et al. 2019).
 
 Gradient flow on L = ½ Σ_i (f(x_i) − y_i)² with learning rate η, for a model that is linear in its
 parameters with kernel K = Θ(X, X) (a linearized network, or any network at infinite width), moves
@@ -21,6 +21,10 @@ Discrete time (``discrete=True``): gradient descent with step η, u_{k+1} = u_k 
 through the same eigendecomposition, with K⁻¹(I − (I − ηK)^k) = V diag((1 − (1 − ηλ)^k)/λ) Vᵀ
 (λ → 0 limit ηk). GD converges when every |1 − ηλ| < 1, i.e. η < 2/λ_max (`max_learning_rate`);
 for small η it follows the flow at t = k.
+
+K must be a kernel matrix: symmetric and positive semi-definite up to rounding. An asymmetry or a
+negative eigenvalue beyond 10·√(N·eps)·λ_max is refused with a `ValueError` (at run time under
+`jit`), since clipping or symmetrising it would give plausible but wrong dynamics.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ntk_lab import _checks
 
@@ -51,7 +56,8 @@ def mse_dynamics(k_train_train, y_train, times, *, k_test_train=None, learning_r
   """Closed-form gradient-flow (or gradient-descent) outputs of kernel regression under the MSE loss.
 
   Args:
-    k_train_train: K = Θ(X, X), (N, N), symmetric positive semi-definite.
+    k_train_train: K = Θ(X, X), (N, N), symmetric positive semi-definite (up to rounding; a
+      clearly non-symmetric or indefinite K is refused).
     y_train: targets, (N,) or (N, O).
     times: times t ≥ 0 at which to evaluate, (T,) (a scalar is one time); ``jnp.inf`` gives the
       converged predictor. With ``discrete=True``, whole numbers of GD steps k ≥ 0.
@@ -82,9 +88,9 @@ def mse_dynamics(k_train_train, y_train, times, *, k_test_train=None, learning_r
   n = K.shape[0]
   if K.shape != (n, n):
     raise ValueError(f"k_train_train: expected a square (N, N) matrix, got shape {tuple(K.shape)}.")
-  y = _as_targets(y_train, "y_train", n)
+  y = _checks.targets(y_train, "y_train", n)
   t = check_schedule(times, K.dtype, learning_rate, diag_reg, discrete=discrete)
-  u0 = jnp.zeros_like(y) if u0_train is None else _as_targets(u0_train, "u0_train", n, y.shape[1])
+  u0 = jnp.zeros_like(y) if u0_train is None else _checks.targets(u0_train, "u0_train", n, y.shape[1])
   Kt = None
   if k_test_train is not None:
     Kt = _checks.as_batch(k_test_train, "k_test_train")
@@ -93,54 +99,31 @@ def mse_dynamics(k_train_train, y_train, times, *, k_test_train=None, learning_r
   u0t = None
   if Kt is not None:
     u0t = jnp.zeros((Kt.shape[0], y.shape[1]), y.dtype) if u0_test is None else \
-        _as_targets(u0_test, "u0_test", Kt.shape[0], y.shape[1])
+        _checks.targets(u0_test, "u0_test", Kt.shape[0], y.shape[1])
   eta = learning_rate / (y.size if _checks.choice(reduction, "reduction", ("sum", "mean")) == "mean" else 1)
-  train, test = _dynamics(K, y, t, Kt, u0, u0t, eta, diag_reg, discrete=bool(discrete))
+  train, test, defects = _dynamics(K, y, t, Kt, u0, u0t, eta, diag_reg, discrete=bool(discrete))
+  _checks.check_kernel(defects, "k_train_train", n, K.dtype)
   return MSEDynamics(t, train, test)
 
 
-def _as_targets(y, name, n, o=None):
-  y = _checks.as_batch(y, name)
-  y = y[:, None] if y.ndim == 1 else y
-  if y.ndim != 2 or y.shape[0] != n or (o is not None and y.shape[1] != o):
-    want = f"({n},) or ({n}, O)" if o is None else f"({n}, {o})"
-    raise ValueError(f"{name}: expected shape {want}, got {tuple(y.shape)}.")
-  return y
-
-
 def check_schedule(times, dtype, learning_rate, diag_reg, *, discrete=False):
-  """Validates times (returned as a 1-D array of `dtype`), η > 0 and diag_reg ≥ 0; with
-  `discrete`, also that the times are whole step counts."""
+  """Validates times ≥ 0 (``jnp.inf`` allowed; returned as a 1-D array of `dtype`), η > 0 and
+  diag_reg ≥ 0, by the library's one policy (`ntk_lab._checks`: NumPy/JAX scalars accepted, bools
+  and NaN/Inf refused, traced values checked at run time); with `discrete`, also that the times
+  are whole step counts."""
   if not isinstance(discrete, bool):
     raise TypeError(f"discrete: expected True or False, got {discrete!r}.")
-  t = jnp.atleast_1d(jnp.asarray(times, dtype))
-  if t.ndim != 1:
-    raise ValueError(f"times: expected a scalar or a 1-D array, got shape {tuple(t.shape)}.")
-  _check_times(t)
+  t = _checks.times(times, "times", dtype, inf_ok=True)
   if discrete:
-    _check_steps(t)
-  if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
-    raise ValueError(f"learning_rate: must be a positive number, got {learning_rate!r}.")
-  if not (isinstance(diag_reg, (int, float)) and diag_reg >= 0):
-    raise ValueError(f"diag_reg: must be a non-negative number, got {diag_reg!r}.")
+    _checks.now_or_at_run_time(_check_steps, t)
+  _checks.positive_number(learning_rate, "learning_rate")
+  _checks.nonnegative_number(diag_reg, "diag_reg")
   return t
 
 
-def _check_times(t):
-  try:
-    bad = bool(jnp.any(t < 0)) or bool(jnp.any(jnp.isnan(t)))
-  except jax.errors.ConcretizationTypeError:
-    return  # traced: the caller's responsibility
-  if bad:
-    raise ValueError("times: must be ≥ 0 (and not NaN); gradient flow starts at t = 0.")
-
-
 def _check_steps(t):
-  try:
-    bad = bool(jnp.any(jnp.isfinite(t) & (t != jnp.round(t))))
-  except jax.errors.ConcretizationTypeError:
-    return  # traced: the caller's responsibility
-  if bad:
+  t = np.asarray(t)
+  if np.any(np.isfinite(t) & (t != np.round(t))):
     raise ValueError("times: with discrete=True the times are gradient-descent step counts and must "
                      "be whole numbers (or jnp.inf); round them, e.g. jnp.round(t / learning_rate).")
 
@@ -176,8 +159,7 @@ def max_learning_rate(k_train_train, *, diag_reg: float = 0.0, reduction: str = 
   n = K.shape[0]
   if K.shape != (n, n):
     raise ValueError(f"k_train_train: expected a square (N, N) matrix, got shape {tuple(K.shape)}.")
-  if not (isinstance(diag_reg, (int, float)) and diag_reg >= 0):
-    raise ValueError(f"diag_reg: must be a non-negative number, got {diag_reg!r}.")
+  _checks.nonnegative_number(diag_reg, "diag_reg")
   if y_size is not None and reduction == "sum":
     raise ValueError("y_size: only used with reduction='mean' (the sum-reduced bound does not "
                      "depend on it); drop it or pass reduction='mean'.")
@@ -188,7 +170,8 @@ def max_learning_rate(k_train_train, *, diag_reg: float = 0.0, reduction: str = 
 
 
 def spectrum(K, diag_reg):
-  """(λ, V, live) of the symmetrised, regularised K + ε·mean(diag K)·I (traceable)."""
+  """(λ, V, live) of the symmetrised, regularised K + ε·mean(diag K)·I (traceable); the callers
+  of the dynamics refuse an asymmetry beyond rounding (`_checks.check_kernel`)."""
   K = (K + K.T) / 2
   K = K + diag_reg * jnp.mean(jnp.diag(K)) * jnp.eye(K.shape[0], dtype=K.dtype)
   lam, V = jnp.linalg.eigh(K)
@@ -232,9 +215,10 @@ def gain(lam, live, eta, t, discrete=False):
 @functools.partial(jax.jit, static_argnames="discrete")
 def _dynamics(K, y, t, Kt, u0, u0t, eta, diag_reg, discrete=False):
   lam, V, live = spectrum(K, diag_reg)
+  defects = _checks.kernel_defects(K, lam, diag_reg)  # checked by the caller, O(N²)
   r0 = V.T @ (u0 - y)  # the residual in the eigenbasis, (N, O)
   train = y[None] + jnp.einsum("ij,tj,jo->tio", V, decay(lam, live, eta, t, discrete), r0)
   if Kt is None:
-    return train, None
+    return train, None, defects
   test = u0t[None] - jnp.einsum("ki,ij,tj,jo->tko", Kt, V, gain(lam, live, eta, t, discrete), r0)
-  return train, test
+  return train, test, defects

@@ -109,16 +109,22 @@ class MLP:
       _checks.choice(self.parametrization, "parametrization", PARAMETRIZATIONS)
     if _is_per_layer(self.W_std):
       object.__setattr__(self, "W_std", self._per_layer(self.W_std, "W_std", L))
-    for i, w in enumerate(self.W_std if isinstance(self.W_std, tuple) else (self.W_std,)):
-      if not _finite_number(w) or w < 0:
-        raise ValueError(f"W_std: must be finite and >= 0, got {w!r}" +
-                         (f" at layer {i}." if isinstance(self.W_std, tuple) else "."))
+    # One number policy (`_checks.number`): NumPy scalars become floats, so the spec stays hashable.
+    if isinstance(self.W_std, tuple):
+      object.__setattr__(self, "W_std", tuple(_checks.nonnegative_number(w, f"W_std[{i}]", static=True)
+                                              for i, w in enumerate(self.W_std)))
+    else:
+      object.__setattr__(self, "W_std", _checks.nonnegative_number(self.W_std, "W_std", static=True))
     if _is_per_layer(self.b_std):
       object.__setattr__(self, "b_std", self._per_layer(self.b_std, "b_std", L))
-    for i, b in enumerate(self.b_std if isinstance(self.b_std, tuple) else (self.b_std,)):
-      if b is not None and (not _finite_number(b) or b < 0):
-        raise ValueError(f"b_std: must be a finite number >= 0, or None for no bias, got {b!r}" +
-                         (f" at layer {i}." if isinstance(self.b_std, tuple) else "."))
+    if isinstance(self.b_std, tuple):
+      object.__setattr__(self, "b_std", tuple(
+          None if b is None else _checks.nonnegative_number(b, f"b_std[{i}]", static=True,
+                                                            unit=", or None for no bias")
+          for i, b in enumerate(self.b_std)))
+    elif self.b_std is not None:
+      object.__setattr__(self, "b_std", _checks.nonnegative_number(
+          self.b_std, "b_std", static=True, unit=", or None for no biases"))
     object.__setattr__(self, "trainable", self._normalise_trainable(self.trainable))
     _checks.choice(self.readout_init, "readout_init", READOUT_INITS)
     if self.readout_init == "symmetric" and (not hidden or hidden[-1] % 2):
@@ -341,9 +347,6 @@ class MLP:
 def _is_per_layer(value) -> bool:
   return isinstance(value, Sequence) and not isinstance(value, str)
 
-
-def _finite_number(v) -> bool:
-  return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 class Wrapper:

@@ -69,8 +69,7 @@ def monte_carlo_kernel(model: MLP, key, x1, x2=None, *, n_samples: int, get=("nn
   if n_samples < 2:
     raise ValueError("n_samples: needs at least 2 samples for a standard error, got 1.")
   samples_per_step = _checks.positive_int(samples_per_step, "samples_per_step")
-  x1 = _checks.as_inputs(x1, "x1")
-  x2 = None if x2 is None else _checks.as_inputs(x2, "x2", x1.shape[1])
+  x1, x2 = _checks.input_pair(x1, x2)
   step = min(samples_per_step, n_samples)
   moments = _moments(model, key, x1, x2, n_samples=n_samples, step=step, get=get)
   out = {}
@@ -80,7 +79,8 @@ def monte_carlo_kernel(model: MLP, key, x1, x2=None, *, n_samples: int, get=("nn
       continue
     mean, m2 = moments[g]
     out[g], out[g + "_stderr"] = mean, jnp.sqrt(m2 / (n_samples - 1) / n_samples)
-  return MonteCarloKernel(n_samples=n_samples, **out)
+  return _checks.finite_result(MonteCarloKernel(n_samples=n_samples, **out), "monte_carlo_kernel",
+                               "Rescale the inputs, compute in float64, or use a smaller W_std/b_std.")
 
 
 @functools.partial(jax.jit, static_argnames=("model", "n_samples", "step", "get"))

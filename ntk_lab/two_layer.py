@@ -39,8 +39,8 @@ class Series(NamedTuple):
 
 
 def _gram(x1, x2, w_std):
-  x1 = _checks.as_inputs(x1, "x1")
-  x2 = x1 if x2 is None else _checks.as_inputs(x2, "x2", x1.shape[1])
+  x1, x2 = _checks.input_pair(x1, x2)
+  x2 = x1 if x2 is None else x2
   s2 = jnp.asarray(w_std, x1.dtype) ** 2
   k11 = s2 * jnp.sum(x1 * x1, 1)[:, None]
   k22 = s2 * jnp.sum(x2 * x2, 1)[None, :]

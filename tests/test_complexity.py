@@ -66,7 +66,7 @@ def test_singular_kernel_uses_the_pseudo_inverse_and_diag_reg_and_jit():
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(definition="arora"), "definition: must be one of 'arora2019', 'trace', got 'arora'; did you mean"),
-    (dict(definition="trace", diag_reg=-1.0), "diag_reg: must be a non-negative"),
+    (dict(definition="trace", diag_reg=-1.0), "diag_reg: must be a finite number ≥ 0"),
 ])
 def test_errors(kwargs, match):
   with pytest.raises(ValueError, match=match):

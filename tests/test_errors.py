@@ -14,7 +14,7 @@ from tests.conftest import inputs
     (dict(hidden=(8.5,)), ValueError, r"hidden\[0\]"),
     (dict(hidden=512), TypeError, r"hidden: expected a sequence"),
     (dict(hidden=(8,), out_dim=0), ValueError, r"out_dim"),
-    (dict(hidden=(8,), activation="rleu"), ValueError, r"unknown name 'rleu'.*Did you mean 'relu'"),
+    (dict(hidden=(8,), activation="rleu"), ValueError, r"unknown name 'rleu'.*did you mean 'relu'"),
     (dict(hidden=(8,), activation=3), TypeError, r"activation"),
     (dict(hidden=(8,), parametrization="NTK"), ValueError, r"parametrization: must be one of"),
     (dict(hidden=(8,), W_std=-1.0), ValueError, r"W_std: must be finite and >= 0"),

@@ -3,8 +3,6 @@ static structure and arrays (for `jax.jit`), and one record of a training state.
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,6 +38,7 @@ def prepare(model, params0, x, y, loss, x_test):
   """Checks the data against the model (before any compilation); returns x, y (N, O), x_test."""
   apply_fn = apply_fn_of(model)
   _checks.choice(loss, "loss", LOSSES)
+  _checks.finite_tree(params0, "params0")
   x = _checks.as_batch(x, "x")
   n = x.shape[0]
   try:
@@ -89,18 +88,8 @@ def join_model(static, leaves):
 
 
 def positive(value, name):
-  """A finite number > 0 (Python, NumPy or concrete JAX scalar) as a float."""
-  if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number, jax.Array)) \
-      or np.ndim(value) != 0:
-    raise ValueError(f"{name}: must be a finite number > 0, got {value!r}.")
-  try:
-    value = float(value)
-  except _checks.TRACED:
-    raise TypeError(f"{name}: must be a concrete number, not a traced value; pass it as a Python "
-                    "float (it is still a runtime value of the compiled program).") from None
-  if not math.isfinite(value) or value <= 0:
-    raise ValueError(f"{name}: must be a finite number > 0, got {value!r}.")
-  return value
+  """A concrete finite number > 0 as a float (`_checks.positive_number`, the library's policy)."""
+  return _checks.positive_number(value, name, static=True)
 
 
 def all_finite(tree):

@@ -85,8 +85,9 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", reduction: 
   x, y, x_test = common.prepare(model, params0, x, y, loss, x_test)
   _checks.choice(reduction, "reduction", common.REDUCTIONS)
   _checks.choice(error_control, "error_control", ERROR_CONTROLS)
+  params0 = _checks.promote_params(params0, x.dtype)
   times, t_last = _check_times(times, x.dtype)
-  eta = common.positive(learning_rate, "learning_rate")
+  eta = _checks.positive_number(learning_rate, "learning_rate")
   max_steps = _checks.positive_int(max_steps, "max_steps")
   solver_obj, adaptive = solver_of(solver, dt0)
   if dt0 is not None:
@@ -178,34 +179,13 @@ def _flow_failure(status, t_end, steps, rejected, losses, times, *, max_steps):
 
 def _check_times(times, dtype):
   """(times as a `dtype` array, the last time as a float or None when traced): shapes now, values
-  now or, when traced, at run time."""
-  if not hasattr(times, "shape"):
-    try:
-      times = np.asarray(times, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-      raise TypeError(f"times: expected a 1-D array of numbers, got {type(times).__name__}.") from e
-  if not (jnp.issubdtype(times.dtype, jnp.floating) or jnp.issubdtype(times.dtype, jnp.integer)):
-    raise TypeError(f"times: expected real numbers, got dtype {times.dtype}.")
-  if times.ndim != 1 or times.shape[0] == 0:
-    raise ValueError(f"times: expected a non-empty 1-D array, got shape {tuple(times.shape)}.")
-  _checks.now_or_at_run_time(_times_in_order, times)
+  (finite, ≥ 0, strictly increasing) now or, when traced, at run time."""
+  t = _checks.times(times, "times", dtype, increasing=True)
   try:
-    t_last = float(times[-1])
+    t_last = float(t[-1])
   except _checks.TRACED:
     t_last = None
-  return jnp.asarray(times, dtype), t_last
-
-
-def _times_in_order(t):
-  t = np.asarray(t, np.float64)
-  if not np.all(np.isfinite(t)) or t[0] < 0:
-    raise ValueError("times: must be finite and ≥ 0 (gradient flow starts at t = 0).")
-  if t.size > 1 and not np.all(np.diff(t) > 0):
-    k = int(np.argmin(np.diff(t) > 0))
-    raise ValueError(f"times: must be strictly increasing, but times[{k + 1}] = {t[k + 1]:g} ≤ "
-                     f"times[{k}] = {t[k]:g}; sort them and drop duplicates.")
-  if t[-1] <= 0:
-    raise ValueError("times: the last time must be > 0.")
+  return t, t_last
 
 
 @functools.lru_cache(maxsize=32)

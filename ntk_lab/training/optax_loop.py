@@ -66,6 +66,7 @@ def train(model, params0, x, y, *, optimizer, steps: int, loss: str = "mse", red
   """
   x, y, x_test = common.prepare(model, params0, x, y, loss, x_test)
   _checks.choice(reduction, "reduction", common.REDUCTIONS)
+  params0 = _checks.promote_params(params0, x.dtype)
   if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
     raise TypeError(f"optimizer: expected an optax.GradientTransformation such as optax.sgd(0.1), "
                     f"got {type(optimizer).__name__}.")
