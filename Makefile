@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NT_VENV := .venv-nt
 
-.PHONY: install run notebook test test-slow test-nt atlas bench bench-analytic bench-training reference golden clean
+.PHONY: install run notebook lint test test-slow test-nt atlas bench bench-analytic bench-training reference golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ run: $(STAMP)
 notebook: $(STAMP)
 	$(PY) -c "import jupyterlab, ipykernel" 2>/dev/null || $(PY) -m pip install --quiet -e ".[notebook]"
 	$(VENV)/bin/jupyter lab experiments/notebooks/tour.ipynb
+
+## Lint: ruff's checks and its formatting, over the library, tests and benchmarks (CI runs it).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check ntk_lab tests benchmarks reference
+	$(VENV)/bin/ruff format --check ntk_lab tests benchmarks reference
 
 ## The default (fast) test suite, in two worker processes (the tests are mostly compile-bound).
 test: $(STAMP)

@@ -53,6 +53,7 @@ def peak_rss_mb() -> float:
   if hwm is not None:
     return hwm
   import resource
+
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -104,8 +105,9 @@ def write_report(directory, stem: str, to_markdown, meta=None, cells=None) -> st
   return md
 
 
-def bench_parser(doc: str, stem: str, *, repeats: int, timeout: int, cells_dir: str, quick_help: str,
-                 cell_help: str):
+def bench_parser(
+  doc: str, stem: str, *, repeats: int, timeout: int, cells_dir: str, quick_help: str, cell_help: str
+):
   """The benchmarks' shared command line: ``report DIR``, an internal ``cell`` subcommand (whose
   parser is returned for the script's own cell arguments), and --out/--repeats/--quick/--timeout/
   --resume on the driver. Returns (parser, cell_parser)."""
@@ -121,8 +123,11 @@ def bench_parser(doc: str, stem: str, *, repeats: int, timeout: int, cells_dir: 
   parser.add_argument("--repeats", type=int, default=repeats)
   parser.add_argument("--quick", action="store_true", help=quick_help)
   parser.add_argument("--timeout", type=int, default=timeout, help="per-cell subprocess time limit")
-  parser.add_argument("--resume", action="store_true",
-                      help=f"reuse the per-cell results already in OUT/{cells_dir} (a rerun redoes only the rest)")
+  parser.add_argument(
+    "--resume",
+    action="store_true",
+    help=f"reuse the per-cell results already in OUT/{cells_dir} (a rerun redoes only the rest)",
+  )
   return parser, cell
 
 
@@ -133,6 +138,7 @@ def subcommand(args, stem: str, run_cell, to_markdown) -> bool:
     return True
   if args.cmd == "report":
     import pathlib
+
     write_report(pathlib.Path(args.dir), stem, to_markdown)
     return True
   return False
@@ -144,6 +150,13 @@ def machine_meta(repeats: int, **measured) -> dict:
   import platform
 
   device = jax.devices()[0]
-  return {**measured, "device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
-          "cpus": os.cpu_count(), "machine": platform.machine(), "repeats": repeats,
-          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+  return {
+    **measured,
+    "device": device.device_kind,
+    "platform": device.platform,
+    "jax": jax.__version__,
+    "cpus": os.cpu_count(),
+    "machine": platform.machine(),
+    "repeats": repeats,
+    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+  }

@@ -74,8 +74,17 @@ def run_cell(args):
   jax.block_until_ready(fn(x))
   first = time.perf_counter() - t0
   med, times = median_time(fn, x, repeats=args.repeats, warmup=0)
-  print(json.dumps({"median_s": med, "times_s": times, "first_call_s": first,
-                    "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": base}))
+  print(
+    json.dumps(
+      {
+        "median_s": med,
+        "times_s": times,
+        "first_call_s": first,
+        "peak_rss_mb": peak_rss_mb(),
+        "baseline_rss_mb": base,
+      }
+    )
+  )
 
 
 def copy_rate(repeats):
@@ -91,9 +100,15 @@ def copy_rate(repeats):
 
 
 def main(argv=None):
-  parser, cell = bench_parser(__doc__, "bench_analytic", repeats=3, timeout=1800, cells_dir="cells_analytic",
-                              quick_help="N = 1000 only",
-                              cell_help="(internal) time ntk_lab for one N in this process")
+  parser, cell = bench_parser(
+    __doc__,
+    "bench_analytic",
+    repeats=3,
+    timeout=1800,
+    cells_dir="cells_analytic",
+    quick_help="N = 1000 only",
+    cell_help="(internal) time ntk_lab for one N in this process",
+  )
   cell.add_argument("--n", type=int, required=True)
   cell.add_argument("--qact", default=None, help="(internal) time this quadrature activation")
   cell.add_argument("--qnodes", type=int, default=None, help="(internal) force the node count")
@@ -114,14 +129,36 @@ def main(argv=None):
   cached = CellCache(out / "cells_analytic", resume=args.resume, timeout=args.timeout, cwd=ROOT)
 
   records = []
-  for n in ((1000,) if args.quick else tuple(args.sizes or SIZES)):
+  for n in (1000,) if args.quick else tuple(args.sizes or SIZES):
     rec = {"n": n, "output_bytes": 2 * n * n * 4, "impls": {}}
-    rec["impls"]["ntk_lab"] = cached(f"{n}_ntk_lab", [sys.executable, "-m", "benchmarks.bench_analytic",
-                                                      "cell", "--n", str(n), "--repeats", str(args.repeats)])
+    rec["impls"]["ntk_lab"] = cached(
+      f"{n}_ntk_lab",
+      [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_analytic",
+        "cell",
+        "--n",
+        str(n),
+        "--repeats",
+        str(args.repeats),
+      ],
+    )
     if use_nt:
       for impl, flag in (("nt_kernel_fn", "kernel_fn"), ("nt_batch", "batch")):
-        cmd = [str(NT_PYTHON), str(ROOT / "reference" / "nt_oracle.py"), "bench-analytic", "--n", str(n),
-               "--depth", str(DEPTH), "--impl", flag, "--repeats", str(args.repeats)]
+        cmd = [
+          str(NT_PYTHON),
+          str(ROOT / "reference" / "nt_oracle.py"),
+          "bench-analytic",
+          "--n",
+          str(n),
+          "--depth",
+          str(DEPTH),
+          "--impl",
+          flag,
+          "--repeats",
+          str(args.repeats),
+        ]
         rec["impls"][impl] = cached(f"{n}_{impl}", cmd)
     for m in rec["impls"].values():
       if "median_s" in m:
@@ -133,19 +170,35 @@ def main(argv=None):
       best = min(nt_times, key=nt_times.get)
       rec["nt_best"] = {"impl": best, "median_s": nt_times[best], "speedup": nt_times[best] / ours}
     records.append(rec)
-    print(json.dumps({"n": n, **{k: v.get("median_s", v.get("error")) for k, v in rec["impls"].items()}}),
-          flush=True)
+    print(
+      json.dumps({"n": n, **{k: v.get("median_s", v.get("error")) for k, v in rec["impls"].items()}}),
+      flush=True,
+    )
 
   if args.quadrature:
     for act in QUAD_ACTIVATIONS:
       rec = {"quadrature": act, "n": args.quad_n, "impls": {}}
       for tag, nodes in (("default", None), ("nodes_32", 32)):
-        cmd = [sys.executable, "-m", "benchmarks.bench_analytic", "cell", "--n", str(args.quad_n),
-               "--repeats", str(args.repeats), "--qact", act] + ([] if nodes is None else ["--qnodes", str(nodes)])
+        cmd = [
+          sys.executable,
+          "-m",
+          "benchmarks.bench_analytic",
+          "cell",
+          "--n",
+          str(args.quad_n),
+          "--repeats",
+          str(args.repeats),
+          "--qact",
+          act,
+        ] + ([] if nodes is None else ["--qnodes", str(nodes)])
         rec["impls"][tag] = cached(f"quad_{act}_{args.quad_n}_{tag}", cmd)
       records.append(rec)
-      print(json.dumps({"quadrature": act, **{k: v.get("median_s", v.get("error")) for k, v in rec["impls"].items()}}),
-            flush=True)
+      print(
+        json.dumps(
+          {"quadrature": act, **{k: v.get("median_s", v.get("error")) for k, v in rec["impls"].items()}}
+        ),
+        flush=True,
+      )
 
   meta = machine_meta(args.repeats, copy_gb_per_s=rate / 1e9)
   write_report(out, "bench_analytic", to_markdown, meta, records)
@@ -154,8 +207,10 @@ def main(argv=None):
 def _cell(m, out_bytes):
   if "median_s" not in m:
     return "failed: " + m.get("error", "?")[:60]
-  return (f"{m['median_s']:,.2f} s · +{m['extra_mb'] / 1024:,.1f} GB "
-          f"({m['extra_mb'] * 2**20 / out_bytes:.1f}× output) · {m['output_gb_per_s']:.2f} GB/s")
+  return (
+    f"{m['median_s']:,.2f} s · +{m['extra_mb'] / 1024:,.1f} GB "
+    f"({m['extra_mb'] * 2**20 / out_bytes:.1f}× output) · {m['output_gb_per_s']:.2f} GB/s"
+  )
 
 
 def to_markdown(meta, records):
@@ -171,14 +226,22 @@ def to_markdown(meta, records):
     b = r.get("nt_best")
     row.append(f"**{b['speedup']:.1f}×** (vs {b['impl']})" if b else "–")
     rows.append(row)
-  names = {"ntk_lab": "ntk_lab analytic_kernel", "nt_kernel_fn": "NT kernel_fn (jit)", "nt_batch": "NT nt.batch(1000)"}
+  names = {
+    "ntk_lab": "ntk_lab analytic_kernel",
+    "nt_kernel_fn": "NT kernel_fn (jit)",
+    "nt_batch": "NT nt.batch(1000)",
+  }
   header = ["N", "output (nngp + ntk)"] + [names[i] for i in impls] + ["speed-up vs NT's best"]
-  return (f"Infinite-width NNGP + NTK, depth-{DEPTH} ReLU MLP (NTK param., b_std 0.1), in_dim {IN_DIM}, "
-          f"float32, x2 = None. Each cell: median of {meta['repeats']} runs · peak RSS above the process "
-          f"baseline (and as a multiple of the output's size) · output bytes written per second, against a "
-          f"measured copy rate of {meta['copy_gb_per_s']:.1f} GB/s (read + write). {meta['device']} "
-          f"({meta['cpus']} cores), jax {meta['jax']}, {meta['date']}.\n\n" + markdown_table(header, rows) + "\n"
-          + (_quad_markdown(quad) if quad else ""))
+  return (
+    f"Infinite-width NNGP + NTK, depth-{DEPTH} ReLU MLP (NTK param., b_std 0.1), in_dim {IN_DIM}, "
+    f"float32, x2 = None. Each cell: median of {meta['repeats']} runs · peak RSS above the process "
+    f"baseline (and as a multiple of the output's size) · output bytes written per second, against a "
+    f"measured copy rate of {meta['copy_gb_per_s']:.1f} GB/s (read + write). {meta['device']} "
+    f"({meta['cpus']} cores), jax {meta['jax']}, {meta['date']}.\n\n"
+    + markdown_table(header, rows)
+    + "\n"
+    + (_quad_markdown(quad) if quad else "")
+  )
 
 
 def _quad_markdown(quad):
@@ -186,14 +249,25 @@ def _quad_markdown(quad):
 
   def t(m, key="median_s"):
     return f"{m[key]:,.2f} s" if key in m else "failed: " + m.get("error", "?")[:60]
-  rows = [[r["quadrature"], f"{r['n']:,}", t(r["impls"]["default"]), t(r["impls"]["default"], "first_call_s"),
-           t(r["impls"]["nodes_32"])] for r in quad]
+
+  rows = [
+    [
+      r["quadrature"],
+      f"{r['n']:,}",
+      t(r["impls"]["default"]),
+      t(r["impls"]["default"], "first_call_s"),
+      t(r["impls"]["nodes_32"]),
+    ]
+    for r in quad
+  ]
   cond = f" Conditions: {quad[0]['conditions']}." if quad[0].get("conditions") else ""
-  return ("\nQuadrature kernels: depth-3 MLP, W_std 1.5, b_std 0.1, in_dim 100, float64, x2 = None; "
-          "median of repeated calls (node counts chosen once per call, included) and the first call "
-          f"(compilation included).{cond}\n\n"
-          + markdown_table(["activation", "N", "default accuracy (1e-7)", "first call", "32 nodes forced"], rows)
-          + "\n")
+  return (
+    "\nQuadrature kernels: depth-3 MLP, W_std 1.5, b_std 0.1, in_dim 100, float64, x2 = None; "
+    "median of repeated calls (node counts chosen once per call, included) and the first call "
+    f"(compilation included).{cond}\n\n"
+    + markdown_table(["activation", "N", "default accuracy (1e-7)", "first call", "32 nodes forced"], rows)
+    + "\n"
+  )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,14 @@ def bench_entk(n, width, depth, repeats):
   t_call_jit, _ = median_time(jax.jit(call), params, x, repeats=repeats)
   t_chk_jit, _ = median_time(jax.jit(checks), params, kernel, repeats=repeats)
   n_params = sum(a.size for a in jax.tree.leaves(params))
-  return {"what": "empirical_ntk", "cell": f"N={n}, width={width}, depth={depth}, P={n_params}",
-          "call_s": t_call, "checks_s": t_chk, "call_jit_s": t_call_jit, "checks_jit_s": t_chk_jit}
+  return {
+    "what": "empirical_ntk",
+    "cell": f"N={n}, width={width}, depth={depth}, P={n_params}",
+    "call_s": t_call,
+    "checks_s": t_chk,
+    "call_jit_s": t_call_jit,
+    "checks_jit_s": t_chk_jit,
+  }
 
 
 def bench_mse(n, repeats):
@@ -82,8 +88,14 @@ def bench_mse(n, repeats):
   t_chk, _ = median_time(checks, K, lam, repeats=repeats)
   t_call_jit, _ = median_time(jax.jit(call), K, y, repeats=repeats)
   t_chk_jit, _ = median_time(jax.jit(checks), K, lam, repeats=repeats)
-  return {"what": "mse_dynamics", "cell": f"N={n}, float64", "call_s": t_call, "checks_s": t_chk,
-          "call_jit_s": t_call_jit, "checks_jit_s": t_chk_jit}
+  return {
+    "what": "mse_dynamics",
+    "cell": f"N={n}, float64",
+    "call_s": t_call,
+    "checks_s": t_chk,
+    "call_jit_s": t_call_jit,
+    "checks_jit_s": t_chk_jit,
+  }
 
 
 def main(argv=None):
@@ -102,16 +114,37 @@ def main(argv=None):
   ms = lambda s: f"{1e3 * s:.3g}"
   pct = lambda a, b: f"{100 * a / b:.2g} %"
   table = markdown_table(
-      ["call", "cell", "call (ms)", "checks (ms)", "checks/call", "jit call (ms)", "jit checks (ms)",
-       "jit checks/call"],
-      [[r["what"], r["cell"], ms(r["call_s"]), ms(r["checks_s"]), pct(r["checks_s"], r["call_s"]),
-        ms(r["call_jit_s"]), ms(r["checks_jit_s"]), pct(r["checks_jit_s"], r["call_jit_s"])]
-       for r in rows])
-  text = ("# Cost of the value checks\n\n"
-          "`python -m benchmarks.bench_checks --out results`: the public call (checks included) and "
-          "its checks alone, median of "
-          f"{args.repeats} runs after a warm-up; plain calls and under `jax.jit` (checks as host "
-          "callbacks). Machine: " + ", ".join(f"{k} {v}" for k, v in meta.items()) + ".\n\n" + table + "\n")
+    [
+      "call",
+      "cell",
+      "call (ms)",
+      "checks (ms)",
+      "checks/call",
+      "jit call (ms)",
+      "jit checks (ms)",
+      "jit checks/call",
+    ],
+    [
+      [
+        r["what"],
+        r["cell"],
+        ms(r["call_s"]),
+        ms(r["checks_s"]),
+        pct(r["checks_s"], r["call_s"]),
+        ms(r["call_jit_s"]),
+        ms(r["checks_jit_s"]),
+        pct(r["checks_jit_s"], r["call_jit_s"]),
+      ]
+      for r in rows
+    ],
+  )
+  text = (
+    "# Cost of the value checks\n\n"
+    "`python -m benchmarks.bench_checks --out results`: the public call (checks included) and "
+    "its checks alone, median of "
+    f"{args.repeats} runs after a warm-up; plain calls and under `jax.jit` (checks as host "
+    "callbacks). Machine: " + ", ".join(f"{k} {v}" for k, v in meta.items()) + ".\n\n" + table + "\n"
+  )
   (out / "bench_checks.md").write_text(text)
   print(text)
 

@@ -67,13 +67,18 @@ def run_cell(args):
   jax.block_until_ready(fn(params, x))
   first = time.perf_counter() - t0
   med, times = median_time(fn, params, x, repeats=args.repeats, warmup=0)
-  out = {"median_s": med, "times_s": times, "first_call_s": first,
-         "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": base_rss}
+  out = {
+    "median_s": med,
+    "times_s": times,
+    "first_call_s": first,
+    "peak_rss_mb": peak_rss_mb(),
+    "baseline_rss_mb": base_rss,
+  }
   stats = jax.devices()[0].memory_stats() if hasattr(jax.devices()[0], "memory_stats") else None
   if stats and "peak_bytes_in_use" in stats:
     out["device_peak_mb"] = stats["peak_bytes_in_use"] / 2**20
   if args.method == "structured":
-    out["flops"] = nl.structured_flops(net, IN_DIM, args.n, memory_budget=budget)  # same tiles
+    out["flops"] = nl.empirical.structured_flops(net, IN_DIM, args.n, memory_budget=budget)  # same tiles
   print(json.dumps(out))
 
 
@@ -94,15 +99,23 @@ def matmul_rate(repeats):
 
 # -------------------------------------------------------------------------------- driver
 def main(argv=None):
-  parser, cell = bench_parser(__doc__, "bench_empirical_ntk", repeats=5, timeout=900, cells_dir="cells",
-                              quick_help="a small grid", cell_help="(internal) time one cell in this process")
+  parser, cell = bench_parser(
+    __doc__,
+    "bench_empirical_ntk",
+    repeats=5,
+    timeout=900,
+    cells_dir="cells",
+    quick_help="a small grid",
+    cell_help="(internal) time one cell in this process",
+  )
   for name in ("n", "width", "depth"):
     cell.add_argument(f"--{name}", type=int, required=True)
   cell.add_argument("--method", required=True)
   cell.add_argument("--max-gb", type=float, default=12.0)
   parser.add_argument("--no-nt", action="store_true", help="skip neural-tangents")
-  parser.add_argument("--max-seconds", type=float, default=90.0,
-                      help="skip a jacobian/ntvp cell whose estimated time is larger")
+  parser.add_argument(
+    "--max-seconds", type=float, default=90.0, help="skip a jacobian/ntvp cell whose estimated time is larger"
+  )
   parser.add_argument("--max-gb", type=float, default=12.0, help="skip a cell whose estimate is larger")
   args = parser.parse_args(argv)
   if subcommand(args, "bench_empirical_ntk", run_cell, to_markdown):
@@ -128,9 +141,24 @@ def main(argv=None):
       if secs > args.max_seconds or nbytes > args.max_gb * 2**30:
         rec["methods"][method] = {"skipped": f"est. {secs:.0f} s, {nbytes / 2**30:.1f} GB"}
         continue
-      cmd = [sys.executable, "-m", "benchmarks.bench_empirical_ntk", "cell", "--n", str(n), "--width",
-             str(width), "--depth", str(depth), "--method", method, "--repeats", str(args.repeats),
-             "--max-gb", str(args.max_gb)]
+      cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_empirical_ntk",
+        "cell",
+        "--n",
+        str(n),
+        "--width",
+        str(width),
+        "--depth",
+        str(depth),
+        "--method",
+        method,
+        "--repeats",
+        str(args.repeats),
+        "--max-gb",
+        str(args.max_gb),
+      ]
       rec["methods"][method] = cached(f"{n}_{width}_{depth}_{method}", cmd)
     s = rec["methods"]["structured"]
     if "flops" in s:
@@ -139,9 +167,21 @@ def main(argv=None):
     if use_nt and (n, width, depth) in NT_CELLS:
       rec["nt"] = {}
       for impl in (1, 2, 3):  # one process each: a failing implementation cannot take the others down
-        cmd = [str(NT_PYTHON), str(ROOT / "reference" / "nt_oracle.py"), "bench", "--n", str(n),
-               "--width", str(width), "--depth", str(depth), "--impl", str(impl), "--repeats",
-               str(args.repeats)]
+        cmd = [
+          str(NT_PYTHON),
+          str(ROOT / "reference" / "nt_oracle.py"),
+          "bench",
+          "--n",
+          str(n),
+          "--width",
+          str(width),
+          "--depth",
+          str(depth),
+          "--impl",
+          str(impl),
+          "--repeats",
+          str(args.repeats),
+        ]
         res = cached(f"{n}_{width}_{depth}_nt{impl}", cmd)
         rec["nt"][str(impl)] = res.get("results", {}).get(str(impl), res)
       ok = {k: v["median_s"] for k, v in rec["nt"].items() if "median_s" in v}
@@ -158,6 +198,7 @@ def main(argv=None):
 def _row_summary(rec):
   def fmt(m):
     return f"{m['median_s'] * 1e3:.1f} ms" if "median_s" in m else ("skipped" if "skipped" in m else "error")
+
   return " ".join(f"{k}={fmt(v)}" for k, v in rec["methods"].items())
 
 
@@ -185,15 +226,35 @@ def to_markdown(meta, records):
       nt = f"{b['median_s'] * 1e3:,.0f} ms (impl {b['impl']}), **{b['speedup']:.0f}×**"
     elif "nt" in r:
       nt = "all failed"
-    rows.append([r["n"], r["width"], r["depth"], _cell(s), frac, _cell(r["methods"]["jacobian"]),
-                 _cell(r["methods"]["ntvp"]), nt])
-  header = ["N", "width", "depth", "structured: median / peak RSS", "structured FLOP rate (of matmul)",
-            "jacobian", "ntvp", "neural-tangents best (speed-up)"]
-  return (f"Empirical NTK, ReLU MLP (NTK param., in_dim {IN_DIM}, out 1, float32, x2 = None); "
-          f"median of {meta['repeats']} runs; peak RSS = the cell's process high-water mark, "
-          f"of which ~{_baseline_gb(records):.1f} GB is JAX's runtime before the kernel runs. "
-          f"{meta['device']} ({meta['cpus']} cores), fp32 matmul {meta['matmul_gflops_per_s']:.0f} GFLOP/s, "
-          f"jax {meta['jax']}, {meta['date']}.\n\n" + markdown_table(header, rows) + "\n")
+    rows.append(
+      [
+        r["n"],
+        r["width"],
+        r["depth"],
+        _cell(s),
+        frac,
+        _cell(r["methods"]["jacobian"]),
+        _cell(r["methods"]["ntvp"]),
+        nt,
+      ]
+    )
+  header = [
+    "N",
+    "width",
+    "depth",
+    "structured: median / peak RSS",
+    "structured FLOP rate (of matmul)",
+    "jacobian",
+    "ntvp",
+    "neural-tangents best (speed-up)",
+  ]
+  return (
+    f"Empirical NTK, ReLU MLP (NTK param., in_dim {IN_DIM}, out 1, float32, x2 = None); "
+    f"median of {meta['repeats']} runs; peak RSS = the cell's process high-water mark, "
+    f"of which ~{_baseline_gb(records):.1f} GB is JAX's runtime before the kernel runs. "
+    f"{meta['device']} ({meta['cpus']} cores), fp32 matmul {meta['matmul_gflops_per_s']:.0f} GFLOP/s, "
+    f"jax {meta['jax']}, {meta['date']}.\n\n" + markdown_table(header, rows) + "\n"
+  )
 
 
 if __name__ == "__main__":

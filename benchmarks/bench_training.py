@@ -43,8 +43,14 @@ def problem(width):
   x = jax.random.normal(kx, (N, D))
   x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
   y = jax.random.normal(ky, (N,))
-  net = nl.MLP((width,), activation="relu", b_std=None, W_std=(D**0.5, 1.0), trainable="hidden",
-               readout_init="rademacher")
+  net = nl.MLP(
+    (width,),
+    activation="relu",
+    b_std=None,
+    W_std=(D**0.5, 1.0),
+    trainable="hidden",
+    readout_init="rademacher",
+  )
   return net, net.init(kp, D), x, y
 
 
@@ -67,8 +73,9 @@ def run_cell(args):
   first = time.perf_counter() - t0
   flow_s, flow_times = median_time(lambda: flow().train_outputs, repeats=args.repeats, warmup=0)
   by_params = flow(error_control="params")
-  params_s, _ = median_time(lambda: flow(error_control="params").train_outputs, repeats=args.repeats,
-                            warmup=0)
+  params_s, _ = median_time(
+    lambda: flow(error_control="params").train_outputs, repeats=args.repeats, warmup=0
+  )
   # The two controls agree to about their tolerances; the difference is reported.
   control_gap = float(np.max(np.abs(np.asarray(run.train_outputs) - np.asarray(by_params.train_outputs))))
   compile_rows = compile_vs_reuse(net, p0, x, y, times, lam) if args.width == WIDTHS[0] else None
@@ -78,16 +85,34 @@ def run_cell(args):
   gd_s, gd_times = median_time(lambda: gd().train_outputs, repeats=args.repeats, warmup=1)
   flops_per_grad = 6 * N * args.width * (D + 1)
   evals = run.stats["num_steps"] * 6  # Tsit5: 6 stages per step, first-same-as-last
-  print(json.dumps({
-      "width": args.width, "lambda_min": float(lam[0]), "lambda_max": float(lam[-1]), "t_end": t_end,
-      "flow_s": flow_s, "flow_times_s": flow_times, "flow_first_call_s": first, **run.stats,
-      "vector_field_evals": evals, "flow_gflops_per_s": evals * flops_per_grad / flow_s / 1e9,
-      "flow_s_per_step": flow_s / run.stats["num_steps"], "params_control_s": params_s,
-      "params_control_stats": by_params.stats, "params_control_s_per_step": params_s / by_params.stats["num_steps"],
-      "controls_max_abs_diff": control_gap, "compile_vs_reuse": compile_rows,
-      "loss_ratio": float(loss[-1] / loss[0]), "gd_s": gd_s, "gd_times_s": gd_times,
-      "gd_steps_per_s": GD_STEPS / gd_s, "gd_gflops_per_s": GD_STEPS * flops_per_grad / gd_s / 1e9,
-      "device": jax.devices()[0].device_kind}))
+  print(
+    json.dumps(
+      {
+        "width": args.width,
+        "lambda_min": float(lam[0]),
+        "lambda_max": float(lam[-1]),
+        "t_end": t_end,
+        "flow_s": flow_s,
+        "flow_times_s": flow_times,
+        "flow_first_call_s": first,
+        **run.stats,
+        "vector_field_evals": evals,
+        "flow_gflops_per_s": evals * flops_per_grad / flow_s / 1e9,
+        "flow_s_per_step": flow_s / run.stats["num_steps"],
+        "params_control_s": params_s,
+        "params_control_stats": by_params.stats,
+        "params_control_s_per_step": params_s / by_params.stats["num_steps"],
+        "controls_max_abs_diff": control_gap,
+        "compile_vs_reuse": compile_rows,
+        "loss_ratio": float(loss[-1] / loss[0]),
+        "gd_s": gd_s,
+        "gd_times_s": gd_times,
+        "gd_steps_per_s": GD_STEPS / gd_s,
+        "gd_gflops_per_s": GD_STEPS * flops_per_grad / gd_s / 1e9,
+        "device": jax.devices()[0].device_kind,
+      }
+    )
+  )
 
 
 def compile_vs_reuse(net, p0, x, y, times, lam):
@@ -108,21 +133,29 @@ def compile_vs_reuse(net, p0, x, y, times, lam):
   # observe=["loss"] is a structure the cell has not compiled yet; a short span keeps the solve cheap
   flow = lambda **kw: nl.gradient_flow(net, p0, x, y, times=times / 100, observe=["loss"], **kw)  # noqa: E731
   return [
-      ["train, first call with optax.sgd(η)", wall(lambda: gd(optax.sgd(lr)))],
-      ["train, a freshly built optax.sgd(η)", wall(lambda: gd(optax.sgd(lr)))],
-      ["train, optax.sgd(η/2): a new constant", wall(lambda: gd(optax.sgd(lr / 2)))],
-      ["train, first call with inject_hyperparams(sgd)(η)", wall(lambda: gd(inject(lr)))],
-      ["train, inject_hyperparams(sgd)(η/2)", wall(lambda: gd(inject(lr / 2)))],
-      ["gradient_flow, first call of a structure (t/100)", wall(lambda: flow())],
-      ["gradient_flow, new learning_rate, rtol, atol", wall(lambda: flow(learning_rate=0.5, rtol=3e-4,
-                                                                         atol=3e-6))],
+    ["train, first call with optax.sgd(η)", wall(lambda: gd(optax.sgd(lr)))],
+    ["train, a freshly built optax.sgd(η)", wall(lambda: gd(optax.sgd(lr)))],
+    ["train, optax.sgd(η/2): a new constant", wall(lambda: gd(optax.sgd(lr / 2)))],
+    ["train, first call with inject_hyperparams(sgd)(η)", wall(lambda: gd(inject(lr)))],
+    ["train, inject_hyperparams(sgd)(η/2)", wall(lambda: gd(inject(lr / 2)))],
+    ["gradient_flow, first call of a structure (t/100)", wall(lambda: flow())],
+    [
+      "gradient_flow, new learning_rate, rtol, atol",
+      wall(lambda: flow(learning_rate=0.5, rtol=3e-4, atol=3e-6)),
+    ],
   ]
 
 
 def main(argv=None):
-  parser, cell = bench_parser(__doc__, "bench_training", repeats=3, timeout=3600, cells_dir="cells_training",
-                              quick_help="widths 2^8 and 2^10 only",
-                              cell_help="(internal) time one width in this process")
+  parser, cell = bench_parser(
+    __doc__,
+    "bench_training",
+    repeats=3,
+    timeout=3600,
+    cells_dir="cells_training",
+    quick_help="widths 2^8 and 2^10 only",
+    cell_help="(internal) time one width in this process",
+  )
   cell.add_argument("--width", type=int, required=True)
   args = parser.parse_args(argv)
   if subcommand(args, "bench_training", run_cell, to_markdown):
@@ -133,13 +166,26 @@ def main(argv=None):
   out = pathlib.Path(args.out)
   cached = CellCache(out / "cells_training", resume=args.resume, timeout=args.timeout, cwd=ROOT)
   cells = []
-  for width in ((256, 1024) if args.quick else WIDTHS):
-    res = cached(f"{width}", [sys.executable, "-m", "benchmarks.bench_training", "cell",
-                              "--width", str(width), "--repeats", str(args.repeats)])
+  for width in (256, 1024) if args.quick else WIDTHS:
+    res = cached(
+      f"{width}",
+      [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_training",
+        "cell",
+        "--width",
+        str(width),
+        "--repeats",
+        str(args.repeats),
+      ],
+    )
     res.setdefault("width", width)
     cells.append(res)
-    print(json.dumps({k: res.get(k) for k in ("width", "flow_s", "num_steps", "gd_steps_per_s", "error")}),
-          flush=True)
+    print(
+      json.dumps({k: res.get(k) for k in ("width", "flow_s", "num_steps", "gd_steps_per_s", "error")}),
+      flush=True,
+    )
   meta = machine_meta(args.repeats, matmul_gflops_per_s=rate / 1e9)
   write_report(out, "bench_training", to_markdown, meta, cells)
 
@@ -154,8 +200,10 @@ def to_markdown(meta, cells):
       rows.append([f"{c['width']:,}", "failed: " + c.get("error", "?")[:60]] + ["–"] * 7)
       continue
     p = c.get("params_control_stats", {})
-    rows.append([
-        f"{c['width']:,}", f"{c['flow_s']:.2f} s",
+    rows.append(
+      [
+        f"{c['width']:,}",
+        f"{c['flow_s']:.2f} s",
         f"{c['num_accepted_steps']:,} / {c['num_rejected_steps']}",
         f"{1e3 * c['flow_s_per_step']:.2f} ms",
         f"{c['params_control_s']:.2f} s, {p.get('num_accepted_steps', 0):,} / {p.get('num_rejected_steps', 0)}, "
@@ -164,26 +212,42 @@ def to_markdown(meta, cells):
         f"{c['loss_ratio']:.1e}",
         f"{c['flow_gflops_per_s']:.1f} GFLOP/s ({100 * c['flow_gflops_per_s'] / rate:.0f} %)",
         f"{c['gd_steps_per_s']:,.0f}",
-        f"{c['gd_gflops_per_s']:.1f} GFLOP/s ({100 * c['gd_gflops_per_s'] / rate:.0f} %)"])
+        f"{c['gd_gflops_per_s']:.1f} GFLOP/s ({100 * c['gd_gflops_per_s'] / rate:.0f} %)",
+      ]
+    )
   c0 = next((c for c in cells if "t_end" in c), {})
-  header = ["width m", "gradient flow to t = 10/λ_min (outputs' error)", "accepted / rejected steps",
-            "cost per step", "params' error control: time, steps, per step", "max |Δu| between controls",
-            "L(t)/L(0)", "flow FLOP rate (of matmul)", "optax GD steps/s", "GD FLOP rate (of matmul)"]
-  text = (f"Two-layer ReLU net (readout ±1 fixed, first layer trained; Du et al. 2019), N = {N} unit-norm "
-          f"inputs in d = {D}, float32. H^∞ has λ_min = {c0.get('lambda_min', float('nan')):.3g} and "
-          f"λ_max = {c0.get('lambda_max', float('nan')):.3g}, so t = {c0.get('t_end', float('nan')):.0f}. "
-          f"Gradient flow: Tsit5, rtol {RTOL:g}, atol {ATOL:g}, step control on the outputs' local error "
-          f"(default) and on the displacement's, median of {meta['repeats']} runs after a compiling "
-          f"warm-up; GD: optax.sgd(1/λ_max), {GD_STEPS} full-batch steps, median of {meta['repeats']}. "
-          f"FLOP rates count 6·N·m·(d+1) per gradient (the outputs' control adds a Jacobian-vector "
-          f"product per stage, not counted) against a measured fp32 matmul rate of "
-          f"{rate:.0f} GFLOP/s. {meta['device']} ({meta['cpus']} cores), jax {meta['jax']}, "
-          f"{meta['date']}.\n\n" + markdown_table(header, rows) + "\n")
+  header = [
+    "width m",
+    "gradient flow to t = 10/λ_min (outputs' error)",
+    "accepted / rejected steps",
+    "cost per step",
+    "params' error control: time, steps, per step",
+    "max |Δu| between controls",
+    "L(t)/L(0)",
+    "flow FLOP rate (of matmul)",
+    "optax GD steps/s",
+    "GD FLOP rate (of matmul)",
+  ]
+  text = (
+    f"Two-layer ReLU net (readout ±1 fixed, first layer trained; Du et al. 2019), N = {N} unit-norm "
+    f"inputs in d = {D}, float32. H^∞ has λ_min = {c0.get('lambda_min', float('nan')):.3g} and "
+    f"λ_max = {c0.get('lambda_max', float('nan')):.3g}, so t = {c0.get('t_end', float('nan')):.0f}. "
+    f"Gradient flow: Tsit5, rtol {RTOL:g}, atol {ATOL:g}, step control on the outputs' local error "
+    f"(default) and on the displacement's, median of {meta['repeats']} runs after a compiling "
+    f"warm-up; GD: optax.sgd(1/λ_max), {GD_STEPS} full-batch steps, median of {meta['repeats']}. "
+    f"FLOP rates count 6·N·m·(d+1) per gradient (the outputs' control adds a Jacobian-vector "
+    f"product per stage, not counted) against a measured fp32 matmul rate of "
+    f"{rate:.0f} GFLOP/s. {meta['device']} ({meta['cpus']} cores), jax {meta['jax']}, "
+    f"{meta['date']}.\n\n" + markdown_table(header, rows) + "\n"
+  )
   compiled = next((c["compile_vs_reuse"] for c in cells if c.get("compile_vs_reuse")), None)
   if compiled:
-    text += (f"\nCompilation against reuse at width {cells[0]['width']:,} (one call each, wall time): "
-             "a call of a new structure compiles; a call of the same structure reuses the program.\n\n"
-             + markdown_table(["call", "wall time"], [[name, f"{s:.3f} s"] for name, s in compiled]) + "\n")
+    text += (
+      f"\nCompilation against reuse at width {cells[0]['width']:,} (one call each, wall time): "
+      "a call of a new structure compiles; a call of the same structure reuses the program.\n\n"
+      + markdown_table(["call", "wall time"], [[name, f"{s:.3f} s"] for name, s in compiled])
+      + "\n"
+    )
   return text
 
 

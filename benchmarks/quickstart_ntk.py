@@ -45,25 +45,35 @@ def main(argv=None):
     kernels[method] = np.asarray(fn(params, x))
   ref = kernels["jacobian"]
   diffs = {m: float(np.linalg.norm(k - ref) / np.linalg.norm(ref)) for m, k in kernels.items()}
-  rows = [[m, f"{times[m] * 1e3:.1f}", f"{diffs[m]:.1e}", f"{times[m] / times['structured']:.1f}×"]
-          for m in kernels]
+  rows = [
+    [m, f"{times[m] * 1e3:.1f}", f"{diffs[m]:.1e}", f"{times[m] / times['structured']:.1f}×"] for m in kernels
+  ]
 
   K = kernels["structured"]
   eig = np.linalg.eigvalsh(K)
   summary = {
-      "model": f"MLP(({args.width}, {args.width}), relu, ntk, W_std=1, b_std=0.1)",
-      "n_points": args.n, "dtype": str(K.dtype), "device": jax.devices()[0].platform,
-      "median_ms": {m: t * 1e3 for m, t in times.items()},
-      "rel_diff_vs_jacobian": diffs,
-      "diag_mean": float(np.mean(np.diag(K))), "lambda_min": float(eig[0]), "lambda_max": float(eig[-1]),
-      "condition_number": float(eig[-1] / eig[0]),
+    "model": f"MLP(({args.width}, {args.width}), relu, ntk, W_std=1, b_std=0.1)",
+    "n_points": args.n,
+    "dtype": str(K.dtype),
+    "device": jax.devices()[0].platform,
+    "median_ms": {m: t * 1e3 for m, t in times.items()},
+    "rel_diff_vs_jacobian": diffs,
+    "diag_mean": float(np.mean(np.diag(K))),
+    "lambda_min": float(eig[0]),
+    "lambda_max": float(eig[-1]),
+    "condition_number": float(eig[-1] / eig[0]),
   }
   table = markdown_table(["method", "median ms", "rel. diff vs jacobian", "time / structured"], rows)
-  spectrum = markdown_table(["mean Θ(x,x)", "λ_min", "λ_max", "λ_max/λ_min"],
-                            [[f"{summary['diag_mean']:.4f}", f"{eig[0]:.3e}", f"{eig[-1]:.3e}",
-                              f"{summary['condition_number']:.3e}"]])
-  text = (f"# Quickstart: empirical NTK of {summary['model']} on {args.n} points of the unit circle\n\n"
-          f"{table}\n\n{spectrum}\n")
+  spectrum = markdown_table(
+    ["mean Θ(x,x)", "λ_min", "λ_max", "λ_max/λ_min"],
+    [
+      [f"{summary['diag_mean']:.4f}", f"{eig[0]:.3e}", f"{eig[-1]:.3e}", f"{summary['condition_number']:.3e}"]
+    ],
+  )
+  text = (
+    f"# Quickstart: empirical NTK of {summary['model']} on {args.n} points of the unit circle\n\n"
+    f"{table}\n\n{spectrum}\n"
+  )
   (out / "summary.md").write_text(text)
   (out / "summary.json").write_text(json.dumps(summary, indent=2))
   _plot(K, eig, angles, out / "ntk_heatmap.png", summary["model"])
@@ -73,6 +83,7 @@ def main(argv=None):
 
 def _plot(K, eig, angles, path, title):
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 

@@ -28,8 +28,9 @@ def as_batch(x, name: str, *, finite: bool = True):
     try:
       x = jnp.asarray(x)
     except TypeError as e:
-      raise TypeError(f"{name}: expected an array with a leading axis of N points, got "
-                      f"{type(x).__name__}.") from e
+      raise TypeError(
+        f"{name}: expected an array with a leading axis of N points, got {type(x).__name__}."
+      ) from e
   if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
     raise TypeError(f"{name}: expected a real floating array, got dtype {x.dtype}.")
   if x.ndim < 1 or x.shape[0] == 0:
@@ -49,16 +50,20 @@ def as_inputs(x, name: str, in_dim: int | None = None, *, finite: bool = True):
     raise ValueError(f"{name}: expected rank 2 (N, in_dim), got shape {tuple(x.shape)}.{fix}")
   if in_dim is not None and x.shape[1] != in_dim:
     raise ValueError(
-        f"{name}: has {x.shape[1]} features but the params were built for in_dim={in_dim}; "
-        f"pass inputs of shape (N, {in_dim}) or re-init with net.init(key, {x.shape[1]}).")
+      f"{name}: has {x.shape[1]} features but the params were built for in_dim={in_dim}; "
+      f"pass inputs of shape (N, {in_dim}) or re-init with net.init(key, {x.shape[1]})."
+    )
   if finite:
     check_finite(x, name)
   return x
 
 
 # What converting a traced value to a Python or numpy one raises.
-TRACED = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
-          jax.errors.TracerIntegerConversionError)
+TRACED = (
+  jax.errors.ConcretizationTypeError,
+  jax.errors.TracerArrayConversionError,
+  jax.errors.TracerIntegerConversionError,
+)
 
 
 def now_or_at_run_time(check, *args):
@@ -109,14 +114,17 @@ def positive_int(value, name: str) -> int:
 def did_you_mean(value, options) -> str:
   """``"; did you mean 'x'?"`` for the option closest to `value`, or "" when none is close."""
   import difflib
+
   close = difflib.get_close_matches(str(value), [str(o) for o in options], n=1)
   return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def choice(value, name: str, options):
   if value not in options:
-    raise ValueError(f"{name}: must be one of {', '.join(map(repr, options))}, got {value!r}"
-                     f"{did_you_mean(value, options) or '.'}")
+    raise ValueError(
+      f"{name}: must be one of {', '.join(map(repr, options))}, got {value!r}"
+      f"{did_you_mean(value, options) or '.'}"
+    )
   return value
 
 
@@ -141,8 +149,16 @@ def _traced(value) -> bool:
   return False
 
 
-def number(value, name: str, *, low: float | None = None, strict: bool = True,
-           inf_ok: bool = False, static: bool = False, unit: str = ""):
+def number(
+  value,
+  name: str,
+  *,
+  low: float | None = None,
+  strict: bool = True,
+  inf_ok: bool = False,
+  static: bool = False,
+  unit: str = "",
+):
   """A real scalar ≥ `low` (> `low` when `strict`; any when `low` is None), finite unless `inf_ok`.
 
   Python and NumPy scalars and 0-d arrays are numbers; a bool or a string is not. Returns a float,
@@ -157,16 +173,22 @@ def number(value, name: str, *, low: float | None = None, strict: bool = True,
   if isinstance(value, (int, float, np.integer, np.floating)):
     value = float(value)
   elif hasattr(value, "shape") and hasattr(value, "dtype"):
-    if tuple(value.shape) != () or not (jnp.issubdtype(value.dtype, jnp.floating)
-                                        or jnp.issubdtype(value.dtype, jnp.integer)):
-      raise ValueError(f"{name}: must be {what} (a scalar), got an array of shape "
-                       f"{tuple(value.shape)} and dtype {value.dtype}.")
+    if tuple(value.shape) != () or not (
+      jnp.issubdtype(value.dtype, jnp.floating) or jnp.issubdtype(value.dtype, jnp.integer)
+    ):
+      raise ValueError(
+        f"{name}: must be {what} (a scalar), got an array of shape "
+        f"{tuple(value.shape)} and dtype {value.dtype}."
+      )
     if _traced(value):
       if static:
-        raise TypeError(f"{name}: must be a concrete number (it selects the compiled program), got "
-                        "a traced value; pass a Python float, not a jit argument.")
-      jax.debug.callback(functools.partial(_check_number, name=name, low=low, strict=strict,
-                                           inf_ok=inf_ok, what=what), value)
+        raise TypeError(
+          f"{name}: must be a concrete number (it selects the compiled program), got "
+          "a traced value; pass a Python float, not a jit argument."
+        )
+      jax.debug.callback(
+        functools.partial(_check_number, name=name, low=low, strict=strict, inf_ok=inf_ok, what=what), value
+      )
       return value
     value = float(np.asarray(value))
   else:
@@ -177,8 +199,11 @@ def number(value, name: str, *, low: float | None = None, strict: bool = True,
 
 def _check_number(value, *, name, low, strict, inf_ok, what):
   value = float(value)
-  bad = math.isnan(value) or (math.isinf(value) and not inf_ok) or \
-      (low is not None and (value < low or (strict and value == low)))
+  bad = (
+    math.isnan(value)
+    or (math.isinf(value) and not inf_ok)
+    or (low is not None and (value < low or (strict and value == low)))
+  )
   if bad:
     raise ValueError(f"{name}: must be {what}, got {value!r}.")
 
@@ -209,6 +234,7 @@ def layer_values(arr, name: str, *, strict: bool):
       i = int(np.argmax(bad))
       at = f" at layer {i}" if a.size > 1 else ""
       raise ValueError(f"{name}: must be finite and {rel}, got {float(a[i])!r}{at}.")
+
   now_or_at_run_time(check, arr)
   return arr
 
@@ -224,12 +250,10 @@ def times(t, name: str = "times", dtype=None, *, inf_ok: bool = False, increasin
     try:
       t = np.asarray(t)
     except (TypeError, ValueError) as e:
-      raise TypeError(f"{name}: expected numbers (a scalar or a 1-D array), got "
-                      f"{type(t).__name__}.") from e
+      raise TypeError(f"{name}: expected numbers (a scalar or a 1-D array), got {type(t).__name__}.") from e
     if t.dtype.kind not in "biuf":
       raise TypeError(f"{name}: expected numbers (a scalar or a 1-D array), got {t.dtype} values.")
-  if t.dtype == bool or not (jnp.issubdtype(t.dtype, jnp.floating)
-                             or jnp.issubdtype(t.dtype, jnp.integer)):
+  if t.dtype == bool or not (jnp.issubdtype(t.dtype, jnp.floating) or jnp.issubdtype(t.dtype, jnp.integer)):
     raise TypeError(f"{name}: expected real numbers, got dtype {t.dtype}.")
   if t.ndim > 1 or (increasing and t.ndim != 1):
     want = "a non-empty 1-D array" if increasing else "a scalar or a 1-D array"
@@ -237,8 +261,7 @@ def times(t, name: str = "times", dtype=None, *, inf_ok: bool = False, increasin
   t = jnp.atleast_1d(jnp.asarray(t, dtype))
   if t.shape[0] == 0:
     raise ValueError(f"{name}: expected at least one time, got an empty array.")
-  now_or_at_run_time(functools.partial(_check_times, name=name, inf_ok=inf_ok,
-                                       increasing=increasing), t)
+  now_or_at_run_time(functools.partial(_check_times, name=name, inf_ok=inf_ok, increasing=increasing), t)
   return t
 
 
@@ -248,15 +271,20 @@ def _check_times(t, *, name, inf_ok, increasing):
   if bad.any():
     k = int(np.argmax(bad))
     if inf_ok:
-      raise ValueError(f"{name}: must be ≥ 0 and not NaN (jnp.inf is the converged limit), got "
-                       f"{name}[{k}] = {t[k]:g}; gradient flow starts at t = 0.")
-    raise ValueError(f"{name}: must be finite and ≥ 0 (gradient flow starts at t = 0), got "
-                     f"{name}[{k}] = {t[k]:g}.")
+      raise ValueError(
+        f"{name}: must be ≥ 0 and not NaN (jnp.inf is the converged limit), got "
+        f"{name}[{k}] = {t[k]:g}; gradient flow starts at t = 0."
+      )
+    raise ValueError(
+      f"{name}: must be finite and ≥ 0 (gradient flow starts at t = 0), got {name}[{k}] = {t[k]:g}."
+    )
   if increasing:
     if t.size > 1 and not np.all(np.diff(t) > 0):
       k = int(np.argmin(np.diff(t) > 0))
-      raise ValueError(f"{name}: must be strictly increasing, but {name}[{k + 1}] = {t[k + 1]:g} ≤ "
-                       f"{name}[{k}] = {t[k]:g}; sort them and drop duplicates.")
+      raise ValueError(
+        f"{name}: must be strictly increasing, but {name}[{k + 1}] = {t[k + 1]:g} ≤ "
+        f"{name}[{k}] = {t[k]:g}; sort them and drop duplicates."
+      )
     if t[-1] <= 0:
       raise ValueError(f"{name}: the last time must be > 0.")
 
@@ -282,11 +310,16 @@ def targets(y, name: str, n: int, o: int | None = None):
 def promote_params(params, dtype):
   """Floating params narrower than the data's `dtype` are cast up to it (one dtype per program):
   float32 params trained on float64 data train, and are returned, in float64."""
+
   def up(p):
-    if hasattr(p, "dtype") and jnp.issubdtype(p.dtype, jnp.floating) and \
-        jnp.finfo(p.dtype).bits < jnp.finfo(dtype).bits:
+    if (
+      hasattr(p, "dtype")
+      and jnp.issubdtype(p.dtype, jnp.floating)
+      and jnp.finfo(p.dtype).bits < jnp.finfo(dtype).bits
+    ):
       return jnp.asarray(p, dtype)
     return p
+
   return jax.tree.map(up, params)
 
 
@@ -295,8 +328,11 @@ def finite_tree(tree, name: str):
   """Raises naming the first leaf (by its path, e.g. ``params[0]['W']``) and index holding NaN or
   Inf; one fused reduction per leaf, a host callback when traced."""
   leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  leaves = [(path, leaf) for path, leaf in leaves
-            if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.inexact)]
+  leaves = [
+    (path, leaf)
+    for path, leaf in leaves
+    if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.inexact)
+  ]
   if not leaves:
     return tree
   ok = _finite_flags([leaf for _, leaf in leaves])
@@ -309,9 +345,11 @@ def finite_tree(tree, name: str):
   if not ok_now.all():
     i = int(np.argmin(ok_now))
     leaf = np.asarray(leaves[i][1])
-    raise ValueError(_finite_message(paths[i], leaf.reshape(leaf.shape or (1,)))
-                     .replace("clean or drop those entries", "re-initialise them (a diverged run "
-                              "or a bad checkpoint?)"))
+    raise ValueError(
+      _finite_message(paths[i], leaf.reshape(leaf.shape or (1,))).replace(
+        "clean or drop those entries", "re-initialise them (a diverged run or a bad checkpoint?)"
+      )
+    )
   return tree
 
 
@@ -325,15 +363,16 @@ def _finite_flags(arrays):
 def _raise_tree(ok, *, paths):
   ok = np.asarray(ok)
   if not ok.all():
-    raise ValueError(f"{paths[int(np.argmin(ok))]}: contains NaN or Inf; re-initialise them (a "
-                     "diverged run or a bad checkpoint?).")
+    raise ValueError(
+      f"{paths[int(np.argmin(ok))]}: contains NaN or Inf; re-initialise them (a "
+      "diverged run or a bad checkpoint?)."
+    )
 
 
 def finite_result(out, what: str, cause: str):
   """Raises when a result computed from finite arguments is NaN/Inf: it overflowed; `cause`
   says what to change. One fused reduction per array, a host callback when traced."""
-  arrays = [a for a in jax.tree.leaves(out) if hasattr(a, "dtype")
-            and jnp.issubdtype(a.dtype, jnp.inexact)]
+  arrays = [a for a in jax.tree.leaves(out) if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.inexact)]
   if not arrays:
     return out
   ok = jnp.all(_finite_flags(arrays))
@@ -344,8 +383,10 @@ def finite_result(out, what: str, cause: str):
 
 def _raise_overflow(ok, *, what, cause, dtype):
   if not bool(ok):
-    raise ValueError(f"{what}: the result is NaN/Inf although the arguments are finite: it "
-                     f"overflowed {dtype} (largest {float(jnp.finfo(dtype).max):.3g}). {cause}")
+    raise ValueError(
+      f"{what}: the result is NaN/Inf although the arguments are finite: it "
+      f"overflowed {dtype} (largest {float(jnp.finfo(dtype).max):.3g}). {cause}"
+    )
 
 
 # ----------------------------------------------------------------------------------- kernel matrices
@@ -366,8 +407,7 @@ def kernel_defects(K, lam, diag_reg):
 def check_kernel(defects, name: str, n: int, dtype):
   """Refuses a non-symmetric or clearly indefinite kernel matrix (see `kernel_tolerance`), from
   `kernel_defects`, now or at run time."""
-  now_or_at_run_time(functools.partial(_raise_kernel, name=name, tol=kernel_tolerance(n, dtype)),
-                     *defects)
+  now_or_at_run_time(functools.partial(_raise_kernel, name=name, tol=kernel_tolerance(n, dtype)), *defects)
 
 
 def _raise_kernel(asym, lam_min, lam_max, *, name, tol):
@@ -375,12 +415,14 @@ def _raise_kernel(asym, lam_min, lam_max, *, name, tol):
   scale = max(lam_max, 1e-300)
   if asym > tol * scale:
     raise ValueError(
-        f"{name}: is not symmetric: max |K − Kᵀ| = {asym:.3g}, {asym / scale:.2g} of λ_max (rounding "
-        f"allows {tol:.2g}); a kernel matrix Θ(X, X) is symmetric. Pass the train-train kernel "
-        "(not test-train), or symmetrise it yourself if the asymmetry is expected.")
+      f"{name}: is not symmetric: max |K − Kᵀ| = {asym:.3g}, {asym / scale:.2g} of λ_max (rounding "
+      f"allows {tol:.2g}); a kernel matrix Θ(X, X) is symmetric. Pass the train-train kernel "
+      "(not test-train), or symmetrise it yourself if the asymmetry is expected."
+    )
   if lam_min < -tol * scale:
     raise ValueError(
-        f"{name}: is indefinite: its lowest eigenvalue is {lam_min:.3g}, {lam_min / scale:.2g} of "
-        f"λ_max = {lam_max:.3g} (rounding allows −{tol:.2g}); a kernel matrix is positive "
-        "semi-definite, and a negative eigenvalue makes gradient flow grow along it. Check how K "
-        "was computed (an inaccurate quadrature, float16/float32 cancellation?).")
+      f"{name}: is indefinite: its lowest eigenvalue is {lam_min:.3g}, {lam_min / scale:.2g} of "
+      f"λ_max = {lam_max:.3g} (rounding allows −{tol:.2g}); a kernel matrix is positive "
+      "semi-definite, and a negative eigenvalue makes gradient flow grow along it. Check how K "
+      "was computed (an inaccurate quadrature, float16/float32 cancellation?)."
+    )

@@ -84,7 +84,7 @@ def available_bytes(devices=None) -> int | None:
   first device) from `Device.memory_stats()` (accelerators), else the host's MemAvailable from
   /proc/meminfo (CPU, Linux); None when neither is known."""
   free = []
-  for d in (devices or jax.devices()[:1]):
+  for d in devices or jax.devices()[:1]:
     try:
       stats = d.memory_stats()
     except Exception:  # noqa: BLE001 - backends without memory statistics raise or return None
@@ -103,8 +103,9 @@ def available_bytes(devices=None) -> int | None:
   return None
 
 
-def check_fits(what: str, n1: int, n2: int, *, out_bytes: int, temp_bytes: int, devices=None,
-               available: int | None = None) -> None:
+def check_fits(
+  what: str, n1: int, n2: int, *, out_bytes: int, temp_bytes: int, devices=None, available: int | None = None
+) -> None:
   """Raises ValueError, before anything is compiled, when the (n1, n2, …) output plus one tile's
   temporaries cannot fit the memory available (`available_bytes`, or `available` if given).
 
@@ -120,9 +121,10 @@ def check_fits(what: str, n1: int, n2: int, *, out_bytes: int, temp_bytes: int, 
   if free is None or need <= free:
     return
   raise ValueError(
-      f"{what}: the output for N1 = {n1:,} × N2 = {n2:,} points needs {out_bytes / 1e9:.1f} GB "
-      f"(+ {temp_bytes / 1e9:.2f} GB of temporaries per tile), more than the {free / 1e9:.1f} GB "
-      "available. Remedies: compute it in blocks, passing x2 a slice of the points at a time "
-      "(x2=x[i:j]) and keeping or reducing each block; use float32 inputs (half the bytes of "
-      "float64); ask for one kernel (get='ntk'); or a smaller tile (batch_size, memory_budget) if "
-      "the temporaries are what does not fit.")
+    f"{what}: the output for N1 = {n1:,} × N2 = {n2:,} points needs {out_bytes / 1e9:.1f} GB "
+    f"(+ {temp_bytes / 1e9:.2f} GB of temporaries per tile), more than the {free / 1e9:.1f} GB "
+    "available. Remedies: compute it in blocks, passing x2 a slice of the points at a time "
+    "(x2=x[i:j]) and keeping or reducing each block; use float32 inputs (half the bytes of "
+    "float64); ask for one kernel (get='ntk'); or a smaller tile (tile_size, memory_budget) if "
+    "the temporaries are what does not fit."
+  )

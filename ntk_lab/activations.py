@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +29,15 @@ from jax.scipy.special import erf as _erf
 
 from ntk_lab import _checks
 
-__all__ = ["Activation", "ActivationRule", "ACTIVATIONS", "REGISTRY", "get_activation",
-           "register_activation", "value_and_derivative"]
+__all__ = [
+  "Activation",
+  "ActivationRule",
+  "ACTIVATIONS",
+  "REGISTRY",
+  "get_activation",
+  "register_activation",
+  "value_and_derivative",
+]
 
 
 class ActivationRule(NamedTuple):
@@ -55,9 +63,15 @@ class ActivationRule(NamedTuple):
 REGISTRY: dict[str, ActivationRule] = {}
 
 
-def register_activation(name: str, fn: Callable, *, kernel: Callable | None = None,
-                        mean: Callable | None = None, defaults: tuple = (),
-                        param_names: tuple[str, ...] = ()) -> None:
+def register_activation(
+  name: str,
+  fn: Callable,
+  *,
+  kernel: Callable | None = None,
+  mean: Callable | None = None,
+  defaults: tuple = (),
+  param_names: tuple[str, ...] = (),
+) -> None:
   """Adds (or replaces) an activation in the registry; see `ActivationRule` for the signatures.
 
   Example:
@@ -81,8 +95,16 @@ def _safe_sqrt(x):
 
 
 # Abramowitz & Stegun 4.4.46: arccos(a) = √(1 − a) · Σ_k A_k a^k on [0, 1], |error| ≤ 2e-8.
-_ACOS_COEFFS = (1.5707963050, -0.2145988016, 0.0889789874, -0.0501743046, 0.0308918810,
-                -0.0170881256, 0.0066700901, -0.0012624911)
+_ACOS_COEFFS = (
+  1.5707963050,
+  -0.2145988016,
+  0.0889789874,
+  -0.0501743046,
+  0.0308918810,
+  -0.0170881256,
+  0.0066700901,
+  -0.0012624911,
+)
 
 
 def _safe_arccos(c):
@@ -142,11 +164,13 @@ def _gelu_kernel(p, k11, k22, k12, derivative):
       E[ρ(u)ρ(v)] = k12/4 + (k12·arcsin(k12/√s) + (k12² + k11·k22·δ²) / (s·δ)) / (2π)
 
   (Tsuchida et al. 2020). Σ̇ = ∂Σ/∂k12 by Price's theorem, which autodiff gives exactly."""
+
   def t_of(c):
     s = (1 + k11) * (1 + k22)
     delta2 = s - c * c
     delta = jnp.sqrt(delta2)
     return c / 4 + (c * jnp.arctan2(c, delta) + (c * c + k11 * k22 * delta2) / (s * delta)) / (2 * math.pi)
+
   if not derivative:
     return t_of(k12), None
   return jax.jvp(t_of, (k12,), (jnp.ones_like(k12),))
@@ -201,14 +225,18 @@ def _moment(i, j, k11, k22, k12):
     if (i - m) % 2 or (j - m) % 2:
       continue
     a, b = (i - m) // 2, (j - m) // 2
-    coef = math.factorial(i) * math.factorial(j) / (
-        math.factorial(m) * math.factorial(a) * math.factorial(b) * 2 ** (a + b))
+    coef = (
+      math.factorial(i)
+      * math.factorial(j)
+      / (math.factorial(m) * math.factorial(a) * math.factorial(b) * 2 ** (a + b))
+    )
     total = total + coef * k12**m * k11**a * k22**b
   return total
 
 
 def _poly_kernel(p, k11, k22, k12, derivative):
   """ρ(z) = Σ_i p_i z^i: Σ = Σ_ij p_i p_j E[u^i v^j] and Σ̇ the same for ρ', exact polynomials."""
+
   def expect(coefs):
     total = jnp.zeros_like(k12)
     for i, ci in enumerate(coefs):
@@ -216,6 +244,7 @@ def _poly_kernel(p, k11, k22, k12, derivative):
         if ci and cj:
           total = total + ci * cj * _moment(i, j, k11, k22, k12)
     return total
+
   if not derivative:
     return expect(p), None
   return expect(p), expect(tuple(i * c for i, c in enumerate(p))[1:])
@@ -259,45 +288,97 @@ _SQRT_2PI = math.sqrt(2 * math.pi)
 _RECT_MEANS = (0.5, 1 / _SQRT_2PI, 0.5, 2 / _SQRT_2PI)  # E[z^n 1[z ≥ 0]], z ~ N(0, 1)
 
 for _name, _rule in {
-    "relu": ActivationRule(lambda z, p: jax.nn.relu(z), lambda p, *k: _abrelu_kernel((0.0, 1.0), *k),
-                           lambda p, k: jnp.sqrt(k / (2 * math.pi))),
-    "leaky_relu": ActivationRule(lambda z, p: jnp.where(z >= 0, z, p[0] * z),
-                                 lambda p, *k: _abrelu_kernel((p[0], 1.0), *k),
-                                 lambda p, k: (1 - p[0]) * jnp.sqrt(k / (2 * math.pi)), (0.01,),
-                                 ("alpha",)),
-    "abs": ActivationRule(lambda z, p: jnp.abs(z), lambda p, *k: _abrelu_kernel((-1.0, 1.0), *k),
-                          lambda p, k: jnp.sqrt(2 * k / math.pi)),
-    "abrelu": ActivationRule(lambda z, p: p[0] * jnp.minimum(z, 0) + p[1] * jnp.maximum(z, 0),
-                             _abrelu_kernel, lambda p, k: (p[1] - p[0]) * jnp.sqrt(k / (2 * math.pi)),
-                             (0.0, 1.0), ("a", "b")),
-    "erf": ActivationRule(lambda z, p: _erf(z), _erf_kernel, lambda p, k: 0 * k),
-    "tanh": ActivationRule(lambda z, p: jnp.tanh(z), None, lambda p, k: 0 * k),
-    "sigmoid": ActivationRule(lambda z, p: jax.nn.sigmoid(z), None, lambda p, k: 0 * k + 0.5),
-    # GELU is the exact (erf) form, as neural-tangents' `stax.Gelu`.
-    "gelu": ActivationRule(lambda z, p: jax.nn.gelu(z, approximate=False), _gelu_kernel,
-                           lambda p, k: k / jnp.sqrt(2 * math.pi * (1 + k))),
-    "softplus": ActivationRule(lambda z, p: jax.nn.softplus(z)),
-    "sin": ActivationRule(lambda z, p: jnp.sin(z + p[0]), _sin_kernel,
-                          lambda p, k: jnp.exp(-k / 2) * math.sin(p[0]), (0.0,), ("phase",)),
-    "cos": ActivationRule(lambda z, p: jnp.cos(z + p[0]),
-                          lambda p, *k: _sin_kernel((p[0] + math.pi / 2,), *k),
-                          lambda p, k: jnp.exp(-k / 2) * math.cos(p[0]), (0.0,), ("phase",)),
-    "identity": ActivationRule(lambda z, p: z, _identity_kernel, lambda p, k: 0 * k),
-    "sign": ActivationRule(lambda z, p: jnp.sign(z), _sign_kernel, lambda p, k: 0 * k),
-    "step": ActivationRule(lambda z, p: jnp.where(z >= 0, jnp.ones_like(z), jnp.zeros_like(z)),
-                           lambda p, *k: _rect_monomial_kernel((0,), *k), lambda p, k: 0 * k + 0.5),
-    "rectified_monomial": ActivationRule(
-        lambda z, p: jnp.where(z >= 0, z ** p[0], jnp.zeros_like(z)), _rect_monomial_kernel,
-        lambda p, k: _RECT_MEANS[p[0]] * k ** (p[0] / 2), (1,), ("degree",)),
-    "monomial": ActivationRule(_monomial_fn, lambda p, *k: _poly_kernel((0,) * p[0] + (1,), *k),
-                               lambda p, k: _poly_mean((0,) * p[0] + (1,), k), (2,), ("degree",)),
-    "polynomial": ActivationRule(lambda z, p: sum(c * z**i for i, c in enumerate(p)), _poly_kernel,
-                                 _poly_mean, (0.0, 1.0), ("coefficients",)),
-    "rbf": ActivationRule(lambda z, p: math.sqrt(2) * jnp.sin(math.sqrt(2 * p[0]) * z + math.pi / 4),
-                          _rbf_kernel, lambda p, k: jnp.exp(-p[0] * k), (1.0,), ("gamma",)),
-    "gaussian": ActivationRule(lambda z, p: jnp.exp(p[0] * z * z), _gaussian_kernel,
-                               lambda p, k: 1 / jnp.sqrt(1 - 2 * p[0] * k), (-1.0,), ("b",)),
-    "exp": ActivationRule(lambda z, p: jnp.exp(z), _exp_kernel, lambda p, k: jnp.exp(k / 2)),
+  "relu": ActivationRule(
+    lambda z, p: jax.nn.relu(z),
+    lambda p, *k: _abrelu_kernel((0.0, 1.0), *k),
+    lambda p, k: jnp.sqrt(k / (2 * math.pi)),
+  ),
+  "leaky_relu": ActivationRule(
+    lambda z, p: jnp.where(z >= 0, z, p[0] * z),
+    lambda p, *k: _abrelu_kernel((p[0], 1.0), *k),
+    lambda p, k: (1 - p[0]) * jnp.sqrt(k / (2 * math.pi)),
+    (0.01,),
+    ("alpha",),
+  ),
+  "abs": ActivationRule(
+    lambda z, p: jnp.abs(z),
+    lambda p, *k: _abrelu_kernel((-1.0, 1.0), *k),
+    lambda p, k: jnp.sqrt(2 * k / math.pi),
+  ),
+  "abrelu": ActivationRule(
+    lambda z, p: p[0] * jnp.minimum(z, 0) + p[1] * jnp.maximum(z, 0),
+    _abrelu_kernel,
+    lambda p, k: (p[1] - p[0]) * jnp.sqrt(k / (2 * math.pi)),
+    (0.0, 1.0),
+    ("a", "b"),
+  ),
+  "erf": ActivationRule(lambda z, p: _erf(z), _erf_kernel, lambda p, k: 0 * k),
+  "tanh": ActivationRule(lambda z, p: jnp.tanh(z), None, lambda p, k: 0 * k),
+  "sigmoid": ActivationRule(lambda z, p: jax.nn.sigmoid(z), None, lambda p, k: 0 * k + 0.5),
+  # GELU is the exact (erf) form, as neural-tangents' `stax.Gelu`.
+  "gelu": ActivationRule(
+    lambda z, p: jax.nn.gelu(z, approximate=False),
+    _gelu_kernel,
+    lambda p, k: k / jnp.sqrt(2 * math.pi * (1 + k)),
+  ),
+  "softplus": ActivationRule(lambda z, p: jax.nn.softplus(z)),
+  "sin": ActivationRule(
+    lambda z, p: jnp.sin(z + p[0]),
+    _sin_kernel,
+    lambda p, k: jnp.exp(-k / 2) * math.sin(p[0]),
+    (0.0,),
+    ("phase",),
+  ),
+  "cos": ActivationRule(
+    lambda z, p: jnp.cos(z + p[0]),
+    lambda p, *k: _sin_kernel((p[0] + math.pi / 2,), *k),
+    lambda p, k: jnp.exp(-k / 2) * math.cos(p[0]),
+    (0.0,),
+    ("phase",),
+  ),
+  "identity": ActivationRule(lambda z, p: z, _identity_kernel, lambda p, k: 0 * k),
+  "sign": ActivationRule(lambda z, p: jnp.sign(z), _sign_kernel, lambda p, k: 0 * k),
+  "step": ActivationRule(
+    lambda z, p: jnp.where(z >= 0, jnp.ones_like(z), jnp.zeros_like(z)),
+    lambda p, *k: _rect_monomial_kernel((0,), *k),
+    lambda p, k: 0 * k + 0.5,
+  ),
+  "rectified_monomial": ActivationRule(
+    lambda z, p: jnp.where(z >= 0, z ** p[0], jnp.zeros_like(z)),
+    _rect_monomial_kernel,
+    lambda p, k: _RECT_MEANS[p[0]] * k ** (p[0] / 2),
+    (1,),
+    ("degree",),
+  ),
+  "monomial": ActivationRule(
+    _monomial_fn,
+    lambda p, *k: _poly_kernel((0,) * p[0] + (1,), *k),
+    lambda p, k: _poly_mean((0,) * p[0] + (1,), k),
+    (2,),
+    ("degree",),
+  ),
+  "polynomial": ActivationRule(
+    lambda z, p: sum(c * z**i for i, c in enumerate(p)),
+    _poly_kernel,
+    _poly_mean,
+    (0.0, 1.0),
+    ("coefficients",),
+  ),
+  "rbf": ActivationRule(
+    lambda z, p: math.sqrt(2) * jnp.sin(math.sqrt(2 * p[0]) * z + math.pi / 4),
+    _rbf_kernel,
+    lambda p, k: jnp.exp(-p[0] * k),
+    (1.0,),
+    ("gamma",),
+  ),
+  "gaussian": ActivationRule(
+    lambda z, p: jnp.exp(p[0] * z * z),
+    _gaussian_kernel,
+    lambda p, k: 1 / jnp.sqrt(1 - 2 * p[0] * k),
+    (-1.0,),
+    ("b",),
+  ),
+  "exp": ActivationRule(lambda z, p: jnp.exp(z), _exp_kernel, lambda p, k: jnp.exp(k / 2)),
 }.items():
   REGISTRY[_name] = _rule
 
@@ -352,8 +433,9 @@ class Activation:
       return
     if self.name not in REGISTRY:
       raise ValueError(
-          f"activation: unknown name {self.name!r}; valid names are {', '.join(REGISTRY)}, "
-          f"or pass a callable{_checks.did_you_mean(self.name, tuple(REGISTRY)) or '.'}")
+        f"activation: unknown name {self.name!r}; valid names are {', '.join(REGISTRY)}, "
+        f"or pass a callable{_checks.did_you_mean(self.name, tuple(REGISTRY)) or '.'}"
+      )
     if self.fn is not None:
       raise TypeError(f"Activation({self.name!r}) takes no `fn`; use name='custom' for a callable.")
     p = tuple(self.params)
@@ -368,8 +450,9 @@ class Activation:
         raise ValueError(f"activation params: polynomial coefficients must be finite numbers, got {p!r}.")
     elif p and (len(p) != len(rule.defaults) or not all(_is_number(v) for v in p)):
       names = ", ".join(rule.param_names) or "none"
-      raise ValueError(f"activation params: {self.name} takes {len(rule.defaults)} number(s) "
-                       f"({names}), got {p!r}.")
+      raise ValueError(
+        f"activation params: {self.name} takes {len(rule.defaults)} number(s) ({names}), got {p!r}."
+      )
 
   @property
   def rule(self) -> ActivationRule | None:
@@ -392,7 +475,7 @@ class Activation:
     """(Σ, Σ̇) in closed form for the affine wrap: with K' = inner²·K,
     Σ = scale²·Σ_ρ(K') + scale·shift·(E ρ(u') + E ρ(v')) + shift², Σ̇ = scale²·inner²·Σ̇_ρ(K')."""
     rule, p = self.rule, self.resolved_params
-    b2 = self.inner ** 2
+    b2 = self.inner**2
     k11, k22, k12 = (b2 * k if b2 != 1 else k for k in (k11, k22, k12))
     t, tdot = rule.kernel(p, k11, k22, k12, derivative)
     a, c = self.scale, self.shift
@@ -422,8 +505,9 @@ def get_activation(activation) -> Activation:
   if callable(activation):
     return Activation("custom", fn=activation)
   raise TypeError(
-      f"activation: expected a name ({', '.join(REGISTRY)}), an ntk_lab.Activation or a "
-      f"callable, got {type(activation).__name__}.")
+    f"activation: expected a name ({', '.join(REGISTRY)}), an ntk_lab.Activation or a "
+    f"callable, got {type(activation).__name__}."
+  )
 
 
 def value_and_derivative(act: Activation, z):

@@ -31,7 +31,8 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,8 +41,18 @@ import numpy as np
 from ntk_lab import _checks, _tiling
 from ntk_lab.activations import REGISTRY, Activation, _safe_sqrt, get_activation, value_and_derivative
 
-__all__ = ["Kernel", "analytic_kernel", "gaussian_expectations", "quadrature_error", "choose_nodes",
-           "default_rtol", "CLOSED_FORMS"]
+if TYPE_CHECKING:  # mlp.py builds on this module (MLP.kernel): no import at run time
+  from ntk_lab.mlp import MLP
+
+__all__ = [
+  "Kernel",
+  "analytic_kernel",
+  "gaussian_expectations",
+  "quadrature_error",
+  "choose_nodes",
+  "default_rtol",
+  "CLOSED_FORMS",
+]
 
 # Names whose Σ and Σ̇ have a closed form (derived from the registry).
 CLOSED_FORMS = tuple(name for name, rule in REGISTRY.items() if rule.kernel is not None)
@@ -61,11 +72,21 @@ class Kernel(NamedTuple):
   ntk: jax.Array | None
 
 
-def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=None, b_std=None,
-                    diagonal: bool = False, quadrature_nodes: int | None = None,
-                    quadrature_rtol: float | None = None, batch_size: int | None = None,
-                    memory_budget: float = _tiling.DEFAULT_MEMORY_BUDGET,
-                    devices: Sequence[jax.Device] | None = None) -> Kernel:
+def analytic_kernel(
+  model: MLP,
+  x1,
+  x2=None,
+  *,
+  get=("nngp", "ntk"),
+  W_std=None,
+  b_std=None,
+  diagonal: bool = False,
+  quadrature_nodes: int | None = None,
+  quadrature_rtol: float | None = None,
+  tile_size: int | None = None,
+  memory_budget: float = _tiling.DEFAULT_MEMORY_BUDGET,
+  devices: Sequence[jax.Device] | None = None,
+) -> Kernel:
   """The infinite-width NNGP Σ_{L+1}(x, x') and NTK Θ(x, x') of the network `model` describes.
 
   Args:
@@ -78,7 +99,7 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
       without a bias stay without).
     diagonal: if True, only the diagonal: Σ(x_i, x_i) and Θ(x_i, x_i) for x2 None, or the pairs
       (x1_i, x2_i) when x2 has as many points, each of shape (N,), in O(N) memory (NT's
-      ``diagonal_axes=(0,)``); ``batch_size`` and ``devices`` do not apply then.
+      ``diagonal_axes=(0,)``); ``tile_size`` and ``devices`` do not apply then.
     quadrature_nodes: for activations without a closed form, Gauss–Legendre nodes per half-line
       and dimension (1 … 512; the rule evaluates ρ at 4·n² points per entry). None: per layer,
       the fewest that meet ``quadrature_rtol`` (module docstring); a number forces it, and a
@@ -88,9 +109,9 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
     quadrature_rtol: the accuracy quadrature kernels must meet, relative to
       √(Σ(x, x)·Σ(x', x')) on Σ and Σ̇ of every layer. None: 1e-7 in float64, 1e-5 in float32.
       If no node count up to 128 meets it, the call raises with the estimated error.
-    batch_size: tile side B: x1 × x2 is evaluated in B × B tiles written into the output, one at
+    tile_size: tile side B: x1 × x2 is evaluated in B × B tiles written into the output, one at
       a time. ``None``: 256, or less if its temporaries would not fit ``memory_budget`` bytes.
-    memory_budget: bytes of temporaries one tile may use when ``batch_size`` is None.
+    memory_budget: bytes of temporaries one tile may use when ``tile_size`` is None.
     devices: optional devices (e.g. ``jax.devices()``) over which the rows of x1 are split with
       `jax.shard_map`; each device evaluates its rows tile by tile. None: the default device.
 
@@ -111,33 +132,50 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
     (3,)
   """
   # Duck-typed: mlp.py builds on this module (MLP.kernel), so this one does not import MLP.
-  if not all(hasattr(model, a) for a in ("n_layers", "widths", "w_std", "b_std_of", "parametrization_of",
-                                         "activation_of", "readout_init")):
+  if not all(
+    hasattr(model, a)
+    for a in (
+      "n_layers",
+      "widths",
+      "W_std_of",
+      "b_std_of",
+      "parametrization_of",
+      "activation_of",
+      "readout_init",
+    )
+  ):
     raise TypeError(f"model: expected an ntk_lab.MLP, got {type(model).__name__}.")
   get = _checks.kernel_fields(get)
   x1, x2 = _checks.input_pair(x1, x2)
   if quadrature_nodes is not None:
     _checks.positive_int(quadrature_nodes, "quadrature_nodes")
     if quadrature_nodes > MAX_NODES:
-      raise ValueError(f"quadrature_nodes: at most {MAX_NODES}, got {quadrature_nodes}; leave it None "
-                       "to have the node count chosen for quadrature_rtol.")
+      raise ValueError(
+        f"quadrature_nodes: at most {MAX_NODES}, got {quadrature_nodes}; leave it None "
+        "to have the node count chosen for quadrature_rtol."
+      )
   if quadrature_rtol is not None and not (
-      isinstance(quadrature_rtol, (int, float, np.floating)) and 0 < quadrature_rtol < 1):
+    isinstance(quadrature_rtol, (int, float, np.floating)) and 0 < quadrature_rtol < 1
+  ):
     raise ValueError(f"quadrature_rtol: must be a number in (0, 1), e.g. 1e-6, got {quadrature_rtol!r}.")
-  if batch_size is not None:
-    batch_size = _checks.positive_int(batch_size, "batch_size")
+  if tile_size is not None:
+    tile_size = _checks.positive_int(tile_size, "tile_size")
   _checks.memory_budget(memory_budget)
   dtype = jnp.result_type(x1.dtype, x2.dtype) if x2 is not None else x1.dtype
   w = _layer_values(W_std, "W_std", model, dtype)
   if b_std is not None and not model.has_bias:
-    raise ValueError("b_std: the model has no bias (MLP(..., b_std=None)); build it with a bias "
-                     "(e.g. b_std=0.0) to set or differentiate σ_b.")
+    raise ValueError(
+      "b_std: the model has no bias (MLP(..., b_std=None)); build it with a bias "
+      "(e.g. b_std=0.0) to set or differentiate σ_b."
+    )
   b = _layer_values(b_std, "b_std", model, dtype)
   # Layers without a bias keep σ_b = 0 whatever the override (they have no b to scale).
   b = b * jnp.asarray([model.b_std_of(l) is not None for l in range(model.n_layers)], dtype)
   if diagonal and x2 is not None and x2.shape[0] != x1.shape[0]:
-    raise ValueError(f"x2: diagonal=True pairs x1[i] with x2[i], so both need the same number of "
-                     f"points; got {x1.shape[0]} and {x2.shape[0]}. Pass x2=None for Θ(x_i, x_i).")
+    raise ValueError(
+      f"x2: diagonal=True pairs x1[i] with x2[i], so both need the same number of "
+      f"points; got {x1.shape[0]} and {x2.shape[0]}. Pass x2=None for Θ(x_i, x_i)."
+    )
   closed = all(model.activation_of(l).has_closed_form for l in range(model.n_layers - 1))
   if diagonal:
     nodes = _nodes(model, x1, x2, w, b, dtype, closed, quadrature_rtol, quadrature_nodes)
@@ -153,18 +191,24 @@ def analytic_kernel(model: "MLP", x1, x2=None, *, get=("nngp", "ntk"), W_std=Non
   # Temporaries per kernel entry: a few per layer, and for quadrature the inner nodes of one
   # outer step (the scan holds one at a time).
   per_entry = 16 + (0 if closed else 16 * (quadrature_nodes or TRACED_NODES))
-  if batch_size is None:
+  if tile_size is None:
     # Small tiles keep each tile's elementwise temporaries in cache (XLA materialises several per
     # layer); a larger single pass is slower, not faster. The budget caps them for quadrature.
     rows = n1 if n_dev is None else -(-n1 // n_dev)
     fit = _tiling.choose_block(rows, n2, lambda B: B * B * per_entry * dtype.itemsize, memory_budget)
-    batch_size = min(fit or TILE, TILE) if max(rows, n2) > TILE else fit
-  block = min(batch_size or max(n1, n2), max(n1, n2))
-  _tiling.check_fits("analytic_kernel", n1, n2, out_bytes=len(get) * n1 * n2 * dtype.itemsize,
-                     temp_bytes=block * block * per_entry * dtype.itemsize, devices=devices)
+    tile_size = min(fit or TILE, TILE) if max(rows, n2) > TILE else fit
+  block = min(tile_size or max(n1, n2), max(n1, n2))
+  _tiling.check_fits(
+    "analytic_kernel",
+    n1,
+    n2,
+    out_bytes=len(get) * n1 * n2 * dtype.itemsize,
+    temp_bytes=block * block * per_entry * dtype.itemsize,
+    devices=devices,
+  )
   nodes = _nodes(model, x1, x2, w, b, dtype, closed, quadrature_rtol, quadrature_nodes)
   mesh = None if devices is None else jax.sharding.Mesh(np.array(devices), ("points",))
-  out = _kernel(model, x1, x2, w, b, nodes=nodes, get=get, block=batch_size, mesh=mesh)
+  out = _kernel(model, x1, x2, w, b, nodes=nodes, get=get, block=tile_size, mesh=mesh)
   return _as_kernel(model, out)
 
 
@@ -175,8 +219,10 @@ def _as_kernel(model, out) -> Kernel:
   return _checks.finite_result(Kernel(nngp, ntk), "analytic_kernel", OVERFLOW)
 
 
-OVERFLOW = ("Rescale the inputs (the kernels grow like |x|² per layer), compute in float64, or use "
-            "a smaller W_std/b_std.")
+OVERFLOW = (
+  "Rescale the inputs (the kernels grow like |x|² per layer), compute in float64, or use "
+  "a smaller W_std/b_std."
+)
 
 
 def _nodes(model, x1, x2, w, b, dtype, closed, quadrature_rtol, quadrature_nodes):
@@ -211,9 +257,11 @@ def _layer_nodes(model, x1, x2, w, b, rtol, forced):
     err = quadrature_error(act, q, forced)
     if max(err) > rtol:
       warnings.warn(
-          f"quadrature_nodes={forced}{where}: estimated relative error {err[0]:.1e} on Σ and "
-          f"{err[1]:.1e} on Σ̇, above quadrature_rtol={rtol:g}; leave quadrature_nodes None to "
-          "have enough chosen.", stacklevel=3)
+        f"quadrature_nodes={forced}{where}: estimated relative error {err[0]:.1e} on Σ and "
+        f"{err[1]:.1e} on Σ̇, above quadrature_rtol={rtol:g}; leave quadrature_nodes None to "
+        "have enough chosen.",
+        stacklevel=3,
+      )
     nodes.append(forced)
   return tuple(nodes)
 
@@ -228,7 +276,7 @@ def _layer_values(value, name, model, dtype):
   L = model.n_layers
   if value is None:
     if name == "W_std":
-      value = [model.w_std(l) for l in range(L)]
+      value = [model.W_std_of(l) for l in range(L)]
     else:
       value = [model.b_std_of(l) or 0.0 for l in range(L)]
   try:
@@ -236,8 +284,9 @@ def _layer_values(value, name, model, dtype):
   except TypeError as e:
     raise TypeError(f"{name}: expected a number or one per layer, got {type(value).__name__}.") from e
   if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != L):
-    raise ValueError(f"{name}: expected a scalar or {L} values (one per layer), got shape "
-                     f"{tuple(arr.shape)}.")
+    raise ValueError(
+      f"{name}: expected a scalar or {L} values (one per layer), got shape {tuple(arr.shape)}."
+    )
   # Overrides obey the constructor's rules (σ_w > 0, σ_b ≥ 0, finite), now or at run time.
   if value is not None:
     _checks.layer_values(arr, name, strict=name == "W_std")
@@ -262,8 +311,7 @@ def _kernel(model, x1, x2, w, b, *, nodes, get, block, mesh):
       return _tiling.tiled(tile, a_local, c_all, block, symmetric=False, swap_axes=None)
 
     # check_vma=False: the tiles' loop carry starts as replicated zeros and becomes per-device.
-    out = jax.shard_map(local, mesh=mesh, in_specs=(rows, jax.P()), out_specs=rows,
-                        check_vma=False)(a, c)
+    out = jax.shard_map(local, mesh=mesh, in_specs=(rows, jax.P()), out_specs=rows, check_vma=False)(a, c)
     if pad:
       out = jax.tree_util.tree_map(lambda v: v[:n1], out)
   if x2 is None:
@@ -325,8 +373,9 @@ def _tile(model, a, c, *, w, b, nodes, get, paired=False):
       ntk = _ntk_step(model, l, ntk, cov, prev, w, d)
     if l < model.n_layers - 1:
       ka, kc = (qa[l], qc[l]) if paired else (qa[l][:, None], qc[l][None, :])
-      cov, tdot = gaussian_expectations(model.activation_of(l), ka, kc, cov,
-                                        nodes=nodes[l], derivative=want_ntk)
+      cov, tdot = gaussian_expectations(
+        model.activation_of(l), ka, kc, cov, nodes=nodes[l], derivative=want_ntk
+      )
       if want_ntk:
         ntk = ntk * tdot
   out = {}
@@ -348,7 +397,7 @@ def gaussian_expectations(act: Activation, k11, k22, k12, *, nodes: int = 32, de
 
   Example:
     >>> import jax.numpy as jnp, ntk_lab as nl
-    >>> t, tdot = nl.gaussian_expectations(nl.Activation("custom", fn=jnp.tanh), 1.0, 1.0, 0.5)
+    >>> t, tdot = nl.analytic.gaussian_expectations(nl.Activation("custom", fn=jnp.tanh), 1.0, 1.0, 0.5)
     >>> round(float(t), 8), round(float(tdot), 8)
     (0.19995643, 0.38225862)
   """
@@ -446,8 +495,9 @@ def _quad_jvp(act, n, order, primals, tangents):
   out, dout = jax.jvp(lambda a, b, c: _quad_impl(act, n, order, a, b, c), primals, tangents)
   flat = (k11 <= 0) | (k22 <= 0)
   t12 = jnp.where(flat, tangents[2], 0.0)
-  nxt = jax.lax.cond(jnp.any(flat), lambda: _quad(act, n, order + 1, k11, k22, k12)[1],
-                     lambda: jnp.zeros_like(k12))
+  nxt = jax.lax.cond(
+    jnp.any(flat), lambda: _quad(act, n, order + 1, k11, k22, k12)[1], lambda: jnp.zeros_like(k12)
+  )
   return out, (dout[0] + out[1] * t12, dout[1] + nxt * t12)
 
 
@@ -512,10 +562,11 @@ def choose_nodes(act, variances, rtol: float, *, where: str = "") -> int:
   q = np.asarray(variances, np.float64)
   closed = ", ".join(name for name, rule in REGISTRY.items() if rule.kernel is not None)
   raise ValueError(
-      f"activation {act.name if act.name != 'custom' else getattr(act.fn, '__name__', 'custom')}: "
-      f"its Gaussian expectations{where} at pre-activation variances {q.min():.3g} … {q.max():.3g} "
-      f"do not reach the relative accuracy quadrature_rtol={rtol:g} with {NODE_LADDER[-1]} nodes "
-      f"(estimated error {err[0]:.1e} on Σ, {err[1]:.1e} on Σ̇). Remedies: an activation with a "
-      f"closed form ({closed}; affine variants via Activation(..., scale=, inner=, shift=)); "
-      f"smaller W_std, b_std or inputs (the variance sets how sharp ρ looks); or a looser "
-      f"quadrature_rtol (e.g. {10 ** math.ceil(math.log10(max(err))):.0e}) if that accuracy is enough.")
+    f"activation {act.name if act.name != 'custom' else getattr(act.fn, '__name__', 'custom')}: "
+    f"its Gaussian expectations{where} at pre-activation variances {q.min():.3g} … {q.max():.3g} "
+    f"do not reach the relative accuracy quadrature_rtol={rtol:g} with {NODE_LADDER[-1]} nodes "
+    f"(estimated error {err[0]:.1e} on Σ, {err[1]:.1e} on Σ̇). Remedies: an activation with a "
+    f"closed form ({closed}; affine variants via Activation(..., scale=, inner=, shift=)); "
+    f"smaller W_std, b_std or inputs (the variance sets how sharp ρ looks); or a looser "
+    f"quadrature_rtol (e.g. {10 ** math.ceil(math.log10(max(err))):.0e}) if that accuracy is enough."
+  )

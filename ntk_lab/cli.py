@@ -63,41 +63,63 @@ def _jobs(text):
   try:
     return _checks.positive_int(int(text), "--jobs")
   except ValueError:
-    raise argparse.ArgumentTypeError(f"expected a positive number of worker processes, got {text!r}") from None
+    raise argparse.ArgumentTypeError(
+      f"expected a positive number of worker processes, got {text!r}"
+    ) from None
 
 
 def _parser():
   debug = argparse.ArgumentParser(add_help=False)
   # SUPPRESS: a subcommand's default must not undo a --debug given before the command name
-  debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                     help="show the traceback of a failure")
+  debug.add_argument(
+    "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of a failure"
+  )
   parser = _Parser(prog="ntk-lab", description="Neural tangent kernel experiments.")
   parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
   sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
   run = sub.add_parser("run", parents=[debug], help="run an experiment config (a sweep) into a run directory")
   run.add_argument("config", help="a YAML config, e.g. configs/quickstart.yaml")
   run.add_argument("--out", help="run directory (default: runs/<config name>)")
-  run.add_argument("--resume", action="store_true",
-                   help="keep finished cells of this config, set aside damaged and foreign ones, run the rest")
+  run.add_argument(
+    "--resume",
+    action="store_true",
+    help="keep finished cells of this config, set aside damaged and foreign ones, run the rest",
+  )
   run.add_argument("--shard", type=_shard, metavar="K/N", help="run the K-th of N slices of the grid")
-  run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set model.width=512 (repeatable)")
-  val = sub.add_parser("validate", parents=[debug],
-                       help="check a config (and that this machine can run it); print its resolved form")
+  run.add_argument(
+    "--set",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="override a config key, e.g. --set model.width=512 (repeatable)",
+  )
+  val = sub.add_parser(
+    "validate",
+    parents=[debug],
+    help="check a config (and that this machine can run it); print its resolved form",
+  )
   val.add_argument("config")
   val.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
   sub.add_parser("list", parents=[debug], help="list the experiments with one-line descriptions")
-  rep = sub.add_parser("report", parents=[debug],
-                       help="re-make plots, tables and summary.csv of a run directory")
+  rep = sub.add_parser(
+    "report", parents=[debug], help="re-make plots, tables and summary.csv of a run directory"
+  )
   rep.add_argument("run_dir")
   atl = sub.add_parser("atlas", parents=[debug], help="check every claim; write atlas.md and atlas.json")
   atl.add_argument("--quick", action="store_true", help="reduced sweeps (under 3 minutes on 2 cores)")
   atl.add_argument("--only", help="comma-separated claim ids, e.g. C0.6,C3.4")
-  atl.add_argument("--out", help=f"output directory (default: {FULL_ATLAS_DIR} for every claim, "
-                                 "runs/atlas_<ids> with --only); never one holding more claims")
+  atl.add_argument(
+    "--out",
+    help=f"output directory (default: {FULL_ATLAS_DIR} for every claim, "
+    "runs/atlas_<ids> with --only); never one holding more claims",
+  )
   atl.add_argument("--jobs", type=_jobs, default=2, help="worker processes (default: 2)")
-  atl.add_argument("--docs", metavar="PAGE", help="re-write the atlas block of PAGE (e.g. docs/atlas.md) from "
-                   "OUT/atlas.json; with --docs alone (no --only, --quick) nothing is re-run")
+  atl.add_argument(
+    "--docs",
+    metavar="PAGE",
+    help="re-write the atlas block of PAGE (e.g. docs/atlas.md) from "
+    "OUT/atlas.json; with --docs alone (no --only, --quick) nothing is re-run",
+  )
   return parser
 
 
@@ -123,6 +145,7 @@ def main(argv=None) -> int:
     return 1
   except Exception as e:  # RunError, SolverError, DivergenceError, anything else while running
     from ntk_lab.runner import RunError
+
     text = str(e) if isinstance(e, RunError) else f"{type(e).__name__}: {e}"
     _fail(debug, text + ("" if debug else " (rerun with --debug for the traceback)"))
     return 1
@@ -139,12 +162,14 @@ def _fail(debug: bool, message: str):
 
 def _command(args) -> int:
   from ntk_lab import runner
+
   if args.command == "list":
     for name in runner.EXPERIMENTS:
       print(f"{name:22s} {runner.EXPERIMENTS[name].description}")
     return 0
   if args.command == "validate":
     import yaml
+
     cfg = load_config(pathlib.Path(args.config), overrides=args.set)
     runner.check_run(cfg)
     print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
@@ -163,17 +188,22 @@ def _command(args) -> int:
 
 def _atlas(args) -> int:
   from ntk_lab import atlas
+
   ids = None
   if args.only is not None:
     ids = list(dict.fromkeys(c.strip() for c in args.only.split(",") if c.strip()))
     if not ids:
-      raise UsageError(f"--only: expected comma-separated claim ids such as C0.6,C3.4, got {args.only!r}; "
-                       "leave --only out to check every claim.")
+      raise UsageError(
+        f"--only: expected comma-separated claim ids such as C0.6,C3.4, got {args.only!r}; "
+        "leave --only out to check every claim."
+      )
     atlas._load()  # registers the claims (what run_atlas does first)
     for cid in ids:
       if cid not in atlas.CLAIMS:
-        raise UsageError(f"--only: unknown claim {cid!r} ({len(atlas.CLAIMS)} claims, "
-                         f"C0.1 … C4.5){_checks.did_you_mean(cid, atlas.CLAIMS) or '.'}")
+        raise UsageError(
+          f"--only: unknown claim {cid!r} ({len(atlas.CLAIMS)} claims, "
+          f"C0.1 … C4.5){_checks.did_you_mean(cid, atlas.CLAIMS) or '.'}"
+        )
   out = pathlib.Path(args.out or (FULL_ATLAS_DIR if ids is None else f"runs/atlas_{'_'.join(ids)}"))
   if args.docs and not (ids or args.quick):  # re-render the page from the files in `out`, no run
     return _atlas_docs(atlas, out, args.docs, echo=True)
@@ -203,20 +233,27 @@ def _check_atlas_out(out: pathlib.Path, ids, quick: bool):
   held, held_quick = _atlas_in(out)
   if held is not None:
     from ntk_lab import atlas
+
     atlas._load()
     wanted = set(atlas.CLAIMS) if ids is None else set(ids)
     lost = sorted(set(held) - wanted) if held != "?" else None
     subset = f"this run ({'--only ' + ','.join(ids) if ids else 'every claim'})"
     if held == "?" and ids is not None:
-      raise UsageError(f"--out {str(out)!r}: holds an atlas.md without a readable atlas.json; {subset} "
-                       "would replace it; choose another --out.")
+      raise UsageError(
+        f"--out {str(out)!r}: holds an atlas.md without a readable atlas.json; {subset} "
+        "would replace it; choose another --out."
+      )
     if lost:
-      raise UsageError(f"--out {str(out)!r}: holds an atlas of {len(held)} claims; {subset} would replace it "
-                       f"and lose {len(lost)} of them; leave --out out (a subset goes to runs/) or choose "
-                       "another directory.")
+      raise UsageError(
+        f"--out {str(out)!r}: holds an atlas of {len(held)} claims; {subset} would replace it "
+        f"and lose {len(lost)} of them; leave --out out (a subset goes to runs/) or choose "
+        "another directory."
+      )
     if quick and held_quick is False:
-      raise UsageError(f"--out {str(out)!r}: holds a full (not --quick) atlas; a --quick run would replace "
-                       "it; choose another --out.")
+      raise UsageError(
+        f"--out {str(out)!r}: holds a full (not --quick) atlas; a --quick run would replace "
+        "it; choose another --out."
+      )
   out.mkdir(parents=True, exist_ok=True)
   probe = out / ".ntk-lab-write-test"
   probe.write_text("")  # an OSError here (read-only, full) is said before hours of computation

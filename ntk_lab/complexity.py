@@ -31,8 +31,8 @@ from ntk_lab.kernel_dynamics import spectrum
 __all__ = ["COMPLEXITY_DEFINITIONS", "Complexity", "kernel_complexity"]
 
 COMPLEXITY_DEFINITIONS = {
-    "arora2019": "√(2 yᵀH⁻¹y / n)  (Arora et al. 2019, Theorem 5.1)",
-    "trace": "√(2 yᵀH⁻¹y · tr H) / n  (the Rademacher form with the trace; nl.ntk_complexity)",
+  "arora2019": "√(2 yᵀH⁻¹y / n)  (Arora et al. 2019, Theorem 5.1)",
+  "trace": "√(2 yᵀH⁻¹y · tr H) / n  (the Rademacher form with the trace; nl.two_layer.ntk_complexity)",
 }
 
 
@@ -65,10 +65,10 @@ def kernel_complexity(k_train_train, y_train, *, definition: str, diag_reg: floa
     >>> import jax, jax.numpy as jnp, ntk_lab as nl
     >>> x = jax.random.normal(jax.random.PRNGKey(0), (20, 5))
     >>> x = x / jnp.linalg.norm(x, axis=1, keepdims=True); y = jnp.sign(x[:, 0])
-    >>> H = nl.relu_h_infinity(x)
+    >>> H = nl.two_layer.relu_h_infinity(x)
     >>> a = nl.kernel_complexity(H, y, definition="arora2019").value
     >>> t = nl.kernel_complexity(H, y, definition="trace").value
-    >>> bool(jnp.isclose(t, nl.ntk_complexity(x, y))), bool(jnp.isclose(a, jnp.sqrt(2.0) * t))
+    >>> bool(jnp.isclose(t, nl.two_layer.ntk_complexity(x, y))), bool(jnp.isclose(a, jnp.sqrt(2.0) * t))
     (True, True)
   """
   _checks.choice(definition, "definition", tuple(COMPLEXITY_DEFINITIONS))

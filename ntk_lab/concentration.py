@@ -31,19 +31,21 @@ def lipschitz_derivative(act) -> float:
   return float(jnp.max(jnp.abs(jax.vmap(jax.grad(act))(z))))
 
 
-def deviations(act, x, m, key, *, draws, w_std=1.0, kernel=None, batch=64):
+def deviations(act, x, m, key, *, draws, first_layer_std=1.0, kernel=None, batch=64):
   """|K − K^(m)| on every entry, and ‖H − H^(m)‖ (spectral, Frobenius), over `draws` draws.
 
   Returns {"entries": (draws, n, n), "op": (draws,), "fro": (draws,)} as numpy arrays; `kernel`
   is the exact H (n, n) (computed with `h_infinity` when None).
   """
   act = get_activation(act)  # a name, an Activation or a callable
-  h = h_infinity(x, activation=act, w_std=w_std) if kernel is None else jnp.asarray(kernel)
+  h = (
+    h_infinity(x, activation=act, first_layer_std=first_layer_std) if kernel is None else jnp.asarray(kernel)
+  )
   gram = x @ x.T
   dsigma = jax.vmap(jax.grad(act))
 
   def one(k):
-    w = w_std * jax.random.normal(k, (m, x.shape[1]), x.dtype)
+    w = first_layer_std * jax.random.normal(k, (m, x.shape[1]), x.dtype)
     phi = dsigma((x @ w.T).ravel()).reshape(x.shape[0], m)
     diff = h - gram * (phi @ phi.T) / m
     return jnp.abs(diff), jnp.linalg.norm(diff, 2), jnp.linalg.norm(diff)

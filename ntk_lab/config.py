@@ -45,8 +45,19 @@ import yaml
 from ntk_lab import _checks
 from ntk_lab.mlp import PARAMETRIZATIONS
 
-__all__ = ["Cell", "Config", "ConfigError", "DataConfig", "ModelConfig", "SweepConfig",
-           "TrainingConfig", "apply_overrides", "cells", "fingerprint", "load_config"]
+__all__ = [
+  "Cell",
+  "Config",
+  "ConfigError",
+  "DataConfig",
+  "ModelConfig",
+  "SweepConfig",
+  "TrainingConfig",
+  "apply_overrides",
+  "cells",
+  "fingerprint",
+  "load_config",
+]
 
 
 class ConfigError(ValueError):
@@ -61,22 +72,26 @@ def _choice(*options):
 # what the library can run, including experiments registered after import.
 def _experiments():
   from ntk_lab.experiments import EXPERIMENTS
+
   return tuple(EXPERIMENTS)
 
 
 def _activations():
   from ntk_lab.activations import ACTIVATIONS
+
   return tuple(ACTIVATIONS)
 
 
 def _solvers():
   from ntk_lab.training import SOLVERS
+
   return tuple(SOLVERS)
 
 
 def _fixed_step(solver: str) -> bool:
   """Whether the registered solver takes fixed steps (and so needs ``training.dt0``)."""
   from ntk_lab.training import SOLVERS
+
   entry = SOLVERS[solver]
   adaptive = getattr(entry, "adaptive", None)
   return not (entry[1] if adaptive is None else adaptive)
@@ -85,6 +100,7 @@ def _fixed_step(solver: str) -> bool:
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
   """Synthetic inputs and targets: n training and n_test test points in in_dim dimensions."""
+
   n: int = 32
   n_test: int = 16
   in_dim: int = 2
@@ -96,6 +112,7 @@ class DataConfig:
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """An `ntk_lab.MLP` with `depth` hidden layers of `width` units."""
+
   width: int = 256
   depth: int = 1
   activation: str = dataclasses.field(default="relu", metadata={"choices": _activations})
@@ -110,6 +127,7 @@ class TrainingConfig:
   """Gradient flow (or GD) settings; `time` is the final gradient-flow time, sampled at `n_times`
   equally spaced times from 0 (so at least 2). `dt0` is the step of a fixed-step solver (required
   for one) and the first step of an adaptive one (None: chosen by the solver)."""
+
   time: float = dataclasses.field(default=10.0, metadata={"positive": True})
   n_times: int = dataclasses.field(default=21, metadata={"min": 2})
   learning_rate: float = dataclasses.field(default=1.0, metadata={"positive": True})
@@ -122,6 +140,7 @@ class TrainingConfig:
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
   """Lists to take the grid of; None keeps the single value of the section."""
+
   widths: tuple[int, ...] | None = None
   seeds: tuple[int, ...] = dataclasses.field(default=(0,), metadata={"min": 0})
   depths: tuple[int, ...] | None = None
@@ -136,6 +155,7 @@ class SweepConfig:
 @dataclasses.dataclass(frozen=True)
 class Config:
   """A whole experiment config (see the module docstring for the YAML layout)."""
+
   experiment: str = dataclasses.field(metadata={"choices": _experiments})
   name: str | None = None
   dtype: str = dataclasses.field(default="float64", metadata=_choice("float32", "float64"))
@@ -287,13 +307,15 @@ def _read_text(path: pathlib.Path) -> str:
       hint = f"; did you mean {str(path.with_suffix('.yaml'))!r}?"
     raise ConfigError(f"config: no such file {str(path)!r}{hint or '.'}")
   if path.is_dir():
-    raise ConfigError(f"config: {str(path)!r} is a directory; give a YAML file such as "
-                      "configs/quickstart.yaml.")
+    raise ConfigError(
+      f"config: {str(path)!r} is a directory; give a YAML file such as configs/quickstart.yaml."
+    )
   try:
     return path.read_bytes().decode("utf-8")
   except UnicodeDecodeError as e:
-    raise ConfigError(f"config: {str(path)!r} is not UTF-8 text (byte {e.start}); save it as UTF-8 "
-                      "YAML.") from None
+    raise ConfigError(
+      f"config: {str(path)!r} is not UTF-8 text (byte {e.start}); save it as UTF-8 YAML."
+    ) from None
   except OSError as e:
     raise ConfigError(f"config: cannot read {str(path)!r}: {e.strerror}.") from None
 
@@ -307,8 +329,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
       key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
       try:
         if key in seen and key != "<<":
-          raise ConfigError(f"{self._where}: key {key!r} appears twice (lines {seen[key]} and {line}); "
-                            "keep one.")
+          raise ConfigError(
+            f"{self._where}: key {key!r} appears twice (lines {seen[key]} and {line}); keep one."
+          )
         seen[key] = line
       except TypeError:  # an unhashable key: the base class names it
         pass
@@ -334,13 +357,21 @@ def parse_yaml(text: str, where: str = "config"):
 def _is_path(source) -> bool:
   if isinstance(source, pathlib.Path):
     return True
-  return isinstance(source, str) and "\n" not in source and (
-      source.endswith((".yaml", ".yml")) or pathlib.Path(source).is_file() or ": " not in source)
+  return (
+    isinstance(source, str)
+    and "\n" not in source
+    and (source.endswith((".yaml", ".yml")) or pathlib.Path(source).is_file() or ": " not in source)
+  )
 
 
 # A sweep list overrides the single value of its section: --set on the single value would be ignored.
-SWEEP_OF = {"model.width": "widths", "model.depth": "depths", "model.activation": "activations",
-            "data.n": "n", "training.learning_rate": "learning_rates"}
+SWEEP_OF = {
+  "model.width": "widths",
+  "model.depth": "depths",
+  "model.activation": "activations",
+  "data.n": "n",
+  "training.learning_rate": "learning_rates",
+}
 
 
 def apply_overrides(raw, overrides, *, where: str = "config") -> dict:
@@ -353,8 +384,10 @@ def apply_overrides(raw, overrides, *, where: str = "config") -> dict:
   if raw is None:
     raw = {}
   if not isinstance(raw, dict):
-    raise ConfigError(f"{where}: expected a mapping of keys to values at the top level (such as "
-                      f"`experiment: quickstart`), got a {type(raw).__name__}: {raw!r:.60}.")
+    raise ConfigError(
+      f"{where}: expected a mapping of keys to values at the top level (such as "
+      f"`experiment: quickstart`), got a {type(raw).__name__}: {raw!r:.60}."
+    )
   raw = yaml.safe_load(yaml.safe_dump(raw)) if raw else {}
   if isinstance(overrides, str):
     overrides = [overrides]
@@ -371,15 +404,17 @@ def apply_overrides(raw, overrides, *, where: str = "config") -> dict:
       sweep = raw.get("sweep")
       if isinstance(sweep, dict) and sweep.get(SWEEP_OF[dotted]) is not None:
         lst = f"sweep.{SWEEP_OF[dotted]}"
-        raise ConfigError(f"--set {item!r}: {lst} is set ({sweep[SWEEP_OF[dotted]]}) and overrides "
-                          f"{dotted}; set {lst}=[{text.strip()}] instead.")
+        raise ConfigError(
+          f"--set {item!r}: {lst} is set ({sweep[SWEEP_OF[dotted]]}) and overrides "
+          f"{dotted}; set {lst}=[{text.strip()}] instead."
+        )
     node = raw
     for i, part in enumerate(parts[:-1]):
       if node.get(part) is None:
         node[part] = {}
       node = node[part]
       if not isinstance(node, dict):
-        raise ConfigError(f"--set {item!r}: {'.'.join(parts[:i + 1])!r} is not a section.")
+        raise ConfigError(f"--set {item!r}: {'.'.join(parts[: i + 1])!r} is not a section.")
     node[parts[-1]] = value
   return raw
 
@@ -392,13 +427,16 @@ def _check_together(cfg: Config):
     if isinstance(values, tuple):
       twice = [v for i, v in enumerate(values) if v in values[:i]]
       if twice:
-        raise ConfigError(f"sweep.{f.name}: {twice[0]!r} is listed twice ({list(values)}); list each value "
-                          "once.")
+        raise ConfigError(
+          f"sweep.{f.name}: {twice[0]!r} is listed twice ({list(values)}); list each value once."
+        )
   tr = cfg.training
   if tr.dt0 is None and _fixed_step(tr.solver):
-    raise ConfigError(f"training.dt0: solver {tr.solver!r} takes fixed steps, so it needs training.dt0 "
-                      f"(e.g. dt0: {tr.time / 1000:g}, small against 1/(η λ_max) of the NTK); or use an "
-                      "adaptive solver such as tsit5.")
+    raise ConfigError(
+      f"training.dt0: solver {tr.solver!r} takes fixed steps, so it needs training.dt0 "
+      f"(e.g. dt0: {tr.time / 1000:g}, small against 1/(η λ_max) of the NTK); or use an "
+      "adaptive solver such as tsit5."
+    )
 
 
 def fingerprint(cfg: Config) -> str:
@@ -425,6 +463,7 @@ def _digest(value, n: int) -> str:
 @dataclasses.dataclass(frozen=True)
 class Cell:
   """One point of the sweep grid."""
+
   width: int
   depth: int
   activation: str
@@ -443,19 +482,26 @@ class Cell:
       >>> a.key[:21], a.key == b.key
       ('w16_d1_erf_n6_lr1_s0_', False)
     """
-    return (f"w{self.width}_d{self.depth}_{self.activation}_n{self.n}_"
-            f"lr{self.learning_rate:g}_s{self.seed}_{_digest(dataclasses.asdict(self), 10)}")
+    return (
+      f"w{self.width}_d{self.depth}_{self.activation}_n{self.n}_"
+      f"lr{self.learning_rate:g}_s{self.seed}_{_digest(dataclasses.asdict(self), 10)}"
+    )
 
 
 def cells(cfg: Config, *, shard: tuple[int, int] | None = None) -> list[Cell]:
   """The sweep grid in a fixed order; ``shard=(k, n)`` keeps every n-th cell from the k-th
   (1-based), so n processes with k = 1 … n cover the grid exactly once."""
   s = cfg.sweep
-  grid = itertools.product(s.widths or (cfg.model.width,), s.depths or (cfg.model.depth,),
-                           s.activations or (cfg.model.activation,), s.n or (cfg.data.n,),
-                           s.learning_rates or (cfg.training.learning_rate,), s.seeds)
+  grid = itertools.product(
+    s.widths or (cfg.model.width,),
+    s.depths or (cfg.model.depth,),
+    s.activations or (cfg.model.activation,),
+    s.n or (cfg.data.n,),
+    s.learning_rates or (cfg.training.learning_rate,),
+    s.seeds,
+  )
   all_cells = [Cell(*c) for c in grid]
   if shard is None:
     return all_cells
   k, n = shard
-  return all_cells[k - 1::n]
+  return all_cells[k - 1 :: n]

@@ -46,8 +46,10 @@ def _rng(key, name="key"):
   try:
     seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
   except (TypeError, ValueError) as e:
-    raise TypeError(f"{name}: expected an integer seed or a JAX PRNG key such as "
-                    f"jax.random.PRNGKey(0), got {type(key).__name__}.") from e
+    raise TypeError(
+      f"{name}: expected an integer seed or a JAX PRNG key such as "
+      f"jax.random.PRNGKey(0), got {type(key).__name__}."
+    ) from e
   return np.random.default_rng(seed)
 
 
@@ -57,9 +59,16 @@ def _fraction(value, name):
   return float(value)
 
 
-def digits(*, classes=None, n_train: int | None = None, n_test: int | None = None,
-           normalize: str | None = "unit", labels: str = "onehot", corrupt: float = 0.0,
-           key=0) -> Dataset:
+def digits(
+  *,
+  classes=None,
+  n_train: int | None = None,
+  n_test: int | None = None,
+  normalize: str | None = "unit",
+  labels: str = "onehot",
+  corrupt: float = 0.0,
+  key=0,
+) -> Dataset:
   """scikit-learn's handwritten digits (8×8 images, 1,797 of them), split and prepared.
 
   The images of the chosen classes are shuffled with `key` and split into the first `n_train`
@@ -110,13 +119,16 @@ def digits(*, classes=None, n_train: int | None = None, n_test: int | None = Non
     classes = tuple(range(10))
   else:
     classes = tuple(classes) if not isinstance(classes, (int, np.integer)) else (classes,)
-    bad = [c for c in classes if isinstance(c, bool) or not isinstance(c, (int, np.integer))
-           or not 0 <= c <= 9]
+    bad = [
+      c for c in classes if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c <= 9
+    ]
     if bad or len(set(classes)) != len(classes) or len(classes) < 2:
       raise ValueError(f"classes: expected two or more distinct digits 0-9, e.g. (0, 1), got {classes!r}.")
   if labels == "pm1" and len(classes) != 2:
-    raise ValueError(f"labels: 'pm1' needs exactly two classes (−1 for the first, +1 for the "
-                     f"second), got {len(classes)}; pass classes=(a, b) or labels='onehot'.")
+    raise ValueError(
+      f"labels: 'pm1' needs exactly two classes (−1 for the first, +1 for the "
+      f"second), got {len(classes)}; pass classes=(a, b) or labels='onehot'."
+    )
   keep = np.flatnonzero(np.isin(data.target, classes))
   total = len(keep)
   if n_test is None:
@@ -126,10 +138,11 @@ def digits(*, classes=None, n_train: int | None = None, n_test: int | None = Non
     n_train = total - n_test
   n_train = _checks.positive_int(n_train, "n_train")
   if n_train + n_test > total:
-    raise ValueError(f"n_train + n_test: the chosen classes have {total} images, asked for "
-                     f"{n_train} + {n_test}; lower them.")
+    raise ValueError(
+      f"n_train + n_test: the chosen classes have {total} images, asked for {n_train} + {n_test}; lower them."
+    )
   rng = _rng(key)
-  order = keep[rng.permutation(total)][:n_train + n_test]
+  order = keep[rng.permutation(total)][: n_train + n_test]
   x = data.data[order].astype(float) / 16.0
   position = {c: i for i, c in enumerate(classes)}
   idx = np.array([position[int(c)] for c in data.target[order]], dtype=np.int64)
@@ -148,8 +161,12 @@ def digits(*, classes=None, n_train: int | None = None, n_test: int | None = Non
     crng = np.random.default_rng(rng.integers(2**31 - 1))
     which = crng.choice(n_train, n_bad, replace=False)
     train_idx[which] = crng.integers(len(classes), size=n_bad)
-  return Dataset(jnp.asarray(x[:n_train]), _labels(train_idx, labels, len(classes)),
-                 jnp.asarray(x[n_train:]), _labels(idx[n_train:], labels, len(classes)))
+  return Dataset(
+    jnp.asarray(x[:n_train]),
+    _labels(train_idx, labels, len(classes)),
+    jnp.asarray(x[n_train:]),
+    _labels(idx[n_train:], labels, len(classes)),
+  )
 
 
 def _labels(idx, kind, n_classes):
@@ -205,9 +222,19 @@ def sphere(n: int, dim: int, *, key) -> jax.Array:
   return x / jnp.linalg.norm(x, axis=1, keepdims=True)
 
 
-def teacher_student(n_train: int, n_test: int, dim: int, *, key, inputs: str = "sphere",
-                    hidden=(512,), activation: str = "tanh", b_std: float | None = 0.1,
-                    out_dim: int = 1, noise: float = 0.0) -> Dataset:
+def teacher_student(
+  n_train: int,
+  n_test: int,
+  dim: int,
+  *,
+  key,
+  inputs: str = "sphere",
+  hidden=(512,),
+  activation: str = "tanh",
+  b_std: float | None = 0.1,
+  out_dim: int = 1,
+  noise: float = 0.0,
+) -> Dataset:
   """A regression task whose targets are a random wide MLP's outputs, y = f_teacher(x) + noise.
 
   The teacher is an `ntk_lab.MLP` in NTK parametrization with the given hidden widths at a random
@@ -232,6 +259,7 @@ def teacher_student(n_train: int, n_test: int, dim: int, *, key, inputs: str = "
     ((20, 3), (20, 1), (5, 3))
   """
   from ntk_lab.mlp import MLP
+
   _checks.choice(inputs, "inputs", ("sphere", "gaussian"))
   if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
     raise ValueError(f"noise: must be a non-negative number, got {noise!r}.")

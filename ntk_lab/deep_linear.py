@@ -22,30 +22,43 @@ diffrax.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 
 from ntk_lab import _checks
 
-__all__ = ["end_to_end", "balanced_factors", "balanced_init", "balancedness", "psd_power",
-           "factor_velocity", "end_to_end_velocity", "rank_one_velocity", "factorization_velocity",
-           "gram_velocity", "flow"]
+__all__ = [
+  "end_to_end",
+  "balanced_factors",
+  "balanced_init",
+  "balancedness",
+  "psd_power",
+  "factor_velocity",
+  "end_to_end_velocity",
+  "rank_one_velocity",
+  "factorization_velocity",
+  "gram_velocity",
+  "flow",
+]
 
 
 def _factors(factors, name="factors"):
   if not isinstance(factors, (list, tuple)) or not factors:
-    raise TypeError(f"{name}: expected a non-empty list of 2-D matrices [W_1, …, W_N], got "
-                    f"{type(factors).__name__}.")
+    raise TypeError(
+      f"{name}: expected a non-empty list of 2-D matrices [W_1, …, W_N], got {type(factors).__name__}."
+    )
   out = [jnp.asarray(w) for w in factors]
   for j, w in enumerate(out, 1):
     if w.ndim != 2:
       raise ValueError(f"{name}[{j - 1}]: W_{j} must be 2-D (d_j, d_(j-1)), got shape {w.shape}.")
   for j in range(1, len(out)):
     if out[j].shape[1] != out[j - 1].shape[0]:
-      raise ValueError(f"{name}: W_{j + 1} has shape {out[j].shape} but W_{j} has {out[j - 1].shape}; "
-                       f"W_{j + 1} must have {out[j - 1].shape[0]} columns.")
+      raise ValueError(
+        f"{name}: W_{j + 1} has shape {out[j].shape} but W_{j} has {out[j - 1].shape}; "
+        f"W_{j + 1} must have {out[j - 1].shape[0]} columns."
+      )
   return out
 
 
@@ -78,13 +91,16 @@ def balanced_factors(matrix, hidden_dims: Sequence[int], *, key) -> list[jax.Arr
   hidden = [int(h) for h in hidden_dims]
   r = min(a.shape)
   if any(h < r for h in hidden):
-    raise ValueError(f"hidden_dims: every hidden width must be ≥ min(d_0, d_N) = {r} to hold a balanced "
-                     f"factorization, got {hidden}.")
+    raise ValueError(
+      f"hidden_dims: every hidden width must be ≥ min(d_0, d_N) = {r} to hold a balanced "
+      f"factorization, got {hidden}."
+    )
   u, s, vt = jnp.linalg.svd(a, full_matrices=False)
   n = len(hidden) + 1
   keys = jax.random.split(key, max(len(hidden), 1))
-  frames = [vt.T] + [jnp.linalg.qr(jax.random.normal(k, (h, r), a.dtype))[0]
-                     for k, h in zip(keys, hidden)] + [u]
+  frames = (
+    [vt.T] + [jnp.linalg.qr(jax.random.normal(k, (h, r), a.dtype))[0] for k, h in zip(keys, hidden)] + [u]
+  )
   root = s ** (1.0 / n)
   return [frames[j + 1] @ (root[:, None] * frames[j].T) for j in range(n)]
 
@@ -156,7 +172,7 @@ def rank_one_velocity(loss: Callable, w, depth: int) -> jax.Array:
   g = jax.grad(loss)(w)
   norm2 = jnp.sum(w**2)
   w_hat = w / jnp.sqrt(norm2)
-  return -norm2 ** ((n - 1) / n) * (g + (n - 1) * (g @ w_hat.T) * w_hat)
+  return -(norm2 ** ((n - 1) / n)) * (g + (n - 1) * (g @ w_hat.T) * w_hat)
 
 
 def factorization_velocity(loss: Callable, u) -> jax.Array:
@@ -172,8 +188,9 @@ def gram_velocity(loss: Callable, w) -> jax.Array:
   return -(s @ w + w @ s)
 
 
-def flow(velocity: Callable, state0, times, *, rtol: float = 1e-8, atol: float = 1e-10,
-         max_steps: int = 100_000):
+def flow(
+  velocity: Callable, state0, times, *, rtol: float = 1e-8, atol: float = 1e-10, max_steps: int = 100_000
+):
   """Integrates ṡ = velocity(s) (any pytree state) with diffrax's Tsit5; returns the states at
   `times` stacked on a leading axis.
 
@@ -189,8 +206,15 @@ def flow(velocity: Callable, state0, times, *, rtol: float = 1e-8, atol: float =
   if times.ndim != 1 or times.shape[0] < 1:
     raise ValueError(f"times: expected a 1-D array of save times, got shape {times.shape}.")
   term = diffrax.ODETerm(lambda t, s, args: velocity(s))
-  sol = diffrax.diffeqsolve(term, diffrax.Tsit5(), t0=times[0], t1=times[-1], dt0=None, y0=state0,
-                            saveat=diffrax.SaveAt(ts=times),
-                            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-                            max_steps=max_steps)
+  sol = diffrax.diffeqsolve(
+    term,
+    diffrax.Tsit5(),
+    t0=times[0],
+    t1=times[-1],
+    dt0=None,
+    y0=state0,
+    saveat=diffrax.SaveAt(ts=times),
+    stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+    max_steps=max_steps,
+  )
   return sol.ys

@@ -34,9 +34,19 @@ __all__ = ["empirical_ntk", "empirical_nngp", "structured_flops", "METHODS"]
 METHODS = ("auto", "structured", "jacobian", "ntvp")
 
 
-def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_outputs: bool = True,
-                  diagonal: bool = False, per_layer: bool = False, batch_size: int | None = None,
-                  memory_budget: float = _tiling.DEFAULT_MEMORY_BUDGET):
+def empirical_ntk(
+  model,
+  params,
+  x1,
+  x2=None,
+  *,
+  method: str = "auto",
+  trace_outputs: bool = True,
+  diagonal: bool = False,
+  per_layer: bool = False,
+  tile_size: int | None = None,
+  memory_budget: float = _tiling.DEFAULT_MEMORY_BUDGET,
+):
   """The empirical NTK Θ(x1, x2) of a network at parameters θ.
 
   Args:
@@ -54,10 +64,10 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
       (NT's ``diagonal_axes=(0,)``), without forming N × N: shape (N,), or (N, O, O).
     per_layer: if True, prepend an axis with each layer's contribution Θ_l (they sum to Θ). For a
       plain apply_fn the "layers" are the top-level entries of a list/tuple/dict `params`.
-    batch_size: tile side B: x1 × x2 is evaluated in B × B tiles, one at a time (with
+    tile_size: tile side B: x1 × x2 is evaluated in B × B tiles, one at a time (with
       ``diagonal``, the Jacobian and ntvp routes take B pairs at a time). ``None`` picks one tile
       if the problem fits ``memory_budget`` bytes of temporaries, else the largest B that does.
-    memory_budget: bytes of temporaries one tile may use when ``batch_size`` is None.
+    memory_budget: bytes of temporaries one tile may use when ``tile_size`` is None.
 
   Returns:
     An array of shape (N1, N2) — or (N1, N2, O, O) with ``trace_outputs=False`` — with
@@ -76,8 +86,8 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
     (5,)
   """
   _checks.choice(method, "method", METHODS)
-  if batch_size is not None:
-    batch_size = _checks.positive_int(batch_size, "batch_size")
+  if tile_size is not None:
+    tile_size = _checks.positive_int(tile_size, "tile_size")
   _checks.memory_budget(memory_budget)
   # Centring does not change Θ (f(x; θ₀) is constant in θ), so a centred model's base is used;
   # a linearized model's NTK is its base's at the expansion point, whatever θ is.
@@ -91,8 +101,9 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
   is_mlp = isinstance(base, MLP)
   if method == "structured" and not is_mlp:
     raise ValueError(
-        "method='structured' needs an ntk_lab.MLP (or ntk_lab.centered(MLP, params0)); got "
-        f"{type(base).__name__}. Use method='jacobian', 'ntvp' or 'auto' for a general apply_fn.")
+      "method='structured' needs an ntk_lab.MLP (or ntk_lab.centered(MLP, params0)); got "
+      f"{type(base).__name__}. Use method='jacobian', 'ntvp' or 'auto' for a general apply_fn."
+    )
 
   if is_mlp:
     in_dim = base.check_params(params)
@@ -103,8 +114,9 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
   out_shape = jax.eval_shape(apply_fn, params, x1[:1])
   if len(out_shape.shape) != 2 or out_shape.shape[0] != 1:
     raise ValueError(
-        f"model: apply_fn(params, x) must return shape (N, O); for 1 point it returned "
-        f"{out_shape.shape}. Wrap it, e.g. lambda p, x: f(p, x).reshape(len(x), -1).")
+      f"model: apply_fn(params, x) must return shape (N, O); for 1 point it returned "
+      f"{out_shape.shape}. Wrap it, e.g. lambda p, x: f(p, x).reshape(len(x), -1)."
+    )
   n_out = out_shape.shape[1]
 
   n1, n2 = x1.shape[0], (x1 if x2 is None else x2).shape[0]
@@ -112,23 +124,41 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
     method = "structured" if is_mlp else _cheaper_general_method(params, n1, n2, n_out, memory_budget)
   if per_layer and not is_mlp and _top_level_groups(params) is None:
     raise ValueError(
-        "per_layer=True: params must be a list, tuple or dict whose top-level entries are the "
-        f"layers, got {type(params).__name__}.")
-  if batch_size is None and diagonal:
-    batch_size = _auto_pairs(method, n1, _n_params(params), n_out, jnp.dtype(x1.dtype).itemsize,
-                             memory_budget)
-  elif batch_size is None:
+      "per_layer=True: params must be a list, tuple or dict whose top-level entries are the "
+      f"layers, got {type(params).__name__}."
+    )
+  if tile_size is None and diagonal:
+    tile_size = _auto_pairs(method, n1, _n_params(params), n_out, jnp.dtype(x1.dtype).itemsize, memory_budget)
+  elif tile_size is None:
     n_terms = (base.n_layers if is_mlp else len(_top_level_groups(params))) if per_layer else 1
-    batch_size = _auto_block(method, n1, n2, _n_params(params), n_out, trace_outputs, n_terms,
-                             jnp.dtype(x1.dtype).itemsize, memory_budget)
-  _tiling.check_fits("empirical_ntk", n1, n2, temp_bytes=0, out_bytes=n1 * n2 * jnp.dtype(x1.dtype).itemsize
-                     * (1 if trace_outputs else n_out * n_out) * (base.n_layers if per_layer and is_mlp else 1))
+    tile_size = _auto_block(
+      method,
+      n1,
+      n2,
+      _n_params(params),
+      n_out,
+      trace_outputs,
+      n_terms,
+      jnp.dtype(x1.dtype).itemsize,
+      memory_budget,
+    )
+  _tiling.check_fits(
+    "empirical_ntk",
+    n1,
+    n2,
+    temp_bytes=0,
+    out_bytes=n1
+    * n2
+    * jnp.dtype(x1.dtype).itemsize
+    * (1 if trace_outputs else n_out * n_out)
+    * (base.n_layers if per_layer and is_mlp else 1),
+  )
 
   if method == "structured":
     if diagonal:
       out = _structured_diagonal(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer)
     else:
-      out = _structured(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer, block=batch_size)
+      out = _structured(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer, block=tile_size)
     return _checks.finite_result(out, "empirical_ntk", _OVERFLOW)
   if is_mlp:
     theta, const = base.split(params)
@@ -138,14 +168,28 @@ def empirical_ntk(model, params, x1, x2=None, *, method: str = "auto", trace_out
     theta, const = params, None
     groups = _top_level_groups(params) if per_layer else None
     n_groups = None if groups is None else len(groups)
-  out = _general(apply_fn, base if is_mlp else None, theta, const, x1, x2, method=method,
-                 trace=trace_outputs, per_layer=per_layer, block=batch_size, groups=groups,
-                 n_groups=n_groups, diagonal=diagonal)
+  out = _general(
+    apply_fn,
+    base if is_mlp else None,
+    theta,
+    const,
+    x1,
+    x2,
+    method=method,
+    trace=trace_outputs,
+    per_layer=per_layer,
+    block=tile_size,
+    groups=groups,
+    n_groups=n_groups,
+    diagonal=diagonal,
+  )
   return _checks.finite_result(out, "empirical_ntk", _OVERFLOW)
 
 
-_OVERFLOW = ("Rescale the inputs (Θ grows like |x|² per layer), compute in float64, or check the "
-             "activation for overflow at these pre-activations.")
+_OVERFLOW = (
+  "Rescale the inputs (Θ grows like |x|² per layer), compute in float64, or check the "
+  "activation for overflow at these pre-activations."
+)
 
 
 def empirical_nngp(model, params, x1, x2=None, *, trace_outputs: bool = True, diagonal: bool = False):
@@ -184,8 +228,10 @@ def empirical_nngp(model, params, x1, x2=None, *, trace_outputs: bool = True, di
   _check_pairs(diagonal, x1, x2)
   f1 = apply_fn(params, x1)
   if f1.ndim != 2 or f1.shape[0] != x1.shape[0]:
-    raise ValueError(f"model: apply_fn(params, x) must return shape (N, O); for {x1.shape[0]} points "
-                     f"it returned {f1.shape}. Wrap it, e.g. lambda p, x: f(p, x).reshape(len(x), -1).")
+    raise ValueError(
+      f"model: apply_fn(params, x) must return shape (N, O); for {x1.shape[0]} points "
+      f"it returned {f1.shape}. Wrap it, e.g. lambda p, x: f(p, x).reshape(len(x), -1)."
+    )
   f2 = f1 if x2 is None else apply_fn(params, x2)
   n_out = f1.shape[1]
   if diagonal:
@@ -207,8 +253,10 @@ def _general_inputs(x1, x2):
 
 def _check_pairs(diagonal, x1, x2):
   if diagonal and x2 is not None and x2.shape[0] != x1.shape[0]:
-    raise ValueError(f"x2: diagonal=True pairs x1[i] with x2[i], so both need the same number of "
-                     f"points; got {x1.shape[0]} and {x2.shape[0]}. Pass x2=None for the kernel at (x_i, x_i).")
+    raise ValueError(
+      f"x2: diagonal=True pairs x1[i] with x2[i], so both need the same number of "
+      f"points; got {x1.shape[0]} and {x2.shape[0]}. Pass x2=None for the kernel at (x_i, x_i)."
+    )
 
 
 def _top_level_groups(params):
@@ -232,7 +280,7 @@ def _cheaper_general_method(params, n1, n2, n_out, budget):
 
 
 def _auto_block(method, n1, n2, n_params, n_out, trace, n_terms, itemsize, budget):
-  """The tile side for `batch_size=None`: None if one tile fits the budget."""
+  """The tile side for `tile_size=None`: None if one tile fits the budget."""
   out = 1 if trace else n_out * n_out
   if method == "structured":  # two Gram blocks, their product and the running sum, per term
     tile_bytes = lambda B: B * B * itemsize * out * (4 + 2 * n_terms)
@@ -253,9 +301,17 @@ def _auto_pairs(method, n, n_params, n_out, itemsize, budget):
   return max(1, int(budget // per_pair))
 
 
-def structured_flops(model: MLP, in_dim: int, n1: int, n2: int | None = None, *,
-                     trace_outputs: bool = True, batch_size: int | None = None,
-                     memory_budget: float = _tiling.DEFAULT_MEMORY_BUDGET, itemsize: int = 4) -> int:
+def structured_flops(
+  model: MLP,
+  in_dim: int,
+  n1: int,
+  n2: int | None = None,
+  *,
+  trace_outputs: bool = True,
+  tile_size: int | None = None,
+  memory_budget: float = _tiling.DEFAULT_MEMORY_BUDGET,
+  itemsize: int = 4,
+) -> int:
   """Matrix-product FLOPs that ``empirical_ntk(model, ..., method="structured")`` executes.
 
   Counts the forward pass, the backprop signals Δ_l and the per-tile Gram products (only the upper
@@ -271,16 +327,17 @@ def structured_flops(model: MLP, in_dim: int, n1: int, n2: int | None = None, *,
   flops = sum(2 * points * a * b for a, b in zip(widths[:-1], widths[1:]))
   flops += sum(2 * points * O * widths[l + 1] * widths[l + 2] for l in range(lowest, L - 2))
   o_pairs = O if trace_outputs else O * O
-  per_pair = sum(2 * widths[l] + (2 * o_pairs * widths[l + 1] if l < L - 1 else 0)
-                 for l in range(L) if model.trainable[l])
-  if batch_size is None:  # the structured tile estimate does not depend on the parameter count
-    batch_size = _auto_block("structured", n1, n2, 0, O, trace_outputs, 1, itemsize, memory_budget)
-  if batch_size is None or (batch_size >= n1 and batch_size >= n2):
+  per_pair = sum(
+    2 * widths[l] + (2 * o_pairs * widths[l + 1] if l < L - 1 else 0) for l in range(L) if model.trainable[l]
+  )
+  if tile_size is None:  # the structured tile estimate does not depend on the parameter count
+    tile_size = _auto_block("structured", n1, n2, 0, O, trace_outputs, 1, itemsize, memory_budget)
+  if tile_size is None or (tile_size >= n1 and tile_size >= n2):
     pairs = n1 * n2
   else:
-    nb1, nb2 = -(-n1 // batch_size), -(-n2 // batch_size)
+    nb1, nb2 = -(-n1 // tile_size), -(-n2 // tile_size)
     tiles = nb1 * (nb1 + 1) // 2 if symmetric else nb1 * nb2
-    pairs = tiles * batch_size * batch_size
+    pairs = tiles * tile_size * tile_size
   return int(flops + pairs * per_pair)
 
 
@@ -290,8 +347,7 @@ def _structured(model: MLP, params, x1, x2, *, trace, per_layer, block):
   feats1 = model.ntk_features(params, x1)
   feats2 = feats1 if x2 is None else model.ntk_features(params, x2)
   fan_in = [p["W"].shape[0] for p in params]
-  scales = [model.ntk_scales(l, n) if t else None
-            for l, (n, t) in enumerate(zip(fan_in, model.trainable))]
+  scales = [model.ntk_scales(l, n) if t else None for l, (n, t) in enumerate(zip(fan_in, model.trainable))]
   n_out = model.out_dim
 
   def tile(f1, f2):
@@ -315,8 +371,9 @@ def _structured(model: MLP, params, x1, x2, *, trace, per_layer, block):
     ref = next(t for t in terms if t is not None)
     return jnp.stack([jnp.zeros_like(ref) if t is None else t for t in terms], axis=2)
 
-  out = _tiling.tiled(tile, feats1, feats2, block, symmetric=x2 is None,
-                      swap_axes=None if trace else (-1, -2))
+  out = _tiling.tiled(
+    tile, feats1, feats2, block, symmetric=x2 is None, swap_axes=None if trace else (-1, -2)
+  )
   return jnp.moveaxis(out, 2, 0) if per_layer else out
 
 
@@ -347,10 +404,23 @@ def _structured_diagonal(model: MLP, params, x1, x2, *, trace, per_layer):
 
 
 # --------------------------------------------------------------- jacobian and ntvp
-@functools.partial(jax.jit, static_argnames=("apply_fn", "mlp", "method", "trace", "per_layer",
-                                             "block", "groups", "n_groups", "diagonal"))
-def _general(apply_fn, mlp, theta, const, x1, x2, *, method, trace, per_layer, block, groups, n_groups,
-             diagonal=False):
+@functools.partial(
+  jax.jit,
+  static_argnames=(
+    "apply_fn",
+    "mlp",
+    "method",
+    "trace",
+    "per_layer",
+    "block",
+    "groups",
+    "n_groups",
+    "diagonal",
+  ),
+)
+def _general(
+  apply_fn, mlp, theta, const, x1, x2, *, method, trace, per_layer, block, groups, n_groups, diagonal=False
+):
   """Θ of f(θ, x) = apply_fn(θ, x), or apply_fn(merge(θ, const), x) for an MLP with frozen layers."""
   if mlp is None:
     f = apply_fn
@@ -371,25 +441,30 @@ def _general(apply_fn, mlp, theta, const, x1, x2, *, method, trace, per_layer, b
     return jnp.stack(terms, axis=2)
 
   if diagonal:  # one 1 × 1 tile per pair (x1_i, x2_i), B pairs at a time
+
     def pair(xs):
       xa = xs[0][None]  # the same array twice for x2 None, so the Jacobian is computed once
       return tile(xa, xa if x2 is None else xs[1][None])[0, 0]
+
     xs = (x1, x1 if x2 is None else x2)
-    out = jax.vmap(pair)(xs) if block is None else jax.lax.map(pair, xs, batch_size=block)
+    out = jax.vmap(pair)(xs) if block is None else jax.lax.map(pair, xs, tile_size=block)
     return jnp.moveaxis(out, 1, 0) if per_layer else out
-  out = _tiling.tiled(tile, x1, x1 if x2 is None else x2, block, symmetric=x2 is None,
-                      swap_axes=None if trace else (-1, -2))
+  out = _tiling.tiled(
+    tile, x1, x1 if x2 is None else x2, block, symmetric=x2 is None, swap_axes=None if trace else (-1, -2)
+  )
   return jnp.moveaxis(out, 2, 0) if per_layer else out
 
 
 def _restrict(theta, g):
   """(θ_g, embed): the group-g part of θ, and a map back to a full θ with the rest held fixed."""
+
   def embed(th_g):
     if isinstance(theta, (list, tuple)):
       new = list(theta)
       new[g] = th_g
       return type(theta)(new) if isinstance(theta, tuple) else new
     return {**theta, g: th_g}
+
   return theta[g], embed
 
 
@@ -416,7 +491,7 @@ def _ntvp_kernel(f, theta, x1, x2, trace, chunk: int = 32):
     e = jnp.zeros((n2 * n_out,), out2.dtype).at[k].set(1).reshape(n2, n_out)
     return jvp1(vjp2(e)[0])
 
-  cols = jax.lax.map(column, jnp.arange(n2 * n_out), batch_size=min(chunk, n2 * n_out))
+  cols = jax.lax.map(column, jnp.arange(n2 * n_out), tile_size=min(chunk, n2 * n_out))
   full = jnp.transpose(cols.reshape(n2, n_out, n1, n_out), (2, 0, 3, 1))  # (N1, N2, a, b)
   if trace:
     return jnp.trace(full, axis1=2, axis2=3) / n_out

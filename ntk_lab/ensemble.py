@@ -13,7 +13,7 @@ the outputs on test points are Gaussian with
     mean(t) = A(t) y,
     cov(t)  = K_** − A(t) K_*Xᵀ − K_*X A(t)ᵀ + A(t) K_XX A(t)ᵀ.
 
-With ``get="nngp"`` (train only the readout layer; Θ = K) the same formulas give
+With ``kernel="nngp"`` (train only the readout layer; Θ = K) the same formulas give
 mean = K_*X K⁻¹(I − e^{−ηKt}) y and cov = K_** − K_*X K⁻¹(I − e^{−2ηKt}) K_*Xᵀ, the NNGP posterior
 at t = ∞ (`gp_inference`).
 
@@ -26,9 +26,8 @@ lr equals ours at ``learning_rate = lr / y.size``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -51,20 +50,32 @@ class Gaussian(NamedTuple):
 def _field(kernel, name, arg):
   value = getattr(kernel, name, None)
   if value is None:
-    raise ValueError(f"{arg}: needs its {name!r} kernel, e.g. net.kernel(x, get=('nngp', 'ntk')); "
-                     f"got {type(kernel).__name__} without it.")
+    raise ValueError(
+      f"{arg}: needs its {name!r} kernel, e.g. net.kernel(x, get=('nngp', 'ntk')); "
+      f"got {type(kernel).__name__} without it."
+    )
   return _checks.as_batch(value, f"{arg}.{name}")
 
 
-def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nngp_test_test=None,
-                 get: str = "ntk", learning_rate: float = 1.0, diag_reg: float = 0.0,
-                 compute_cov: bool = False, discrete: bool = False,
-                 reduction: str = "sum") -> Gaussian:
+def mse_ensemble(
+  k_train_train,
+  y_train,
+  times=jnp.inf,
+  *,
+  k_test_train=None,
+  nngp_test_test=None,
+  kernel: str = "ntk",
+  learning_rate: float = 1.0,
+  diag_reg: float = 0.0,
+  compute_cov: bool = False,
+  discrete: bool = False,
+  reduction: str = "sum",
+) -> Gaussian:
   """Mean (and covariance) of an infinite ensemble of wide networks trained by MSE gradient flow.
 
   Args:
     k_train_train: `Kernel` (nngp, ntk) on the training inputs, each (N, N); the one that is
-      diagonalised (`get`) must be symmetric positive semi-definite up to rounding, else a
+      diagonalised (`kernel`) must be symmetric positive semi-definite up to rounding, else a
       `ValueError` says how far off it is (see `mse_dynamics`).
     y_train: targets (N,) or (N, O).
     times: times t ≥ 0, (T,) or a scalar; ``jnp.inf`` (default) is the converged ensemble. With
@@ -72,10 +83,10 @@ def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nn
     k_test_train: `Kernel` between test and training inputs, each (N_test, N); None predicts on
       the training inputs.
     nngp_test_test: K_** on the test inputs, (N_test, N_test); needed for the test covariance.
-    get: ``"ntk"`` (all layers trained) or ``"nngp"`` (readout only: Θ = K).
+    kernel: which kernel drives the training: ``"ntk"`` (all layers trained) or ``"nngp"`` (readout only: Θ = K).
     learning_rate: η > 0 (convention L = ½ Σ ‖f − y‖²; NT's t ↔ ours with η = 1/y.size).
     diag_reg: ε ≥ 0; Θ_XX + ε·mean(diag Θ_XX)·I replaces Θ_XX in the inverse and exponential
-      (and, for ``get="nngp"``, K_XX in the covariance: ε is then observation noise).
+      (and, for ``kernel="nngp"``, K_XX in the covariance: ε is then observation noise).
     compute_cov: also return the covariance.
     discrete: gradient descent with step η (A_k uses (I − ηΘ)^k) instead of gradient flow.
     reduction: ``"sum"`` (L = ½ Σ (f − y)²) or ``"mean"`` (divided by y.size, NT's convention:
@@ -94,19 +105,19 @@ def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nn
     >>> out.mean.shape, out.cov.shape
     ((2, 2, 1), (2, 2, 2))
   """
-  _checks.choice(get, "get", ("ntk", "nngp"))
-  theta = _field(k_train_train, get, "k_train_train")
+  _checks.choice(kernel, "kernel", ("ntk", "nngp"))
+  theta = _field(k_train_train, kernel, "k_train_train")
   n = theta.shape[0]
   if theta.shape != (n, n):
-    raise ValueError(f"k_train_train.{get}: expected a square (N, N) matrix, got {tuple(theta.shape)}.")
+    raise ValueError(f"k_train_train.{kernel}: expected a square (N, N) matrix, got {tuple(theta.shape)}.")
   y = _checks.targets(y_train, "y_train", n)
   t = check_schedule(times, theta.dtype, learning_rate, diag_reg, discrete=discrete)
   if k_test_train is None:
     theta_t = theta
   else:
-    theta_t = _field(k_test_train, get, "k_test_train")
+    theta_t = _field(k_test_train, kernel, "k_test_train")
     if theta_t.ndim != 2 or theta_t.shape[1] != n:
-      raise ValueError(f"k_test_train.{get}: expected (N_test, {n}), got {tuple(theta_t.shape)}.")
+      raise ValueError(f"k_test_train.{kernel}: expected (N_test, {n}), got {tuple(theta_t.shape)}.")
   cov_args = None
   if compute_cov:
     k = _field(k_train_train, "nngp", "k_train_train")
@@ -115,19 +126,20 @@ def mse_ensemble(k_train_train, y_train, times=jnp.inf, *, k_test_train=None, nn
     else:
       k_t = _field(k_test_train, "nngp", "k_test_train")
       if nngp_test_test is None:
-        raise ValueError("nngp_test_test: compute_cov=True on test points needs K_** = "
-                         "net.kernel(x_test, get='nngp').nngp.")
+        raise ValueError(
+          "nngp_test_test: compute_cov=True on test points needs K_** = net.kernel(x_test, get='nngp').nngp."
+        )
       k_tt = _checks.as_batch(nngp_test_test, "nngp_test_test")
       m = theta_t.shape[0]
       if k_tt.shape != (m, m):
         raise ValueError(f"nngp_test_test: expected ({m}, {m}), got {tuple(k_tt.shape)}.")
-    if get == "nngp":
+    if kernel == "nngp":
       # Θ = K: the regulariser is then observation noise, in every K_XX of the formula (as NT).
       k = k + diag_reg * jnp.mean(jnp.diag(k)) * jnp.eye(n, dtype=k.dtype)
     cov_args = (k, k_t, k_tt)
   eta = learning_rate / (y.size if _checks.choice(reduction, "reduction", ("sum", "mean")) == "mean" else 1)
   mean, cov, defects = _ensemble(theta, theta_t, y, t, eta, diag_reg, cov_args, discrete=discrete)
-  _checks.check_kernel(defects, f"k_train_train.{get}", n, theta.dtype)
+  _checks.check_kernel(defects, f"k_train_train.{kernel}", n, theta.dtype)
   return Gaussian(mean, cov)
 
 
@@ -146,8 +158,9 @@ def _ensemble(theta, theta_t, y, t, eta, diag_reg, cov_args, discrete=False):
   return mean, (cov + jnp.swapaxes(cov, 1, 2)) / 2, defects
 
 
-def gp_inference(k_train_train, y_train, *, k_test_train=None, k_test_test=None,
-                 diag_reg: float = 0.0) -> Gaussian:
+def gp_inference(
+  k_train_train, y_train, *, k_test_train=None, k_test_test=None, diag_reg: float = 0.0
+) -> Gaussian:
   """The GP posterior with prior covariance K (the NNGP posterior when K is the NNGP kernel).
 
       mean = K_*X (K_XX + εI)⁻¹ y,     cov = K_** − K_*X (K_XX + εI)⁻¹ K_*Xᵀ,
@@ -171,11 +184,15 @@ def gp_inference(k_train_train, y_train, *, k_test_train=None, k_test_test=None,
     >>> [round(float(v), 6) for v in post.mean[:, 0]], float(jnp.abs(post.cov).max()) < 1e-12
     ([1.0, 2.0], True)
   """
-  for name, arg in (("k_train_train", k_train_train), ("k_test_train", k_test_train),
-                    ("k_test_test", k_test_test)):
+  for name, arg in (
+    ("k_train_train", k_train_train),
+    ("k_test_train", k_test_train),
+    ("k_test_test", k_test_test),
+  ):
     if isinstance(arg, Kernel):
-      raise TypeError(f"{name}: expected a matrix, got a Kernel; pass its .nngp (the NNGP posterior) "
-                      "or .ntk.")
+      raise TypeError(
+        f"{name}: expected a matrix, got a Kernel; pass its .nngp (the NNGP posterior) or .ntk."
+      )
   k = _checks.as_batch(k_train_train, "k_train_train")
   n = k.shape[0]
   if k.shape != (n, n):
@@ -184,6 +201,14 @@ def gp_inference(k_train_train, y_train, *, k_test_train=None, k_test_test=None,
   test = None if k_test_train is None else Kernel(nngp=k_test_train, ntk=None)
   if k_test_test is None and k_test_train is None:
     k_test_test = k
-  out = mse_ensemble(train, y_train, jnp.inf, k_test_train=test, nngp_test_test=k_test_test,
-                     get="nngp", diag_reg=diag_reg, compute_cov=k_test_test is not None)
+  out = mse_ensemble(
+    train,
+    y_train,
+    jnp.inf,
+    k_test_train=test,
+    nngp_test_test=k_test_test,
+    kernel="nngp",
+    diag_reg=diag_reg,
+    compute_cov=k_test_test is not None,
+  )
   return Gaussian(out.mean[0], None if out.cov is None else out.cov[0])

@@ -29,9 +29,8 @@ negative eigenvalue beyond 10·√(N·eps)·λ_max is refused with a `ValueError
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -50,9 +49,19 @@ class MSEDynamics(NamedTuple):
   test: jax.Array | None
 
 
-def mse_dynamics(k_train_train, y_train, times, *, k_test_train=None, learning_rate: float = 1.0,
-                 u0_train=None, u0_test=None, diag_reg: float = 0.0,
-                 discrete: bool = False, reduction: str = "sum") -> MSEDynamics:
+def mse_dynamics(
+  k_train_train,
+  y_train,
+  times,
+  *,
+  k_test_train=None,
+  learning_rate: float = 1.0,
+  u0_train=None,
+  u0_test=None,
+  diag_reg: float = 0.0,
+  discrete: bool = False,
+  reduction: str = "sum",
+) -> MSEDynamics:
   """Closed-form gradient-flow (or gradient-descent) outputs of kernel regression under the MSE loss.
 
   Args:
@@ -98,8 +107,11 @@ def mse_dynamics(k_train_train, y_train, times, *, k_test_train=None, learning_r
       raise ValueError(f"k_test_train: expected (N_test, {n}), got shape {tuple(Kt.shape)}.")
   u0t = None
   if Kt is not None:
-    u0t = jnp.zeros((Kt.shape[0], y.shape[1]), y.dtype) if u0_test is None else \
-        _checks.targets(u0_test, "u0_test", Kt.shape[0], y.shape[1])
+    u0t = (
+      jnp.zeros((Kt.shape[0], y.shape[1]), y.dtype)
+      if u0_test is None
+      else _checks.targets(u0_test, "u0_test", Kt.shape[0], y.shape[1])
+    )
   eta = learning_rate / (y.size if _checks.choice(reduction, "reduction", ("sum", "mean")) == "mean" else 1)
   train, test, defects = _dynamics(K, y, t, Kt, u0, u0t, eta, diag_reg, discrete=bool(discrete))
   _checks.check_kernel(defects, "k_train_train", n, K.dtype)
@@ -124,12 +136,15 @@ def check_schedule(times, dtype, learning_rate, diag_reg, *, discrete=False):
 def _check_steps(t):
   t = np.asarray(t)
   if np.any(np.isfinite(t) & (t != np.round(t))):
-    raise ValueError("times: with discrete=True the times are gradient-descent step counts and must "
-                     "be whole numbers (or jnp.inf); round them, e.g. jnp.round(t / learning_rate).")
+    raise ValueError(
+      "times: with discrete=True the times are gradient-descent step counts and must "
+      "be whole numbers (or jnp.inf); round them, e.g. jnp.round(t / learning_rate)."
+    )
 
 
-def max_learning_rate(k_train_train, *, diag_reg: float = 0.0, reduction: str = "sum",
-                      y_size: int | None = None) -> jax.Array:
+def max_learning_rate(
+  k_train_train, *, diag_reg: float = 0.0, reduction: str = "sum", y_size: int | None = None
+) -> jax.Array:
   """The largest stable gradient-descent step for the MSE loss: η < 2/λ_max.
 
   Gradient descent on L = ½ Σ (u − y)² moves the residual by (I − ηK) per step, which contracts
@@ -161,8 +176,10 @@ def max_learning_rate(k_train_train, *, diag_reg: float = 0.0, reduction: str = 
     raise ValueError(f"k_train_train: expected a square (N, N) matrix, got shape {tuple(K.shape)}.")
   _checks.nonnegative_number(diag_reg, "diag_reg")
   if y_size is not None and reduction == "sum":
-    raise ValueError("y_size: only used with reduction='mean' (the sum-reduced bound does not "
-                     "depend on it); drop it or pass reduction='mean'.")
+    raise ValueError(
+      "y_size: only used with reduction='mean' (the sum-reduced bound does not "
+      "depend on it); drop it or pass reduction='mean'."
+    )
   size = n if y_size is None else _checks.positive_int(y_size, "y_size")
   lam, _, _ = spectrum(K, diag_reg)
   bound = 2.0 / jnp.max(lam)

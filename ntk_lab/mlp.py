@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,8 +31,16 @@ import jax.numpy as jnp
 from ntk_lab import _checks, analytic
 from ntk_lab.activations import Activation, get_activation, value_and_derivative
 
-__all__ = ["MLP", "Centered", "Wrapper", "apply_fn_of", "centered", "root_model", "split_trainable",
-           "trainable_merge"]
+__all__ = [
+  "MLP",
+  "Centered",
+  "Wrapper",
+  "apply_fn_of",
+  "centered",
+  "root_model",
+  "split_trainable",
+  "trainable_merge",
+]
 
 PARAMETRIZATIONS = ("ntk", "standard")
 READOUT_INITS = ("gaussian", "rademacher", "symmetric")
@@ -95,8 +104,9 @@ class MLP:
     _checks.positive_int(self.out_dim, "out_dim")
     L = len(hidden) + 1
     if _is_per_layer(self.activation):
-      acts = tuple(get_activation(a) for a in self._per_layer(self.activation, "activation", L - 1,
-                                                              "hidden layer"))
+      acts = tuple(
+        get_activation(a) for a in self._per_layer(self.activation, "activation", L - 1, "hidden layer")
+      )
       object.__setattr__(self, "activation", acts)
     else:
       object.__setattr__(self, "activation", get_activation(self.activation))
@@ -111,41 +121,58 @@ class MLP:
       object.__setattr__(self, "W_std", self._per_layer(self.W_std, "W_std", L))
     # One number policy (`_checks.number`): NumPy scalars become floats, so the spec stays hashable.
     if isinstance(self.W_std, tuple):
-      object.__setattr__(self, "W_std", tuple(_checks.nonnegative_number(w, f"W_std[{i}]", static=True)
-                                              for i, w in enumerate(self.W_std)))
+      object.__setattr__(
+        self,
+        "W_std",
+        tuple(_checks.nonnegative_number(w, f"W_std[{i}]", static=True) for i, w in enumerate(self.W_std)),
+      )
     else:
       object.__setattr__(self, "W_std", _checks.nonnegative_number(self.W_std, "W_std", static=True))
     if _is_per_layer(self.b_std):
       object.__setattr__(self, "b_std", self._per_layer(self.b_std, "b_std", L))
     if isinstance(self.b_std, tuple):
-      object.__setattr__(self, "b_std", tuple(
-          None if b is None else _checks.nonnegative_number(b, f"b_std[{i}]", static=True,
-                                                            unit=", or None for no bias")
-          for i, b in enumerate(self.b_std)))
+      object.__setattr__(
+        self,
+        "b_std",
+        tuple(
+          None
+          if b is None
+          else _checks.nonnegative_number(b, f"b_std[{i}]", static=True, unit=", or None for no bias")
+          for i, b in enumerate(self.b_std)
+        ),
+      )
     elif self.b_std is not None:
-      object.__setattr__(self, "b_std", _checks.nonnegative_number(
-          self.b_std, "b_std", static=True, unit=", or None for no biases"))
+      object.__setattr__(
+        self,
+        "b_std",
+        _checks.nonnegative_number(self.b_std, "b_std", static=True, unit=", or None for no biases"),
+      )
     object.__setattr__(self, "trainable", self._normalise_trainable(self.trainable))
     _checks.choice(self.readout_init, "readout_init", READOUT_INITS)
     if self.readout_init == "symmetric" and (not hidden or hidden[-1] % 2):
       raise ValueError(
-          "readout_init='symmetric' pairs the units of the last hidden layer, so it needs at least "
-          f"one hidden layer of even width; got hidden={hidden}.")
+        "readout_init='symmetric' pairs the units of the last hidden layer, so it needs at least "
+        f"one hidden layer of even width; got hidden={hidden}."
+      )
 
   @staticmethod
   def _per_layer(values, name, n, what="layer") -> tuple:
     values = tuple(values)
     if len(values) != n:
-      raise ValueError(f"{name}: needs one value per {what} ({n}), got {len(values)}; or pass a "
-                       "single value for every one.")
+      raise ValueError(
+        f"{name}: needs one value per {what} ({n}), got {len(values)}; or pass a single value for every one."
+      )
     return values
 
   def _normalise_trainable(self, trainable) -> tuple[bool, ...]:
     n = len(self.hidden) + 1
     if isinstance(trainable, str):
       _checks.choice(trainable, "trainable", _TRAINABLE_NAMES)
-      mask = {"all": (True,) * n, "hidden": (True,) * (n - 1) + (False,),
-              "readout": (False,) * (n - 1) + (True,)}[trainable]
+      mask = {
+        "all": (True,) * n,
+        "hidden": (True,) * (n - 1) + (False,),
+        "readout": (False,) * (n - 1) + (True,),
+      }[trainable]
     elif isinstance(trainable, Sequence) and all(isinstance(t, (bool, jnp.bool_)) for t in trainable):
       mask = tuple(bool(t) for t in trainable)
       if len(mask) != n:
@@ -175,7 +202,7 @@ class MLP:
     """(n₀, n₁, …, n_L) = (in_dim, *hidden, out_dim)."""
     return (in_dim, *self.hidden, self.out_dim)
 
-  def w_std(self, layer: int) -> float:
+  def W_std_of(self, layer: int) -> float:
     """σ_w of layer `layer` (0-based)."""
     return self.W_std[layer] if isinstance(self.W_std, tuple) else self.W_std
 
@@ -195,7 +222,7 @@ class MLP:
   def layer_scales(self, layer: int, n_in: int) -> tuple[float, float]:
     """(a_l, β_l): the multipliers of h W and of b in layer `layer` (0-based) with fan-in n_in."""
     if self.parametrization_of(layer) == "ntk":
-      return self.w_std(layer) / math.sqrt(n_in), (self.b_std_of(layer) or 0.0)
+      return self.W_std_of(layer) / math.sqrt(n_in), (self.b_std_of(layer) or 0.0)
     return 1.0, 1.0
 
   def ntk_scales(self, layer: int, n_in: int) -> tuple[float, float]:
@@ -220,7 +247,7 @@ class MLP:
         W = jax.random.normal(kw, (n_in, n_out), dtype)
       b = jax.random.normal(kb, (n_out,), dtype) if self.layer_has_bias(l) else None
       if self.parametrization_of(l) == "standard":
-        W = W * (self.w_std(l) / math.sqrt(n_in))
+        W = W * (self.W_std_of(l) / math.sqrt(n_in))
         b = None if b is None else b * self.b_std_of(l)
       layer = {"W": W} if b is None else {"W": W, "b": b}
       params.append(layer)
@@ -258,26 +285,31 @@ class MLP:
 
   def kernel(self, x1, x2=None, **options):
     """The infinite-width `Kernel(nngp, ntk)` of this network: ``ntk_lab.analytic_kernel(self,
-    x1, x2, **options)``, with the same keyword options (get, W_std, b_std, batch_size, …)."""
+    x1, x2, **options)``, with the same keyword options (get, W_std, b_std, tile_size, …)."""
     return analytic.analytic_kernel(self, x1, x2, **options)
 
   # --------------------------------------------------------------- validation
   def check_params(self, params) -> int:
     """Checks that `params` fit this spec (works on tracers); returns in_dim."""
     if not isinstance(params, (list, tuple)) or len(params) != self.n_layers:
-      got = f"a {type(params).__name__} of length {len(params)}" if isinstance(params, (list, tuple)) \
-          else type(params).__name__
+      got = (
+        f"a {type(params).__name__} of length {len(params)}"
+        if isinstance(params, (list, tuple))
+        else type(params).__name__
+      )
       raise ValueError(
-          f"params: expected a list of {self.n_layers} layer dicts (from net.init), got {got}; "
-          "were they made for another MLP spec?")
+        f"params: expected a list of {self.n_layers} layer dicts (from net.init), got {got}; "
+        "were they made for another MLP spec?"
+      )
     in_dim = prev_out = None
     for l, layer in enumerate(params):
       keys = {"W", "b"} if self.layer_has_bias(l) else {"W"}
       if not isinstance(layer, dict) or set(layer) != keys:
         found = sorted(layer) if isinstance(layer, dict) else type(layer).__name__
         raise ValueError(
-            f"params[{l}]: expected a dict with keys {sorted(keys)} (b_std={self.b_std_of(l)}), got {found}; "
-            "re-create the params with net.init for this spec.")
+          f"params[{l}]: expected a dict with keys {sorted(keys)} (b_std={self.b_std_of(l)}), got {found}; "
+          "re-create the params with net.init for this spec."
+        )
       W = layer["W"]
       if getattr(W, "ndim", None) != 2:
         raise ValueError(f"params[{l}]['W']: expected a 2-D array, got shape {getattr(W, 'shape', None)}.")
@@ -289,8 +321,9 @@ class MLP:
         raise ValueError(f"params[{l}]['W']: has {n_in} input rows but layer {l - 1} has {prev_out} outputs.")
       if n_out != expected_out:
         raise ValueError(
-            f"params[{l}]['W']: has {n_out} columns but the spec says width {expected_out}; "
-            "re-create the params with net.init for this spec.")
+          f"params[{l}]['W']: has {n_out} columns but the spec says width {expected_out}; "
+          "re-create the params with net.init for this spec."
+        )
       if "b" in layer and tuple(layer["b"].shape) != (n_out,):
         raise ValueError(f"params[{l}]['b']: expected shape ({n_out},), got {tuple(layer['b'].shape)}.")
       prev_out = n_out
@@ -346,7 +379,6 @@ class MLP:
 
 def _is_per_layer(value) -> bool:
   return isinstance(value, Sequence) and not isinstance(value, str)
-
 
 
 class Wrapper:
@@ -409,8 +441,9 @@ def apply_fn_of(model) -> Callable:
   if callable(model):
     return model
   raise TypeError(
-      f"model: expected an ntk_lab.MLP, ntk_lab.centered(...) or an apply_fn(params, x), "
-      f"got {type(model).__name__}.")
+    f"model: expected an ntk_lab.MLP, ntk_lab.centered(...) or an apply_fn(params, x), "
+    f"got {type(model).__name__}."
+  )
 
 
 def root_model(model):

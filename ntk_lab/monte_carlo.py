@@ -35,8 +35,9 @@ class MonteCarloKernel(NamedTuple):
   n_samples: int
 
 
-def monte_carlo_kernel(model: MLP, key, x1, x2=None, *, n_samples: int, get=("nngp", "ntk"),
-                       samples_per_step: int = 1) -> MonteCarloKernel:
+def monte_carlo_kernel(
+  model: MLP, key, x1, x2=None, *, n_samples: int, get=("nngp", "ntk"), samples_per_step: int = 1
+) -> MonteCarloKernel:
   """Estimates the NNGP and NTK of `model` by averaging over `n_samples` random initialisations.
 
   Args:
@@ -62,8 +63,9 @@ def monte_carlo_kernel(model: MLP, key, x1, x2=None, *, n_samples: int, get=("nn
     ((3, 3), (3, 3))
   """
   if not isinstance(model, MLP):
-    raise TypeError(f"model: expected an ntk_lab.MLP (its init draws the samples), got "
-                    f"{type(model).__name__}.")
+    raise TypeError(
+      f"model: expected an ntk_lab.MLP (its init draws the samples), got {type(model).__name__}."
+    )
   get = _checks.kernel_fields(get)
   n_samples = _checks.positive_int(n_samples, "n_samples")
   if n_samples < 2:
@@ -79,8 +81,11 @@ def monte_carlo_kernel(model: MLP, key, x1, x2=None, *, n_samples: int, get=("nn
       continue
     mean, m2 = moments[g]
     out[g], out[g + "_stderr"] = mean, jnp.sqrt(m2 / (n_samples - 1) / n_samples)
-  return _checks.finite_result(MonteCarloKernel(n_samples=n_samples, **out), "monte_carlo_kernel",
-                               "Rescale the inputs, compute in float64, or use a smaller W_std/b_std.")
+  return _checks.finite_result(
+    MonteCarloKernel(n_samples=n_samples, **out),
+    "monte_carlo_kernel",
+    "Rescale the inputs, compute in float64, or use a smaller W_std/b_std.",
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("model", "n_samples", "step", "get"))

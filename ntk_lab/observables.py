@@ -47,7 +47,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -110,16 +111,22 @@ class Observable(NamedTuple):
 OBSERVABLES: dict[str, Observable] = {}
 
 
-def register(name: str, compute: Callable, *, setup: Callable | None = None,
-             running_max: bool = False, needs_time: bool = False) -> Observable:
+def register(
+  name: str,
+  compute: Callable,
+  *,
+  setup: Callable | None = None,
+  running_max: bool = False,
+  needs_time: bool = False,
+) -> Observable:
   """Adds an observable to the registry under `name` (replacing one of the same name).
 
   Example:
     >>> import jax.numpy as jnp, ntk_lab as nl
     >>> _ = nl.observables.register("max_output", lambda s: jnp.max(jnp.abs(s.outputs)))
-    >>> "max_output" in nl.OBSERVABLES
+    >>> "max_output" in nl.observables.OBSERVABLES
     True
-    >>> del nl.OBSERVABLES["max_output"]
+    >>> del nl.observables.OBSERVABLES["max_output"]
   """
   if not isinstance(name, str) or not name:
     raise TypeError(f"name: expected a non-empty string, got {name!r}.")
@@ -137,15 +144,15 @@ class Observer:
   ``context`` (name → arrays) is passed to them as an argument.
   """
 
-  def __init__(self, model, params0, x, y, *, loss: str, observe, x_test=None,
-               reduction: str = "sum"):
+  def __init__(self, model, params0, x, y, *, loss: str, observe, x_test=None, reduction: str = "sum"):
     if isinstance(observe, str) or callable(observe):
       observe = (observe,)
     try:
       observe = tuple(observe)
     except TypeError:
-      raise TypeError(f"observe: expected a name, a function or a sequence of them, got "
-                      f"{type(observe).__name__}.") from None
+      raise TypeError(
+        f"observe: expected a name, a function or a sequence of them, got {type(observe).__name__}."
+      ) from None
     entries = []
     for item in observe:
       if isinstance(item, str):
@@ -154,8 +161,10 @@ class Observer:
       elif callable(item):
         name = getattr(item, "__name__", "")
         if not name.isidentifier():
-          raise ValueError(f"observe: a function observable is recorded under its __name__, and "
-                           f"{item!r} has none usable; use a def, or nl.observables.register(name, fn).")
+          raise ValueError(
+            f"observe: a function observable is recorded under its __name__, and "
+            f"{item!r} has none usable; use a def, or nl.observables.register(name, fn)."
+          )
         entries.append((name, Observable(item)))
       else:
         raise TypeError(f"observe: expected observable names or functions of a State, got {item!r}.")
@@ -164,9 +173,10 @@ class Observer:
       raise ValueError(f"observe: names repeat in {names}; give each observable once.")
     self.entries = tuple(entries)
     self.names = tuple(names)
-    self.context = {n: (None if e.setup is None else
-                        e.setup(model, params0, x, y, x_test, loss=loss, reduction=reduction))
-                    for n, e in entries}
+    self.context = {
+      n: (None if e.setup is None else e.setup(model, params0, x, y, x_test, loss=loss, reduction=reduction))
+      for n, e in entries
+    }
 
   @property
   def needs_time(self):
@@ -192,6 +202,7 @@ def compute(entries, context, state: State, *, running_only: bool = False):
 
 
 # ----------------------------------------------------------------------------- built-ins
+
 
 def _loss(s):
   return s.loss
@@ -225,23 +236,30 @@ def _weight_change(s):
 
 def _unit_change_setup(model, params0, x, y, x_test, **_):
   if not isinstance(root_model(model), MLP):
-    raise ValueError("observe: 'unit_change' needs an ntk_lab.MLP (or a centred/linearized one), "
-                     f"got {type(root_model(model)).__name__}; drop it or use 'weight_change'.")
+    raise ValueError(
+      "observe: 'unit_change' needs an ntk_lab.MLP (or a centred/linearized one), "
+      f"got {type(root_model(model)).__name__}; drop it or use 'weight_change'."
+    )
 
 
 def _unit_change(s):
   last = len(s.params) - 1
   # Hidden unit r's incoming weights are column r of W_l; the readout's a_r is row r of W_L.
-  return jnp.stack([jnp.max(jnp.linalg.norm(p["W"] - p0["W"], axis=1 if l == last else 0))
-                    for l, (p, p0) in enumerate(zip(s.params, s.params0))])
+  return jnp.stack(
+    [
+      jnp.max(jnp.linalg.norm(p["W"] - p0["W"], axis=1 if l == last else 0))
+      for l, (p, p0) in enumerate(zip(s.params, s.params0))
+    ]
+  )
 
 
 def _mse_only(name, loss):
   if loss != "mse":
     raise ValueError(
-        f"observe: '{name}' compares with closed-form MSE dynamics, so it needs loss='mse' "
-        f"(got {loss!r}); to compare under cross-entropy, train nl.linearize(model, params0) "
-        "with the same call and compare the two results.")
+      f"observe: '{name}' compares with closed-form MSE dynamics, so it needs loss='mse' "
+      f"(got {loss!r}); to compare under cross-entropy, train nl.linearize(model, params0) "
+      "with the same call and compare the two results."
+    )
 
 
 def _reference(K, Kt, u0, u0_test, y):
@@ -281,8 +299,9 @@ def _ntk_gap_setup(model, params0, x, y, x_test, *, loss, **_):
   _mse_only("ntk_gap", loss)
   root = root_model(model)
   if not isinstance(root, MLP):
-    raise ValueError("observe: 'ntk_gap' needs the infinite-width NTK of an ntk_lab.MLP, got "
-                     f"{type(root).__name__}.")
+    raise ValueError(
+      f"observe: 'ntk_gap' needs the infinite-width NTK of an ntk_lab.MLP, got {type(root).__name__}."
+    )
   f = apply_fn_of(model)
   K = root.kernel(x, get="ntk").ntk
   Kt = u0t = None
@@ -300,6 +319,7 @@ def _gap(name, flat):
       ref = test.reshape(s.test_outputs.shape) if flat else test
       out[name + "_test"] = jnp.linalg.norm(s.test_outputs - ref)
     return out
+
   return gap
 
 

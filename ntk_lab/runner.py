@@ -48,14 +48,13 @@ import csv
 import dataclasses
 import datetime
 import json
+import math
 import os
 import pathlib
 import platform
 import subprocess
 import sys
 import time
-
-import math
 
 import yaml
 
@@ -80,16 +79,26 @@ def check_options(cfg: Config, exp: Experiment) -> dict:
   for key in cfg.options:
     if key not in exp.options:
       valid = ", ".join(exp.options) or "(none)"
-      raise ConfigError(f"options: unknown key {key!r} for experiment {cfg.experiment!r}; valid keys: "
-                        f"{valid}{_checks.did_you_mean(key, exp.options) or '.'}")
+      raise ConfigError(
+        f"options: unknown key {key!r} for experiment {cfg.experiment!r}; valid keys: "
+        f"{valid}{_checks.did_you_mean(key, exp.options) or '.'}"
+      )
   return {**exp.options, **cfg.options}
 
 
 def git_commit(*, short: bool = False) -> str | None:
   """The commit of the checkout ntk_lab runs from (None outside a git checkout)."""
   try:
-    return subprocess.run(["git", "rev-parse", *(["--short"] if short else []), "HEAD"], capture_output=True,
-                          text=True, timeout=10, cwd=pathlib.Path(__file__).resolve().parents[1]).stdout.strip() or None
+    return (
+      subprocess.run(
+        ["git", "rev-parse", *(["--short"] if short else []), "HEAD"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        cwd=pathlib.Path(__file__).resolve().parents[1],
+      ).stdout.strip()
+      or None
+    )
   except (OSError, subprocess.SubprocessError):
     return None
 
@@ -98,11 +107,18 @@ def _environment(cfg: Config) -> dict:
   import jax
 
   import ntk_lab
+
   commit = git_commit()
-  return {"ntk_lab": ntk_lab.__version__, "jax": jax.__version__, "python": sys.version.split()[0],
-          "platform": platform.platform(), "devices": [str(d) for d in jax.devices()],
-          "dtype": cfg.dtype, "git_commit": commit,
-          "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+  return {
+    "ntk_lab": ntk_lab.__version__,
+    "jax": jax.__version__,
+    "python": sys.version.split()[0],
+    "platform": platform.platform(),
+    "devices": [str(d) for d in jax.devices()],
+    "dtype": cfg.dtype,
+    "git_commit": commit,
+    "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+  }
 
 
 def _write_atomic(path: pathlib.Path, text: str):
@@ -114,14 +130,16 @@ def _write_atomic(path: pathlib.Path, text: str):
 def _device(cfg: Config):
   """The config's device (None for ``auto``); one that is not here is a `ConfigError`."""
   import jax
+
   if cfg.device == "auto":
     return None
   try:
     return jax.devices(cfg.device)[0]
   except RuntimeError as e:
     reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-    raise ConfigError(f"device: {cfg.device!r} is not available here ({reason}); use device: auto "
-                      "or cpu.") from None
+    raise ConfigError(
+      f"device: {cfg.device!r} is not available here ({reason}); use device: auto or cpu."
+    ) from None
 
 
 def check_run(cfg: Config) -> tuple[Experiment, dict]:
@@ -142,6 +160,7 @@ def _jax_settings(cfg: Config, *, device: bool = True):
   ask for the device: a GPU run's report can be re-made on a machine without one.
   """
   import jax
+
   with contextlib.ExitStack() as stack:
     stack.enter_context(jax.enable_x64(cfg.dtype == "float64"))
     device = _device(cfg) if device else None
@@ -154,8 +173,15 @@ def _say(message: str):
   print(f"ntk-lab: {message}", file=sys.stderr, flush=True)
 
 
-def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = None,
-        overrides=(), progress: bool | None = None) -> pathlib.Path:
+def run(
+  config,
+  out,
+  *,
+  resume: bool = False,
+  shard: tuple[int, int] | None = None,
+  overrides=(),
+  progress: bool | None = None,
+) -> pathlib.Path:
   """Runs the sweep of `config` (a path, YAML text, dict or `Config`) into directory `out`.
 
   Everything is checked before anything is written or computed: the config, the experiment's
@@ -180,8 +206,10 @@ def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = No
   if saved.exists() and _read_or_none(saved) != resolved and has_cells:
     raise ConfigError(f"{out}: holds a run of a different config; use another --out, or the same config.")
   if has_cells and not resume and shard is None:
-    raise ConfigError(f"{out}: already has results; pass --resume to finish it (cells of another config "
-                      "are set aside), or use another --out.")
+    raise ConfigError(
+      f"{out}: already has results; pass --resume to finish it (cells of another config "
+      "are set aside), or use another --out."
+    )
   cell_dir.mkdir(parents=True, exist_ok=True)
   _write_atomic(saved, resolved)
   fp = fingerprint(cfg)
@@ -197,8 +225,13 @@ def run(config, out, *, resume: bool = False, shard: tuple[int, int] | None = No
       seconds = (time.perf_counter() - t0) / len(group)
       for cell, result in zip(group, results, strict=True):
         # provenance: which config computed the cell, and which fields a whole result has
-        record = {"cell": cell.key, **{k: getattr(cell, k) for k in CELL_FIELDS}, "seconds": seconds,
-                  **result, "provenance": {"config_fingerprint": fp, "result_fields": list(result)}}
+        record = {
+          "cell": cell.key,
+          **{k: getattr(cell, k) for k in CELL_FIELDS},
+          "seconds": seconds,
+          **result,
+          "provenance": {"config_fingerprint": fp, "result_fields": list(result)},
+        }
         _write_atomic(cell_dir / f"{cell.key}.json", json.dumps(record))
       done_now += len(group)
       _progress(done_now, len(todo), time.perf_counter() - start, group[-1].key, show)
@@ -236,8 +269,10 @@ def _set_aside_strays(cell_dir: pathlib.Path, cfg: Config):
   for path in strays:
     _set_aside(path, "foreign")
   if strays:
-    _say(f"{len(strays)} files in {cell_dir} are no cells of this config's grid; moved to "
-         f"{cell_dir / 'foreign'}/.")
+    _say(
+      f"{len(strays)} files in {cell_dir} are no cells of this config's grid; moved to "
+      f"{cell_dir / 'foreign'}/."
+    )
 
 
 def _set_aside(path: pathlib.Path, sub: str) -> pathlib.Path:
@@ -294,12 +329,16 @@ def _compute(exp: Experiment, cfg: Config, group: list[Cell], options: dict) -> 
   except Exception as e:
     raise RunError(f"{_cells_named(group)}: {_describe(e)}") from e
   if len(results) != len(group) or not all(isinstance(r, dict) for r in results):
-    raise RunError(f"{_cells_named(group)}: experiment {exp.name!r} returned {len(results)} results "
-                   f"for {len(group)} cells (expected one dict per cell).")
+    raise RunError(
+      f"{_cells_named(group)}: experiment {exp.name!r} returned {len(results)} results "
+      f"for {len(group)} cells (expected one dict per cell)."
+    )
   clash = sorted({k for r in results for k in r} & set(_BOOKKEEPING))
   if clash:  # would overwrite the cell's own bookkeeping in its file
-    raise RunError(f"{_cells_named(group)}: experiment {exp.name!r} returned the reserved fields "
-                   f"{', '.join(clash)}; rename them.")
+    raise RunError(
+      f"{_cells_named(group)}: experiment {exp.name!r} returned the reserved fields "
+      f"{', '.join(clash)}; rename them."
+    )
   return results
 
 
@@ -311,14 +350,17 @@ def _describe(e: BaseException) -> str:
   """One line for an exception: its type and the first line of its message; out of memory said so."""
   text = str(e).strip()
   if isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower():
-    return ("out of memory; reduce sweep.widths, data.n or sweep.seeds, or set sweep.vmap_seeds: never "
-            f"({type(e).__name__}: {text.splitlines()[0][:200] if text else 'no message'})")
+    return (
+      "out of memory; reduce sweep.widths, data.n or sweep.seeds, or set sweep.vmap_seeds: never "
+      f"({type(e).__name__}: {text.splitlines()[0][:200] if text else 'no message'})"
+    )
   first = text.splitlines()[0] if text else "no message"
   return f"{type(e).__name__}: {first}"
 
 
 def _vmap_seeds(cfg, exp: Experiment) -> bool:
   import jax
+
   if cfg.sweep.vmap_seeds != "auto":
     return cfg.sweep.vmap_seeds == "always"
   backend = jax.default_backend() if cfg.device == "auto" else cfg.device
@@ -427,15 +469,20 @@ def report(out) -> list[dict]:
   c = scan(out)
   note = _left_out_note(c)
   if not c.results:
-    raise ConfigError(f"{out}: no finished cells to report ({len(c.missing)} of {len(cells(c.config))} "
-                      f"not computed{'; ' + note if note else ''}); run `ntk-lab run CONFIG --out {out} "
-                      "--resume` first.")
+    raise ConfigError(
+      f"{out}: no finished cells to report ({len(c.missing)} of {len(cells(c.config))} "
+      f"not computed{'; ' + note if note else ''}); run `ntk-lab run CONFIG --out {out} "
+      "--resume` first."
+    )
   exp = experiment(c.config.experiment)
   excluded = {key for key, _ in c.nonfinite}
   marks = {key: ";".join(fields) for key, fields in c.nonfinite}
   with _jax_settings(c.config, device=False):
-    scalars = [{k: v for k, v in r.items() if isinstance(v, (int, float, str))}
-               | {"nonfinite": marks.get(r["cell"], "")} for r in c.results]
+    scalars = [
+      {k: v for k, v in r.items() if isinstance(v, (int, float, str))}
+      | {"nonfinite": marks.get(r["cell"], "")}
+      for r in c.results
+    ]
     fields = list(dict.fromkeys(k for r in scalars for k in r))
     tmp = out / ".summary.csv.tmp"
     with open(tmp, "w", newline="") as f:
@@ -463,18 +510,27 @@ def _left_out_note(c: RunContents) -> str:
   parts = []
   if c.nonfinite:
     named = ", ".join(f"{key} ({', '.join(fields)})" for key, fields in c.nonfinite)
-    parts.append(f"{len(c.nonfinite)} of {len(c.results)} finished cells have non-finite values and are "
-                 f"excluded from the fits, medians and plots: {named}")
+    parts.append(
+      f"{len(c.nonfinite)} of {len(c.results)} finished cells have non-finite values and are "
+      f"excluded from the fits, medians and plots: {named}"
+    )
   if c.damaged:
-    parts.append(f"{len(c.damaged)} damaged cell files skipped (`ntk-lab run --resume` recomputes them): "
-                 + ", ".join(f"{p} ({why})" for p, why in c.damaged))
+    parts.append(
+      f"{len(c.damaged)} damaged cell files skipped (`ntk-lab run --resume` recomputes them): "
+      + ", ".join(f"{p} ({why})" for p, why in c.damaged)
+    )
   if c.foreign:
-    parts.append(f"{len(c.foreign)} cell files of another config skipped (`--resume` sets them aside): "
-                 + ", ".join(p for p, _ in c.foreign))
+    parts.append(
+      f"{len(c.foreign)} cell files of another config skipped (`--resume` sets them aside): "
+      + ", ".join(p for p, _ in c.foreign)
+    )
   if c.stray:
-    parts.append(f"{len(c.stray)} files in cells/ that are not cells of this grid ignored: "
-                 f"{', '.join(c.stray)}")
+    parts.append(
+      f"{len(c.stray)} files in cells/ that are not cells of this grid ignored: {', '.join(c.stray)}"
+    )
   if c.missing and c.results:
-    parts.append(f"{len(c.missing)} of {len(c.missing) + len(c.results) + len(c.damaged) + len(c.foreign)} "
-                 "grid cells not computed yet")
+    parts.append(
+      f"{len(c.missing)} of {len(c.missing) + len(c.results) + len(c.damaged) + len(c.foreign)} "
+      "grid cells not computed yet"
+    )
   return "; ".join(parts) + ("." if parts else "")

@@ -48,5 +48,4 @@ def loglog_fit(x, y, level: float = 0.95) -> LogLogFit:
   if len(lx) < 3:
     return LogLogFit(float(res.slope), float("nan"), float("nan"), float(res.intercept))
   half = stats.t.ppf(0.5 + level / 2, len(lx) - 2) * res.stderr
-  return LogLogFit(float(res.slope), float(res.slope - half), float(res.slope + half),
-                   float(res.intercept))
+  return LogLogFit(float(res.slope), float(res.slope - half), float(res.slope + half), float(res.intercept))

@@ -8,7 +8,7 @@
   H^∞ = xᵀx'/4 + (1/2π) Σ_l (2l)! / (2^{2l} (l!)²) · (xᵀx')^{2l+2} / (2l+1)  (unit norm).
 * ReLU, all weights trained: K = E[xᵀx' 1{wᵀx ≥ 0} 1{wᵀx' ≥ 0}] + E[σ(wᵀx) σ(wᵀx')].
 
-Here w ~ N(0, s² I_d) (`w_std` = s). Gradients are taken w.r.t. w and a themselves, as in
+Here w ~ N(0, s² I_d) (`first_layer_std` = s). Gradients are taken w.r.t. w and a themselves, as in
 those papers, so these differ from `analytic_kernel` of the matching `MLP((m,), W_std=(s√d, σ_a))` only
 by the parametrization's constants: H^∞ = Θ_hidden / s² (with σ_a² = E[a²]) and G^∞ = Θ_readout / σ_a².
 Each input is (N, d); each output (N1, N2).
@@ -27,8 +27,15 @@ from ntk_lab import _checks
 from ntk_lab.activations import get_activation
 from ntk_lab.analytic import choose_nodes, default_rtol, gaussian_expectations
 
-__all__ = ["g_infinity", "h_infinity", "relu_h_infinity", "relu_h_infinity_series",
-           "relu_ntk_all_weights", "ntk_complexity", "Series"]
+__all__ = [
+  "g_infinity",
+  "h_infinity",
+  "relu_h_infinity",
+  "relu_h_infinity_series",
+  "relu_ntk_all_weights",
+  "ntk_complexity",
+  "Series",
+]
 
 
 class Series(NamedTuple):
@@ -38,10 +45,10 @@ class Series(NamedTuple):
   error_bound: jax.Array
 
 
-def _gram(x1, x2, w_std):
+def _gram(x1, x2, first_layer_std):
   x1, x2 = _checks.input_pair(x1, x2)
   x2 = x1 if x2 is None else x2
-  s2 = jnp.asarray(w_std, x1.dtype) ** 2
+  s2 = jnp.asarray(first_layer_std, x1.dtype) ** 2
   k11 = s2 * jnp.sum(x1 * x1, 1)[:, None]
   k22 = s2 * jnp.sum(x2 * x2, 1)[None, :]
   return x1 @ x2.T, k11, k22, s2
@@ -59,29 +66,37 @@ def _nodes(act, k11, k22, nodes):
   return choose_nodes(act, q, default_rtol(jnp.asarray(k11).dtype))
 
 
-def g_infinity(x1, x2=None, *, activation="relu", w_std=1.0, quadrature_nodes: int | None = None):
+def g_infinity(x1, x2=None, *, activation="relu", first_layer_std=1.0, quadrature_nodes: int | None = None):
   """The readout-layer kernel G^∞(x, x') = E_{w ~ N(0, s²I)}[σ(wᵀx) σ(wᵀx')], (N1, N2).
 
   Example:
     >>> import jax.numpy as jnp, ntk_lab as nl
-    >>> nl.g_infinity(jnp.eye(2), activation="relu").shape
+    >>> nl.two_layer.g_infinity(jnp.eye(2), activation="relu").shape
     (2, 2)
   """
   act = get_activation(activation)
-  g, k11, k22, s2 = _gram(x1, x2, w_std)
-  t, _ = gaussian_expectations(act, k11, k22, s2 * g, nodes=_nodes(act, k11, k22, quadrature_nodes),
-                               derivative=False)
+  g, k11, k22, s2 = _gram(x1, x2, first_layer_std)
+  t, _ = gaussian_expectations(
+    act, k11, k22, s2 * g, nodes=_nodes(act, k11, k22, quadrature_nodes), derivative=False
+  )
   return t
 
 
-def h_infinity(x1, x2=None, *, activation="relu", w_std=1.0, a_second_moment=1.0,
-               quadrature_nodes: int | None = None):
+def h_infinity(
+  x1,
+  x2=None,
+  *,
+  activation="relu",
+  first_layer_std=1.0,
+  a_second_moment=1.0,
+  quadrature_nodes: int | None = None,
+):
   """The first-layer kernel H^∞(x, x') = xᵀx' E[a²] E_{w ~ N(0, s²I)}[σ'(wᵀx) σ'(wᵀx')], (N1, N2).
 
   With σ = ReLU, s = 1 and E[a²] = 1 it is the closed form `relu_h_infinity`.
   """
   act = get_activation(activation)
-  g, k11, k22, s2 = _gram(x1, x2, w_std)
+  g, k11, k22, s2 = _gram(x1, x2, first_layer_std)
   _, tdot = gaussian_expectations(act, k11, k22, s2 * g, nodes=_nodes(act, k11, k22, quadrature_nodes))
   return g * a_second_moment * tdot
 
@@ -100,7 +115,7 @@ def relu_h_infinity(x1, x2=None):
 
   Example:
     >>> import jax.numpy as jnp, ntk_lab as nl
-    >>> float(nl.relu_h_infinity(jnp.array([[1.0, 0.0]]))[0, 0])
+    >>> float(nl.two_layer.relu_h_infinity(jnp.array([[1.0, 0.0]]))[0, 0])
     0.5
   """
   g, k11, k22, _ = _gram(x1, x2, 1.0)
@@ -130,8 +145,10 @@ def relu_h_infinity_series(x1, x2=None, *, terms: int) -> Series:
   except jax.errors.ConcretizationTypeError:
     unit = True  # under jit: the caller's responsibility
   if not unit:
-    raise ValueError("x1/x2: the series is for unit-norm inputs; normalise them "
-                     "(x / |x|) or use relu_h_infinity for any inputs.")
+    raise ValueError(
+      "x1/x2: the series is for unit-norm inputs; normalise them "
+      "(x / |x|) or use relu_h_infinity for any inputs."
+    )
   z = jnp.clip(g, -1.0, 1.0)
   l = np.arange(terms)
   c = np.exp(np.cumsum(np.concatenate([[0.0], np.log((2 * l[1:] - 1) / (2 * l[1:]))])))  # c_l
@@ -141,22 +158,25 @@ def relu_h_infinity_series(x1, x2=None, *, terms: int) -> Series:
   L = terms
   c_L = float(c[-1] * (2 * L - 1) / (2 * L))
   z2 = z * z
-  geometric = jnp.where(z2 < 1, c_L * z2 ** (L + 1) / ((2 * L + 1) * jnp.where(z2 < 1, 1 - z2, 1.0)),
-                        jnp.inf) / (2 * math.pi)
-  uniform = (0.5 * L ** -1.5 + L ** -0.5) / math.sqrt(math.pi) / (2 * math.pi)
+  geometric = jnp.where(
+    z2 < 1, c_L * z2 ** (L + 1) / ((2 * L + 1) * jnp.where(z2 < 1, 1 - z2, 1.0)), jnp.inf
+  ) / (2 * math.pi)
+  uniform = (0.5 * L**-1.5 + L**-0.5) / math.sqrt(math.pi) / (2 * math.pi)
   return Series(value, jnp.minimum(geometric, uniform))
 
 
-def relu_ntk_all_weights(x1, x2=None, *, w_std=1.0):
+def relu_ntk_all_weights(x1, x2=None, *, first_layer_std=1.0):
   """The ReLU NTK of a two-layer net with both layers trained: K(x, x') = E[xᵀx' 1{wᵀx ≥ 0} 1{wᵀx' ≥ 0}] + E[σ(wᵀx) σ(wᵀx')], w ~ N(0, s²I).
 
   In closed form (arc-cosine kernels, θ the angle between x and x'):
   K = xᵀx' (π − θ)/(2π) + s² |x||x'| (sin θ + (π − θ) cos θ)/(2π).
   """
-  g, k11, k22, s2 = _gram(x1, x2, w_std)
+  g, k11, k22, s2 = _gram(x1, x2, first_layer_std)
   theta = _angle(s2 * g, k11, k22)
   norms = jnp.sqrt(k11 * k22)  # s²|x||x'|
-  return (g * (math.pi - theta) + norms * (jnp.sin(theta) + (math.pi - theta) * jnp.cos(theta))) / (2 * math.pi)
+  return (g * (math.pi - theta) + norms * (jnp.sin(theta) + (math.pi - theta) * jnp.cos(theta))) / (
+    2 * math.pi
+  )
 
 
 def ntk_complexity(x, y) -> jax.Array:
@@ -174,7 +194,7 @@ def ntk_complexity(x, y) -> jax.Array:
     >>> x = jax.random.normal(jax.random.PRNGKey(0), (20, 5))
     >>> x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
     >>> beta = jnp.ones(5)
-    >>> bool(nl.ntk_complexity(x, x @ beta) <= 2 * jnp.sqrt(2.0) * jnp.linalg.norm(beta) / jnp.sqrt(20))
+    >>> bool(nl.two_layer.ntk_complexity(x, x @ beta) <= 2 * jnp.sqrt(2.0) * jnp.linalg.norm(beta) / jnp.sqrt(20))
     True
   """
   x = _checks.as_inputs(x, "x")

@@ -30,37 +30,37 @@ OUT_ANALYTIC = ROOT / "tests" / "golden" / "nt_analytic.npz"
 
 # (hidden, out_dim, activation, alpha, parametrization, W_std, b_std)
 CASES = [
-    ((6,), 1, "relu", None, "ntk", 1.0, None),
-    ((5, 4), 2, "relu", None, "ntk", 1.4, 0.3),
-    ((5, 4), 2, "relu", None, "standard", 1.4, 0.0),
-    ((7,), 3, "leaky_relu", 0.2, "ntk", 0.9, 0.5),
-    ((4, 4, 3), 2, "abs", None, "standard", 1.2, 0.2),
-    ((6,), 2, "erf", None, "ntk", 1.7, 0.0),
-    ((5, 5), 1, "gelu", None, "standard", 1.0, None),
-    ((6,), 2, "sin", None, "ntk", 1.1, 0.4),
-    ((3, 4), 2, "identity", None, "ntk", 1.0, 0.2),
-    ((6,), 2, "tanh", None, "standard", 1.3, 0.1),
-    ((5,), 1, "sigmoid", None, "ntk", 2.0, 0.6),
-    ((5, 3), 2, "softplus", None, "ntk", 1.0, None),
+  ((6,), 1, "relu", None, "ntk", 1.0, None),
+  ((5, 4), 2, "relu", None, "ntk", 1.4, 0.3),
+  ((5, 4), 2, "relu", None, "standard", 1.4, 0.0),
+  ((7,), 3, "leaky_relu", 0.2, "ntk", 0.9, 0.5),
+  ((4, 4, 3), 2, "abs", None, "standard", 1.2, 0.2),
+  ((6,), 2, "erf", None, "ntk", 1.7, 0.0),
+  ((5, 5), 1, "gelu", None, "standard", 1.0, None),
+  ((6,), 2, "sin", None, "ntk", 1.1, 0.4),
+  ((3, 4), 2, "identity", None, "ntk", 1.0, 0.2),
+  ((6,), 2, "tanh", None, "standard", 1.3, 0.1),
+  ((5,), 1, "sigmoid", None, "ntk", 2.0, 0.6),
+  ((5, 3), 2, "softplus", None, "ntk", 1.0, None),
 ]
 
 
 # Infinite-width kernels: (hidden, activation, alpha, parametrization, W_std, b_std, trainable)
 ANALYTIC_CASES = [
-    ((), "relu", None, "ntk", 1.0, 0.0, "all"),
-    ((64,), "relu", None, "ntk", 1.0, None, "all"),
-    ((64, 64, 64), "relu", None, "ntk", 1.5, 0.2, "all"),
-    ((32, 32), "relu", None, "standard", 1.2, 0.3, "all"),
-    ((64, 64, 64, 64), "leaky_relu", 0.1, "ntk", 1.3, 0.1, "all"),
-    ((32,), "abs", None, "standard", 0.9, None, "all"),
-    ((64, 64), "erf", None, "ntk", 1.7, 0.5, "all"),
-    ((16, 16, 16, 16), "erf", None, "standard", 1.1, 0.0, "all"),
-    ((64,), "gelu", None, "ntk", 1.0, 0.1, "all"),
-    ((64, 64, 64), "sin", None, "ntk", 0.8, 0.3, "all"),
-    ((64, 64), "identity", None, "standard", 1.4, 0.2, "all"),
-    ((64, 64), "tanh", None, "ntk", 1.6, 0.2, "all"),
-    ((64,), "sigmoid", None, "ntk", 2.0, None, "all"),
-    ((64, 64, 64), "softplus", None, "ntk", 1.0, 0.4, "all"),
+  ((), "relu", None, "ntk", 1.0, 0.0, "all"),
+  ((64,), "relu", None, "ntk", 1.0, None, "all"),
+  ((64, 64, 64), "relu", None, "ntk", 1.5, 0.2, "all"),
+  ((32, 32), "relu", None, "standard", 1.2, 0.3, "all"),
+  ((64, 64, 64, 64), "leaky_relu", 0.1, "ntk", 1.3, 0.1, "all"),
+  ((32,), "abs", None, "standard", 0.9, None, "all"),
+  ((64, 64), "erf", None, "ntk", 1.7, 0.5, "all"),
+  ((16, 16, 16, 16), "erf", None, "standard", 1.1, 0.0, "all"),
+  ((64,), "gelu", None, "ntk", 1.0, 0.1, "all"),
+  ((64, 64, 64), "sin", None, "ntk", 0.8, 0.3, "all"),
+  ((64, 64), "identity", None, "standard", 1.4, 0.2, "all"),
+  ((64, 64), "tanh", None, "ntk", 1.6, 0.2, "all"),
+  ((64,), "sigmoid", None, "ntk", 2.0, None, "all"),
+  ((64, 64, 64), "softplus", None, "ntk", 1.0, 0.4, "all"),
 ]
 
 
@@ -68,18 +68,30 @@ def run_oracle(mode, spec, arrays):
   with tempfile.TemporaryDirectory() as tmp:
     inp, out = pathlib.Path(tmp) / "in.npz", pathlib.Path(tmp) / "out.npz"
     np.savez(inp, spec=json.dumps(spec), **arrays)
-    subprocess.run([str(NT_PYTHON), str(ROOT / "reference" / "nt_oracle.py"), mode, str(inp), str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+      [str(NT_PYTHON), str(ROOT / "reference" / "nt_oracle.py"), mode, str(inp), str(out)],
+      check=True,
+      capture_output=True,
+    )
     return dict(np.load(out))
 
 
 def make_analytic():
   golden = {}
   for i, (hidden, act, alpha, par, w_std, b_std, _) in enumerate(ANALYTIC_CASES):
-    spec = {"hidden": list(hidden), "out_dim": 1, "activation": act, "alpha": alpha or 0.01,
-            "parametrization": par, "W_std": w_std, "b_std": b_std}
-    arrays = {"x1": np.array(jax.random.normal(jax.random.PRNGKey(400 + i), (5, 4))),
-              "x2": np.asarray(jax.random.normal(jax.random.PRNGKey(500 + i), (3, 4)))}
+    spec = {
+      "hidden": list(hidden),
+      "out_dim": 1,
+      "activation": act,
+      "alpha": alpha or 0.01,
+      "parametrization": par,
+      "W_std": w_std,
+      "b_std": b_std,
+    }
+    arrays = {
+      "x1": np.array(jax.random.normal(jax.random.PRNGKey(400 + i), (5, 4))),
+      "x2": np.asarray(jax.random.normal(jax.random.PRNGKey(500 + i), (3, 4))),
+    }
     arrays["x1"][0] = 0.0  # a zero-norm input: its finite limit is part of the contract
     golden[f"case{i}_spec"] = np.asarray(json.dumps(spec))
     for k, v in {**arrays, **run_oracle("analytic", spec, arrays)}.items():
@@ -96,13 +108,21 @@ def main():
   golden = {}
   for i, (hidden, out_dim, act, alpha, par, w_std, b_std) in enumerate(CASES):
     activation = nl.Activation(act, alpha=alpha) if alpha is not None else act
-    net = nl.MLP(hidden, out_dim=out_dim, activation=activation, parametrization=par, W_std=w_std,
-                 b_std=b_std)
+    net = nl.MLP(
+      hidden, out_dim=out_dim, activation=activation, parametrization=par, W_std=w_std, b_std=b_std
+    )
     params = net.init(jax.random.PRNGKey(100 + i), 3)
     x1 = np.asarray(jax.random.normal(jax.random.PRNGKey(200 + i), (4, 3)))
     x2 = np.asarray(jax.random.normal(jax.random.PRNGKey(300 + i), (3, 3)))
-    spec = {"hidden": list(hidden), "out_dim": out_dim, "activation": act, "alpha": alpha or 0.01,
-            "parametrization": par, "W_std": w_std, "b_std": b_std}
+    spec = {
+      "hidden": list(hidden),
+      "out_dim": out_dim,
+      "activation": act,
+      "alpha": alpha or 0.01,
+      "parametrization": par,
+      "W_std": w_std,
+      "b_std": b_std,
+    }
     arrays = {"x1": x1, "x2": x2}
     for l, p in enumerate(params):
       arrays[f"W{l}"] = np.asarray(p["W"])

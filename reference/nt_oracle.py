@@ -39,10 +39,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 import neural_tangents as nt  # noqa: E402
+import numpy as np  # noqa: E402
 from neural_tangents import stax  # noqa: E402
-
 
 NUMERICAL_DEG = 300  # converged for the golden grid (tanh at 80 is off by ~1e-4)
 
@@ -54,23 +53,27 @@ def activation_layer(name, alpha, spec=None):
   p = spec.get("params") or []
   a, b, c = spec.get("scale", 1.0), spec.get("inner", 1.0), spec.get("shift", 0.0)
   table = {
-      "relu": stax.Relu, "abs": stax.Abs, "identity": stax.Identity,
-      "leaky_relu": lambda: stax.LeakyRelu(alpha), "gelu": stax.Gelu,
-      "erf": lambda: stax.Erf(a, b, c),
-      "sin": lambda: stax.Sin(a, b, p[0] if p else 0.0),
-      "cos": lambda: stax.Cos(a, b, p[0] if p else 0.0),
-      "sign": stax.Sign, "step": lambda: stax.RectifiedMonomial(0),
-      "rectified_monomial": lambda: stax.RectifiedMonomial(int(p[0])),
-      "monomial": lambda: stax.Monomial(int(p[0])),
-      "polynomial": lambda: stax.Polynomial(p),
-      "abrelu": lambda: stax.ABRelu(p[0], p[1]),
-      "rbf": lambda: stax.Rbf(p[0]),
-      "gaussian": lambda: stax.Gaussian(1.0, p[0]),  # NT scales the kernel by a, not a²: a = 1 only
-      "exp": lambda: stax.Exp(1.0, b),
-      # No closed form in NT: its own Gauss–Hermite quadrature (apply_fn is the plain function).
-      "tanh": lambda: stax.ElementwiseNumerical(jnp.tanh, deg=NUMERICAL_DEG),
-      "sigmoid": lambda: stax.ElementwiseNumerical(jax.nn.sigmoid, deg=NUMERICAL_DEG),
-      "softplus": lambda: stax.ElementwiseNumerical(jax.nn.softplus, deg=NUMERICAL_DEG),
+    "relu": stax.Relu,
+    "abs": stax.Abs,
+    "identity": stax.Identity,
+    "leaky_relu": lambda: stax.LeakyRelu(alpha),
+    "gelu": stax.Gelu,
+    "erf": lambda: stax.Erf(a, b, c),
+    "sin": lambda: stax.Sin(a, b, p[0] if p else 0.0),
+    "cos": lambda: stax.Cos(a, b, p[0] if p else 0.0),
+    "sign": stax.Sign,
+    "step": lambda: stax.RectifiedMonomial(0),
+    "rectified_monomial": lambda: stax.RectifiedMonomial(int(p[0])),
+    "monomial": lambda: stax.Monomial(int(p[0])),
+    "polynomial": lambda: stax.Polynomial(p),
+    "abrelu": lambda: stax.ABRelu(p[0], p[1]),
+    "rbf": lambda: stax.Rbf(p[0]),
+    "gaussian": lambda: stax.Gaussian(1.0, p[0]),  # NT scales the kernel by a, not a²: a = 1 only
+    "exp": lambda: stax.Exp(1.0, b),
+    # No closed form in NT: its own Gauss–Hermite quadrature (apply_fn is the plain function).
+    "tanh": lambda: stax.ElementwiseNumerical(jnp.tanh, deg=NUMERICAL_DEG),
+    "sigmoid": lambda: stax.ElementwiseNumerical(jax.nn.sigmoid, deg=NUMERICAL_DEG),
+    "softplus": lambda: stax.ElementwiseNumerical(jax.nn.softplus, deg=NUMERICAL_DEG),
   }
   affine_ok = {"erf": "abc", "sin": "ab", "cos": "ab", "exp": "b"}.get(name, "")
   for key, value, neutral in (("a", a, 1.0), ("b", b, 1.0), ("c", c, 0.0)):
@@ -154,7 +157,7 @@ def cmd_batch(args):
   jax.config.update("jax_enable_x64", True)
   data = dict(np.load(args.inp))
   out = {}
-  for i in (data["case_ids"] if "case_ids" in data else range(int(data["n_cases"]))):
+  for i in data["case_ids"] if "case_ids" in data else range(int(data["n_cases"])):
     p = f"c{i}_"
     spec = json.loads(str(data[p + "spec"]))
     modes = json.loads(str(data[p + "modes"]))
@@ -164,13 +167,13 @@ def cmd_batch(args):
       k = kernel_fn(x1, x2, ("nngp", "ntk"))
       out[p + "nngp"], out[p + "ntk"] = np.asarray(k.nngp), np.asarray(k.ntk)
     if "empirical" in modes:
-      arrays = {k[len(p):]: v for k, v in data.items() if k.startswith(p) and k[len(p)] in "Wb"}
+      arrays = {k[len(p) :]: v for k, v in data.items() if k.startswith(p) and k[len(p)] in "Wb"}
       params = to_nt_params(arrays, spec)
       for impl in (1, 2, 3):
         fn = nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), implementation=impl)
         out[p + f"ntk_trace_{impl}"] = np.asarray(fn(x1, x2, params))
     if "nngp" in modes or "diagonal" in modes:
-      arrays = {k[len(p):]: v for k, v in data.items() if k.startswith(p) and k[len(p)] in "Wb"}
+      arrays = {k[len(p) :]: v for k, v in data.items() if k.startswith(p) and k[len(p)] in "Wb"}
       params = to_nt_params(arrays, spec)
     if "nngp" in modes:
       out[p + "emp_nngp"] = np.asarray(nt.empirical_nngp_fn(apply_fn)(x1, x2, params))
@@ -182,13 +185,16 @@ def cmd_batch(args):
           for impl in impls:
             fn = nt.empirical_ntk_fn(apply_fn, trace_axes=axes, diagonal_axes=(0,), implementation=impl)
             out[q + f"{name}_{impl}"] = np.asarray(fn(x1, other, params))
-        out[q + "emp_nngp"] = np.asarray(nt.empirical_nngp_fn(apply_fn, diagonal_axes=(0,))(x1, other, params))
+        out[q + "emp_nngp"] = np.asarray(
+          nt.empirical_nngp_fn(apply_fn, diagonal_axes=(0,))(x1, other, params)
+        )
         k = kernel_fn(x1, other, ("nngp", "ntk"))
         out[q + "nngp"], out[q + "ntk"] = np.diagonal(np.asarray(k.nngp)), np.diagonal(np.asarray(k.ntk))
     if "mc" in modes:
       key = jax.random.PRNGKey(int(data[p + "mc_seed"]))
-      fn = nt.monte_carlo_kernel_fn(init_fn, apply_fn, key, int(data[p + "mc_samples"]),
-                                    trace_axes=(-1,), implementation=1)
+      fn = nt.monte_carlo_kernel_fn(
+        init_fn, apply_fn, key, int(data[p + "mc_samples"]), trace_axes=(-1,), implementation=1
+      )
       k = fn(x1, x2, ("nngp", "ntk"))
       out[p + "mc_nngp"], out[p + "mc_ntk"] = np.asarray(k.nngp), np.asarray(k.ntk)
     if "predict" in modes:
@@ -199,8 +205,9 @@ def cmd_batch(args):
           mean, cov = predict_fn(t=t, x_test=x2, get=g, compute_cov=True)
           out[f"{p}ens_{g}_{tag}_mean"], out[f"{p}ens_{g}_{tag}_cov"] = np.asarray(mean), np.asarray(cov)
       k_dd, k_td = kernel_fn(x1, None, ("nngp", "ntk")), kernel_fn(x2, x1, ("nngp", "ntk"))
-      gp = nt.predict.gp_inference(k_dd, y, diag_reg=reg)(get="nngp", k_test_train=k_td,
-                                                         k_test_test=kernel_fn(x2, None, "nngp"))
+      gp = nt.predict.gp_inference(k_dd, y, diag_reg=reg)(
+        get="nngp", k_test_train=k_td, k_test_test=kernel_fn(x2, None, "nngp")
+      )
       out[p + "gp_mean"], out[p + "gp_cov"] = np.asarray(gp.mean), np.asarray(gp.covariance)
   np.savez(args.out, **out)
 
@@ -209,8 +216,16 @@ def cmd_bench(args):
   if args.dtype == "float64":
     jax.config.update("jax_enable_x64", True)
   dtype = jnp.float64 if args.dtype == "float64" else jnp.float32
-  init_fn, apply_fn, _ = build({"hidden": [args.width] * args.depth, "out_dim": 1, "activation": "relu",
-                                "W_std": 1.0, "b_std": 0.1, "parametrization": "ntk"})
+  init_fn, apply_fn, _ = build(
+    {
+      "hidden": [args.width] * args.depth,
+      "out_dim": 1,
+      "activation": "relu",
+      "W_std": 1.0,
+      "b_std": 0.1,
+      "parametrization": "ntk",
+    }
+  )
   x = jax.random.normal(jax.random.PRNGKey(1), (args.n, args.in_dim), dtype)
   _, params = init_fn(jax.random.PRNGKey(0), x.shape)
   params = jax.tree_util.tree_map(lambda a: a.astype(dtype), params)
@@ -224,8 +239,11 @@ def cmd_bench(args):
         t0 = time.perf_counter()
         fn(x, None, params).block_until_ready()
         times.append(time.perf_counter() - t0)
-      results[str(impl)] = {"median_s": statistics.median(times), "times_s": times,
-                            "peak_rss_mb": rss_mb("VmHWM")}
+      results[str(impl)] = {
+        "median_s": statistics.median(times),
+        "times_s": times,
+        "peak_rss_mb": rss_mb("VmHWM"),
+      }
     except Exception as e:  # noqa: BLE001 - an implementation that fails is reported, not fatal
       results[str(impl)] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
   print(json.dumps({"nt_version": nt.__version__, "jax_version": jax.__version__, "results": results}))
@@ -233,8 +251,16 @@ def cmd_bench(args):
 
 def cmd_bench_analytic(args):
   """Times NT's infinite-width kernel_fn (nngp and ntk) of a depth-`depth` ReLU MLP, float32."""
-  init_fn, apply_fn, kernel_fn = build({"hidden": [512] * args.depth, "out_dim": 1, "activation": "relu",
-                                        "W_std": 1.0, "b_std": 0.1, "parametrization": "ntk"})
+  init_fn, apply_fn, kernel_fn = build(
+    {
+      "hidden": [512] * args.depth,
+      "out_dim": 1,
+      "activation": "relu",
+      "W_std": 1.0,
+      "b_std": 0.1,
+      "parametrization": "ntk",
+    }
+  )
   x = jax.random.normal(jax.random.PRNGKey(1), (args.n, args.in_dim), jnp.float32)
   x.block_until_ready()
   base = rss_mb()
@@ -251,8 +277,13 @@ def cmd_bench_analytic(args):
       t0 = time.perf_counter()
       jax.block_until_ready(fn(x, None, ("nngp", "ntk")))
       times.append(time.perf_counter() - t0)
-    out = {"median_s": statistics.median(times), "times_s": times, "first_call_s": first,
-           "peak_rss_mb": rss_mb("VmHWM"), "baseline_rss_mb": base}
+    out = {
+      "median_s": statistics.median(times),
+      "times_s": times,
+      "first_call_s": first,
+      "peak_rss_mb": rss_mb("VmHWM"),
+      "baseline_rss_mb": base,
+    }
   except Exception as e:  # noqa: BLE001 - reported, not fatal
     out = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
   print(json.dumps(out))
@@ -286,8 +317,13 @@ def main(argv=None):
   ba.add_argument("--batch-size", type=int, default=1000)
   ba.add_argument("--repeats", type=int, default=3)
   args = parser.parse_args(argv)
-  {"bench-analytic": cmd_bench_analytic, "empirical": cmd_empirical, "analytic": cmd_analytic, "batch": cmd_batch,
-   "bench": cmd_bench}[args.cmd](args)
+  {
+    "bench-analytic": cmd_bench_analytic,
+    "empirical": cmd_empirical,
+    "analytic": cmd_analytic,
+    "batch": cmd_batch,
+    "bench": cmd_bench,
+  }[args.cmd](args)
 
 
 if __name__ == "__main__":

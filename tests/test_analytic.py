@@ -21,8 +21,13 @@ def golden_case(i):
   spec = json.loads(str(GOLDEN[f"case{i}_spec"]))
   act = spec["activation"]
   activation = nl.Activation(act, alpha=spec["alpha"]) if act == "leaky_relu" else act
-  net = nl.MLP(tuple(spec["hidden"]), activation=activation, parametrization=spec["parametrization"],
-               W_std=spec["W_std"], b_std=spec["b_std"])
+  net = nl.MLP(
+    tuple(spec["hidden"]),
+    activation=activation,
+    parametrization=spec["parametrization"],
+    W_std=spec["W_std"],
+    b_std=spec["b_std"],
+  )
   return spec, net, jnp.asarray(GOLDEN[f"case{i}_x1"]), jnp.asarray(GOLDEN[f"case{i}_x2"])
 
 
@@ -60,23 +65,30 @@ def test_seed002_fixed_readout_relu_closed_form():
 
 # Every closed form of the registry, with non-default parameters and affine wraps.
 CLOSED_CASES = {
-    "relu": nl.Activation("relu"), "leaky_relu": nl.Activation("leaky_relu", alpha=0.2),
-    "abs": nl.Activation("abs"), "abrelu": nl.Activation("abrelu", params=(-0.4, 1.3)),
-    "erf": nl.Activation("erf"), "gelu": nl.Activation("gelu"), "identity": nl.Activation("identity"),
-    "sin_phase": nl.Activation("sin", params=(0.7,)), "cos": nl.Activation("cos", params=(-0.3,)),
-    "sign": nl.Activation("sign"), "step": nl.Activation("step"),
-    "rect0": nl.Activation("rectified_monomial", params=(0,)),
-    "rect2": nl.Activation("rectified_monomial", params=(2,)),
-    "rect3": nl.Activation("rectified_monomial", params=(3,)),
-    "monomial3": nl.Activation("monomial", params=(3,)),
-    "polynomial": nl.Activation("polynomial", params=(0.3, -1.0, 0.5, 0.2)),
-    "rbf": nl.Activation("rbf", params=(0.7,)), "gaussian": nl.Activation("gaussian", params=(-0.6,)),
-    "exp": nl.Activation("exp", inner=0.5),
-    "affine_erf": nl.Activation("erf", scale=1.5, inner=0.7, shift=0.4),
-    "affine_relu": nl.Activation("relu", scale=-2.0, inner=0.5, shift=-0.3),
-    "affine_sign": nl.Activation("sign", scale=0.5, inner=3.0, shift=1.0),
-    "affine_gelu": nl.Activation("gelu", scale=1.2, inner=2.0, shift=0.1),
-    "affine_rect2": nl.Activation("rectified_monomial", params=(2,), scale=0.8, shift=-0.5),
+  "relu": nl.Activation("relu"),
+  "leaky_relu": nl.Activation("leaky_relu", alpha=0.2),
+  "abs": nl.Activation("abs"),
+  "abrelu": nl.Activation("abrelu", params=(-0.4, 1.3)),
+  "erf": nl.Activation("erf"),
+  "gelu": nl.Activation("gelu"),
+  "identity": nl.Activation("identity"),
+  "sin_phase": nl.Activation("sin", params=(0.7,)),
+  "cos": nl.Activation("cos", params=(-0.3,)),
+  "sign": nl.Activation("sign"),
+  "step": nl.Activation("step"),
+  "rect0": nl.Activation("rectified_monomial", params=(0,)),
+  "rect2": nl.Activation("rectified_monomial", params=(2,)),
+  "rect3": nl.Activation("rectified_monomial", params=(3,)),
+  "monomial3": nl.Activation("monomial", params=(3,)),
+  "polynomial": nl.Activation("polynomial", params=(0.3, -1.0, 0.5, 0.2)),
+  "rbf": nl.Activation("rbf", params=(0.7,)),
+  "gaussian": nl.Activation("gaussian", params=(-0.6,)),
+  "exp": nl.Activation("exp", inner=0.5),
+  "affine_erf": nl.Activation("erf", scale=1.5, inner=0.7, shift=0.4),
+  "affine_relu": nl.Activation("relu", scale=-2.0, inner=0.5, shift=-0.3),
+  "affine_sign": nl.Activation("sign", scale=0.5, inner=3.0, shift=1.0),
+  "affine_gelu": nl.Activation("gelu", scale=1.2, inner=2.0, shift=0.1),
+  "affine_rect2": nl.Activation("rectified_monomial", params=(2,), scale=0.8, shift=-0.5),
 }
 
 
@@ -98,9 +110,9 @@ def test_closed_forms_against_error_controlled_quadrature(case):
   k11, k22, c = (a.ravel() for a in np.meshgrid(q, q, [-1.0, -0.95, -0.3, 0.0, 0.4, 0.999, 1.0]))
   k12 = c * np.sqrt(k11 * k22)
   nodes = nl.analytic.choose_nodes(custom, q, 1e-7)
-  exact = nl.gaussian_expectations(closed, k11, k22, k12)
-  approx = nl.gaussian_expectations(custom, k11, k22, k12, nodes=nodes)
-  d1, d2 = (nl.gaussian_expectations(closed, k, k, k) for k in (k11, k22))
+  exact = nl.analytic.gaussian_expectations(closed, k11, k22, k12)
+  approx = nl.analytic.gaussian_expectations(custom, k11, k22, k12, nodes=nodes)
+  d1, d2 = (nl.analytic.gaussian_expectations(closed, k, k, k) for k in (k11, k22))
   for i in range(2):
     scale = np.sqrt(np.abs(np.asarray(d1[i]) * np.asarray(d2[i]))) + 1e-300
     err = np.abs(np.asarray(approx[i]) - np.asarray(exact[i])) / scale
@@ -111,12 +123,15 @@ def _net(act, W_std, depth=2, b_std=0.1):
   return nl.MLP((16,) * depth, activation=act, W_std=W_std, b_std=b_std)
 
 
-@pytest.mark.parametrize("name,fn,W_std", [
+@pytest.mark.parametrize(
+  "name,fn,W_std",
+  [
     ("erf", lambda z: jax.scipy.special.erf(z), 4.0),  # a lambda: no name, so quadrature
     ("relu", lambda z: jnp.maximum(z, 0.0), 1.0),
     ("sign", lambda z: jnp.sign(z), 1.0),
     ("abs", lambda z: jnp.abs(z), 3.0),
-])
+  ],
+)
 def test_callables_match_their_closed_forms_at_the_default_accuracy(name, fn, W_std):
   """Saturating (erf at W_std = 4), kinked (relu, abs) and jumping (sign) callables: the kernels of
   the whole network to 1e-7 of the named activation's closed form."""
@@ -131,6 +146,7 @@ def test_tanh_at_large_variance_against_adaptive_integration():
   """tanh at W_std = 5 (variances up to ~36): one hidden layer's NNGP entries against scipy's
   adaptive (Gauss–Kronrod) integration of E[tanh(u) tanh(v)]."""
   from scipy import integrate
+
   x = inputs(3, 3, seed=0)
   k = nl.analytic_kernel(nl.MLP((16,), activation="tanh", W_std=5.0, b_std=0.1), x).nngp
   X = np.asarray(x)
@@ -138,13 +154,28 @@ def test_tanh_at_large_variance_against_adaptive_integration():
   for i, j in ((0, 0), (0, 1), (1, 2)):
     if i == j:
       s = math.sqrt(C[i, i])
-      e = integrate.quad(lambda z: np.tanh(s * z) ** 2 * np.exp(-z * z / 2), -12, 12, points=[0],
-                         epsabs=1e-13, epsrel=1e-12, limit=500)[0] / math.sqrt(2 * math.pi)
+      e = integrate.quad(
+        lambda z: np.tanh(s * z) ** 2 * np.exp(-z * z / 2),
+        -12,
+        12,
+        points=[0],
+        epsabs=1e-13,
+        epsrel=1e-12,
+        limit=500,
+      )[0] / math.sqrt(2 * math.pi)
     else:
       L = np.linalg.cholesky(C[np.ix_([i, j], [i, j])])
-      e = integrate.dblquad(lambda z2, z1: np.tanh(L[0, 0] * z1) * np.tanh(L[1, 0] * z1 + L[1, 1] * z2)
-                            * np.exp(-(z1 * z1 + z2 * z2) / 2), -10, 10, -10, 10,
-                            epsabs=1e-12, epsrel=1e-11)[0] / (2 * math.pi)
+      e = integrate.dblquad(
+        lambda z2, z1: (
+          np.tanh(L[0, 0] * z1) * np.tanh(L[1, 0] * z1 + L[1, 1] * z2) * np.exp(-(z1 * z1 + z2 * z2) / 2)
+        ),
+        -10,
+        10,
+        -10,
+        10,
+        epsabs=1e-12,
+        epsrel=1e-11,
+      )[0] / (2 * math.pi)
     assert abs(float(k[i, j]) - (25 * e + 0.01)) <= 1e-8 * math.sqrt(float(k[i, i] * k[j, j]))
 
 
@@ -160,8 +191,9 @@ def test_unreachable_accuracy_raises_with_the_estimate_and_a_forced_count_warns(
     nl.analytic_kernel(_net("tanh", 3.0, depth=1), x, quadrature_nodes=4)
 
 
-@pytest.mark.parametrize("name,fn", [("identity", lambda z: z), ("erf", jax.scipy.special.erf),
-                                     ("sin", jnp.sin)])
+@pytest.mark.parametrize(
+  "name,fn", [("identity", lambda z: z), ("erf", jax.scipy.special.erf), ("sin", jnp.sin)]
+)
 def test_input_gradients_at_a_zero_norm_input_match_the_closed_form(name, fn):
   """At x = 0 the pre-activation variance is 0, where the rule's correlation is pinned; the
   k12-derivative comes from Price's theorem instead (E[ρ'(u)ρ'(v)]), as the closed forms have it."""
@@ -170,8 +202,12 @@ def test_input_gradients_at_a_zero_norm_input_match_the_closed_form(name, fn):
     grads = []
     for act in (nl.Activation(name), nl.Activation("custom", fn=fn)):
       net = nl.MLP((8,) * depth, activation=act, W_std=1.2, b_std=None)
-      grads.append([jax.grad(lambda x: getattr(nl.analytic_kernel(net, x[None], xp), f)[0, 0])(
-          jnp.zeros(3)) for f in ("nngp", "ntk")])
+      grads.append(
+        [
+          jax.grad(lambda x: getattr(nl.analytic_kernel(net, x[None], xp), f)[0, 0])(jnp.zeros(3))
+          for f in ("nngp", "ntk")
+        ]
+      )
     for closed, quad in zip(*grads):
       assert float(jnp.abs(closed).max()) > 0.1
       assert rel_err(quad, closed) <= 1e-9, (depth, closed, quad)
@@ -181,6 +217,7 @@ def test_output_that_cannot_fit_is_refused_before_compiling():
   """N = 300,000: the kernels alone are 1.4 TB in float64; the call must refuse at once, naming N,
   the bytes and the remedies (and the same for the empirical NTK)."""
   import time
+
   x = jnp.zeros((300_000, 2))
   net = nl.MLP((8,), b_std=0.1)
   t0 = time.perf_counter()
@@ -194,21 +231,24 @@ def test_output_that_cannot_fit_is_refused_before_compiling():
   nl._tiling.check_fits("k", 10, 10, out_bytes=800, temp_bytes=0, available=10**9)
 
 
-@pytest.mark.parametrize("kwargs,match", [
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
     (dict(name="relu", params=(1.0,)), r"params: relu takes 0 number"),
     (dict(name="abrelu", params=(1.0,)), r"params: abrelu takes 2 number\(s\) \(a, b\)"),
     (dict(name="rectified_monomial", params=(4,)), r"degree 0 … 3"),
     (dict(name="monomial", params=(1.5,)), r"integer degree"),
     (dict(name="erf", scale=float("nan")), r"scale: must be a finite number"),
     (dict(name="tahn"), r"unknown name 'tahn'.*did you mean 'tanh'"),
-])
+  ],
+)
 def test_activation_errors(kwargs, match):
   with pytest.raises(ValueError, match=match):
     nl.Activation(**kwargs)
 
 
 def test_registry_names_resolve_and_user_rules_are_used():
-  for name in nl.ACTIVATIONS:
+  for name in nl.activations.ACTIVATIONS:
     act = nl.Activation(name)
     assert np.isfinite(np.asarray(act(jnp.linspace(-1.0, 1.0, 5)))).all(), name
   calls = []
@@ -232,8 +272,9 @@ def test_empirical_ntk_of_wide_network_approaches_the_limit():
   for width in (64, 4096):
     net = nl.MLP((width, width), activation="erf", b_std=0.2)
     limit = nl.analytic_kernel(net, x).ntk
-    emp = jnp.mean(jnp.stack([nl.empirical_ntk(net, net.init(jax.random.PRNGKey(s), 3), x)
-                              for s in range(4)]), axis=0)
+    emp = jnp.mean(
+      jnp.stack([nl.empirical_ntk(net, net.init(jax.random.PRNGKey(s), 3), x) for s in range(4)]), axis=0
+    )
     errs.append(rel_err(emp, limit))
   assert errs[1] < 0.05 and errs[1] < errs[0] / 3
 
@@ -293,18 +334,18 @@ def test_compiled_matches_eager_and_is_symmetric(act):
 
 
 @pytest.mark.parametrize("symmetric", [True, False])
-@pytest.mark.parametrize("batch_size", [1, 7, 16])
+@pytest.mark.parametrize("tile_size", [1, 7, 16])
 @pytest.mark.parametrize("act", ["relu", "tanh"])
-def test_blocked_evaluation_matches_whole(act, batch_size, symmetric):
+def test_blocked_evaluation_matches_whole(act, tile_size, symmetric):
   net = nl.MLP((8, 8), activation=act, b_std=0.1)
   x1 = inputs(13, 3)
   x2 = None if symmetric else inputs(9, 3, seed=5)
   whole = net.kernel(x1, x2)
   for get in (("nngp", "ntk"), ("ntk",)):
-    blocked = net.kernel(x1, x2, get=get, batch_size=batch_size)
+    blocked = net.kernel(x1, x2, get=get, tile_size=tile_size)
     assert blocked.ntk.shape == whole.ntk.shape
     assert rel_err(blocked.ntk, whole.ntk) <= 1e-14
-  assert rel_err(net.kernel(x1, x2, batch_size=batch_size).nngp, whole.nngp) <= 1e-14
+  assert rel_err(net.kernel(x1, x2, tile_size=tile_size).nngp, whole.nngp) <= 1e-14
   tight = net.kernel(x1, x2, memory_budget=8 * 8 * 8 * 16 * 8)  # forces tiles of side ≤ 8
   assert rel_err(tight.ntk, whole.ntk) <= 1e-14
 
@@ -319,7 +360,7 @@ def test_gradients_wrt_W_std_and_b_std_match_finite_differences(act, parametriza
 
   def loss(w, b):
     k = nl.analytic_kernel(net, x, W_std=w, b_std=b)
-    return jnp.sum(k.ntk ** 2) + jnp.sum(jnp.sin(k.nngp))
+    return jnp.sum(k.ntk**2) + jnp.sum(jnp.sin(k.nngp))
 
   gw, gb = jax.jit(jax.grad(loss, argnums=(0, 1)))(w0, b0)
   assert np.isfinite(np.asarray(gw)).all() and np.isfinite(float(gb))
@@ -353,26 +394,31 @@ def test_sharded_over_four_cpu_devices_matches_one_device():
   import os
   import subprocess
   import sys
+
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
   script = pathlib.Path(__file__).parent / "scripts" / "sharded_kernel.py"
   root = pathlib.Path(__file__).parent.parent
-  run = subprocess.run([sys.executable, str(script)], env=env, cwd=root, capture_output=True,
-                       text=True, timeout=600)
+  run = subprocess.run(
+    [sys.executable, str(script)], env=env, cwd=root, capture_output=True, text=True, timeout=600
+  )
   assert run.returncode == 0, run.stderr[-3000:]
   assert run.stdout.strip() == "ok 24"
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
+@pytest.mark.parametrize(
+  "kwargs,exc,match",
+  [
     (dict(W_std=[1.0, 2.0, 3.0]), ValueError, r"W_std: expected a scalar or 2 values"),
     (dict(b_std=0.1, model=nl.MLP((4,), b_std=None)), ValueError, r"b_std: the model has no bias"),
     (dict(devices=["cpu"]), TypeError, r"devices: expected a non-empty sequence of jax.Device"),
     (dict(get=()), ValueError, r"get: asks for nothing"),
     (dict(get="ntgk"), ValueError, r"get"),
-    (dict(batch_size=0), ValueError, r"batch_size"),
+    (dict(tile_size=0), ValueError, r"tile_size"),
     (dict(memory_budget=-1), ValueError, r"memory_budget"),
     (dict(quadrature_nodes=0), ValueError, r"quadrature_nodes"),
     (dict(model=lambda p, x: x), TypeError, r"model: expected an ntk_lab.MLP"),
-])
+  ],
+)
 def test_argument_errors(kwargs, exc, match):
   model = kwargs.pop("model", nl.MLP((4,), b_std=0.1))
   x = inputs(3, 2)

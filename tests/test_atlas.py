@@ -21,9 +21,22 @@ def test_verdict_rules():
 
 
 def _result(verdict, corrected_holds=None, **kw):
-  base = dict(id="C0.6", topic="t", statement="s", verdict=verdict, measured={"a": 1.0}, counterexample=None,
-              corrected=None, corrected_holds=corrected_holds, reading=None, power=None, search=None, note=None,
-              twin=False, seconds=0.0)
+  base = dict(
+    id="C0.6",
+    topic="t",
+    statement="s",
+    verdict=verdict,
+    measured={"a": 1.0},
+    counterexample=None,
+    corrected=None,
+    corrected_holds=corrected_holds,
+    reading=None,
+    power=None,
+    search=None,
+    note=None,
+    twin=False,
+    seconds=0.0,
+  )
   base.update(kw)
   return atlas.ClaimResult(**base)
 
@@ -37,8 +50,13 @@ def test_unresolved_and_counts():
 
 
 def test_markdown_lists_readings_searches_and_power():
-  r = _result(atlas.READING, reading="for n ≤ d", power="1e-3", counterexample="n = 4 > d = 3",
-              search={"worst ratio": 0.7, "where": {"n": 1, "d": 3}, "evaluations": 10})
+  r = _result(
+    atlas.READING,
+    reading="for n ≤ d",
+    power="1e-3",
+    counterexample="n = 4 > d = 3",
+    search={"worst ratio": 0.7, "where": {"n": 1, "d": 3}, "evaluations": 10},
+  )
   md = atlas.atlas_markdown([r], {"quick": True, "date": "d", "commit": "c", "jax": "j"})
   assert "0 holds, 0 fails as printed, 1 holds under a stated reading, 0 not decided" in md
   assert "reading: for n ≤ d" in md and "power: 1e-3" in md and "worst LHS/RHS 0.7 at n = 1, d = 3" in md
@@ -60,7 +78,9 @@ def test_unknown_id_names_the_valid_ones():
 def test_cli_writes_markdown_json_and_docs(tmp_path, capsys):
   page = tmp_path / "page.md"
   page.write_text("intro\n<!-- atlas:begin -->\nSTALE-BLOCK\n<!-- atlas:end -->\noutro\n")
-  assert main(["atlas", "--only", "C4.2,C3.10", "--out", str(tmp_path), "--jobs", "1", "--docs", str(page)]) == 0
+  assert (
+    main(["atlas", "--only", "C4.2,C3.10", "--out", str(tmp_path), "--jobs", "1", "--docs", str(page)]) == 0
+  )
   md = (tmp_path / "atlas.md").read_text()
   assert "| C4.2 |" in md and "| C3.10 |" in md and "reading:" in md and "corrected (holds)" in md
   data = json.loads((tmp_path / "atlas.json").read_text())
@@ -93,6 +113,7 @@ def test_cli_bad_id_exits_2(tmp_path, capsys):
 def test_docs_show_the_committed_atlas():
   """docs/atlas.md's atlas block is results/atlas/atlas.md verbatim (re-made by `ntk-lab atlas --docs`)."""
   import pathlib
+
   root = pathlib.Path(__file__).resolve().parents[1]
   page = (root / "docs" / "atlas.md").read_text()
   shown = page.split(atlas.BEGIN + "\n", 1)[1].split(atlas.END, 1)[0]
@@ -100,4 +121,5 @@ def test_docs_show_the_committed_atlas():
   data = json.loads((root / "results" / "atlas" / "atlas.json").read_text())
   assert len(data["claims"]) == 33 and not data["meta"]["quick"]
   from tests.theory.test_claims import EXPECTED
+
   assert {c["id"]: c["verdict"] for c in data["claims"]} == EXPECTED

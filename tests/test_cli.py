@@ -39,21 +39,43 @@ def fails(capsys, argv, code, match):
   return lines[0]
 
 
-@pytest.mark.parametrize("text,extra,match", [
-    ("experiment: kernel_convergence\nmodel: {width: 8}\nmodel: {width: 16}\n", [],
-     r"key 'model' appears twice \(lines 2 and 3\); keep one"),
-    ("experiment: kernel_convergence\ntraining: {solver: euler}\n", [],
-     r"training.dt0: solver 'euler' takes fixed steps"),
-    ("experiment: kernel_convergence\ntraining: {n_times: 1}\n", [],
-     r"training.n_times: must be an integer ≥ 2, got 1"),
-    ("experiment: kernel_convergence\nsweep: {widths: [8]}\n", ["--set", "sweep.widths=[16,"],
-     r"--set 'sweep.widths=\[16,': not valid YAML"),
-    ("experiment: kernel_convergence\nsweep: {widths: [8]}\n", ["--set", "model.width=512"],
-     r"sweep.widths is set \(\[8\]\) and overrides model.width; set sweep.widths=\[512\] instead"),
+@pytest.mark.parametrize(
+  "text,extra,match",
+  [
+    (
+      "experiment: kernel_convergence\nmodel: {width: 8}\nmodel: {width: 16}\n",
+      [],
+      r"key 'model' appears twice \(lines 2 and 3\); keep one",
+    ),
+    (
+      "experiment: kernel_convergence\ntraining: {solver: euler}\n",
+      [],
+      r"training.dt0: solver 'euler' takes fixed steps",
+    ),
+    (
+      "experiment: kernel_convergence\ntraining: {n_times: 1}\n",
+      [],
+      r"training.n_times: must be an integer ≥ 2, got 1",
+    ),
+    (
+      "experiment: kernel_convergence\nsweep: {widths: [8]}\n",
+      ["--set", "sweep.widths=[16,"],
+      r"--set 'sweep.widths=\[16,': not valid YAML",
+    ),
+    (
+      "experiment: kernel_convergence\nsweep: {widths: [8]}\n",
+      ["--set", "model.width=512"],
+      r"sweep.widths is set \(\[8\]\) and overrides model.width; set sweep.widths=\[512\] instead",
+    ),
     ("- experiment\n- kernel_convergence\n", ["--set", "model.width=5"], r"expected a mapping .* got a list"),
     ("experiment: kernel_convergence\noptions: {draws: 3}\n", [], r"options: unknown key 'draws'"),
-    ("experiment: kernel_convergence\nsweep: {widths: [8, 16, -5]}\n", [], r"sweep.widths\[2\]: must be a positive"),
-])
+    (
+      "experiment: kernel_convergence\nsweep: {widths: [8, 16, -5]}\n",
+      [],
+      r"sweep.widths\[2\]: must be a positive",
+    ),
+  ],
+)
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_bad_configs_exit_2_in_one_line(tmp_path, capsys, stubbed, command, text, extra, match):
   path = tmp_path / "c.yaml"
@@ -90,16 +112,36 @@ def test_device_not_here_is_refused_and_blocks_nothing(tmp_path, capsys, stubbed
   assert len(list((tmp_path / "r" / "cells").glob("*.json"))) == 4
 
 
-@pytest.mark.parametrize("error,code,match", [
-    (lambda: __import__("ntk_lab").training.SolverError("max_steps=10 reached at t = 0.5;\nraise max_steps."), 1,
-     r"cells w16_d1_erf_n6_lr1_s0_\w+, w16_d1_erf_n6_lr1_s1_\w+: SolverError: max_steps=10 reached at t = 0.5;"),
-    (lambda: __import__("ntk_lab").training.DivergenceError("loss is nan at t = 3"), 1,
-     r"DivergenceError: loss is nan"),
-    (lambda: jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.2TiB.\n"
-                                        + "x" * 5000), 1, r"out of memory; reduce sweep.widths"),
+@pytest.mark.parametrize(
+  "error,code,match",
+  [
+    (
+      lambda: __import__("ntk_lab").training.SolverError(
+        "max_steps=10 reached at t = 0.5;\nraise max_steps."
+      ),
+      1,
+      r"cells w16_d1_erf_n6_lr1_s0_\w+, w16_d1_erf_n6_lr1_s1_\w+: SolverError: max_steps=10 reached at t = 0.5;",
+    ),
+    (
+      lambda: __import__("ntk_lab").training.DivergenceError("loss is nan at t = 3"),
+      1,
+      r"DivergenceError: loss is nan",
+    ),
+    (
+      lambda: jax.errors.JaxRuntimeError(
+        "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.2TiB.\n" + "x" * 5000
+      ),
+      1,
+      r"out of memory; reduce sweep.widths",
+    ),
     (lambda: MemoryError(), 1, r"out of memory"),
-    (lambda: KeyboardInterrupt(), 130, r"interrupted; the cells finished so far are kept \(rerun with --resume"),
-])
+    (
+      lambda: KeyboardInterrupt(),
+      130,
+      r"interrupted; the cells finished so far are kept \(rerun with --resume",
+    ),
+  ],
+)
 def test_failures_while_running(tmp_path, capsys, monkeypatch, config, error, code, match):
   def failing(cfg, cells, options):
     if cells[0].width == 16:
@@ -111,7 +153,9 @@ def test_failures_while_running(tmp_path, capsys, monkeypatch, config, error, co
   assert len(line) < 700
   assert cli.main(["--debug", "run", str(config), "--out", str(tmp_path / "r"), "--resume"]) == code
   err = capsys.readouterr().err
-  assert err.startswith("Traceback (most recent call last)") and err.splitlines()[-1].startswith("ntk-lab: error:")
+  assert err.startswith("Traceback (most recent call last)") and err.splitlines()[-1].startswith(
+    "ntk-lab: error:"
+  )
 
 
 def test_file_system_failures_exit_1(tmp_path, capsys, monkeypatch, stubbed, config):
@@ -119,7 +163,9 @@ def test_file_system_failures_exit_1(tmp_path, capsys, monkeypatch, stubbed, con
     raise PermissionError(13, "Permission denied", str(path))
 
   monkeypatch.setattr(runner, "_write_atomic", read_only)  # as root, chmod cannot make one read-only
-  fails(capsys, ["run", config, "--out", tmp_path / "r"], 1, r"Permission denied: .*config.yaml \(file system\)")
+  fails(
+    capsys, ["run", config, "--out", tmp_path / "r"], 1, r"Permission denied: .*config.yaml \(file system\)"
+  )
 
 
 def test_debug_shows_the_traceback_wherever_it_is_given(tmp_path, capsys):
@@ -158,11 +204,13 @@ def repo_with_atlas(tmp_path, monkeypatch):
   """A working directory holding a full committed atlas, and a stand-in for run_atlas that records
   where it would write (and writes a one-claim atlas there)."""
   from ntk_lab import atlas
+
   atlas._load()
   full = tmp_path / "results" / "atlas"
   full.mkdir(parents=True)
-  (full / "atlas.json").write_text(json.dumps({"meta": {"quick": False},
-                                               "claims": [{"id": cid} for cid in atlas.CLAIMS]}))
+  (full / "atlas.json").write_text(
+    json.dumps({"meta": {"quick": False}, "claims": [{"id": cid} for cid in atlas.CLAIMS]})
+  )
   (full / "atlas.md").write_text("the full atlas\n")
   calls = []
 
@@ -170,8 +218,9 @@ def repo_with_atlas(tmp_path, monkeypatch):
     calls.append((only, str(out)))
     out.mkdir(parents=True, exist_ok=True)
     (out / "atlas.md").write_text(f"atlas of {only}\n")
-    (out / "atlas.json").write_text(json.dumps({"meta": {"quick": quick},
-                                                "claims": [{"id": cid} for cid in only or atlas.CLAIMS]}))
+    (out / "atlas.json").write_text(
+      json.dumps({"meta": {"quick": quick}, "claims": [{"id": cid} for cid in only or atlas.CLAIMS]})
+    )
     return []
 
   monkeypatch.setattr(atlas, "run_atlas", fake_run_atlas)
@@ -184,9 +233,13 @@ def test_atlas_subset_never_clobbers_the_full_atlas(repo_with_atlas, capsys):
   before = {p.name: p.read_bytes() for p in full.iterdir()}
   assert cli.main(["atlas", "--only", "C0.6"]) == 0  # from the repository root, no --out
   assert calls == [(["C0.6"], "runs/atlas_C0.6")] and "atlas of ['C0.6']" in capsys.readouterr().out
-  fails(capsys, ["atlas", "--only", "C0.6", "--out", "results/atlas"], 2,
-        rf"holds an atlas of {len(json.loads(before['atlas.json'])['claims'])} claims; this run "
-        r"\(--only C0.6\) would replace it and lose")
+  fails(
+    capsys,
+    ["atlas", "--only", "C0.6", "--out", "results/atlas"],
+    2,
+    rf"holds an atlas of {len(json.loads(before['atlas.json'])['claims'])} claims; this run "
+    r"\(--only C0.6\) would replace it and lose",
+  )
   fails(capsys, ["atlas", "--quick", "--out", "results/atlas"], 2, r"holds a full \(not --quick\) atlas")
   fails(capsys, ["atlas", "--only", ""], 2, r"--only: expected comma-separated claim ids")
   fails(capsys, ["atlas", "--only", " , "], 2, r"--only: expected comma-separated claim ids")
@@ -203,7 +256,9 @@ def test_atlas_subset_never_clobbers_the_full_atlas(repo_with_atlas, capsys):
 def test_atlas_md_without_json_is_not_replaced_by_a_subset(repo_with_atlas, capsys):
   full, calls = repo_with_atlas
   (full / "atlas.json").unlink()
-  fails(capsys, ["atlas", "--only", "C0.6", "--out", full], 2, r"holds an atlas.md without a readable atlas.json")
+  fails(
+    capsys, ["atlas", "--only", "C0.6", "--out", full], 2, r"holds an atlas.md without a readable atlas.json"
+  )
   assert not calls
 
 
@@ -211,11 +266,16 @@ def test_atlas_md_without_json_is_not_replaced_by_a_subset(repo_with_atlas, caps
 def test_shell_gets_one_line_and_the_exit_code(tmp_path):
   bad = tmp_path / "bad.yaml"
   bad.write_text("experiment: kernel_convergence\ntraining: {n_times: 1}\n")
-  proc = subprocess.run([sys.executable, "-m", "ntk_lab", "run", str(bad), "--out", str(tmp_path / "r")],
-                        capture_output=True, text=True, timeout=300)
+  proc = subprocess.run(
+    [sys.executable, "-m", "ntk_lab", "run", str(bad), "--out", str(tmp_path / "r")],
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 2 and proc.stdout == ""
   assert proc.stderr == f"ntk-lab: error: {bad}: training.n_times: must be an integer ≥ 2, got 1.\n"
-  proc = subprocess.run([sys.executable, "-m", "ntk_lab", "run", str(bad), "--bogus"],
-                        capture_output=True, text=True, timeout=300)
+  proc = subprocess.run(
+    [sys.executable, "-m", "ntk_lab", "run", str(bad), "--bogus"], capture_output=True, text=True, timeout=300
+  )
   assert proc.returncode == 2 and proc.stderr.count("\n") == 1
   assert "unrecognized arguments: --bogus" in proc.stderr

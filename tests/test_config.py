@@ -13,39 +13,68 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 BASE = {"experiment": "kernel_convergence"}
 
 
-@pytest.mark.parametrize("raw,match", [
-    ({**BASE, "modle": {}}, r"unknown top-level key 'modle'; valid keys: experiment, .*did you mean 'model'\?"),
-    ({**BASE, "model": {"widht": 3}}, r"model: unknown key 'widht'; valid keys: width, depth, .*did you mean 'width'\?"),
+@pytest.mark.parametrize(
+  "raw,match",
+  [
+    (
+      {**BASE, "modle": {}},
+      r"unknown top-level key 'modle'; valid keys: experiment, .*did you mean 'model'\?",
+    ),
+    (
+      {**BASE, "model": {"widht": 3}},
+      r"model: unknown key 'widht'; valid keys: width, depth, .*did you mean 'width'\?",
+    ),
     ({**BASE, "sweep": {"widths": [8, 16, -5]}}, r"sweep.widths\[2\]: must be a positive integer, got -5"),
     ({**BASE, "sweep": {"seeds": [0, -1]}}, r"sweep.seeds\[1\]: must be an integer ≥ 0, got -1"),
     ({**BASE, "sweep": {"widths": []}}, r"sweep.widths: must be a non-empty list"),
     ({**BASE, "model": {"W_std": "big"}}, r"model.W_std: must be a finite number, got 'big'"),
     ({**BASE, "model": {"W_std": 0}}, r"model.W_std: must be > 0, got 0"),
-    ({**BASE, "model": {"activation": "rleu"}}, r"model.activation: must be one of .*got 'rleu'; did you mean 'relu'\?"),
-    ({**BASE, "sweep": {"activations": ["relu", "tahn"]}}, r"sweep.activations\[1\]: .*did you mean 'tanh'\?"),
+    (
+      {**BASE, "model": {"activation": "rleu"}},
+      r"model.activation: must be one of .*got 'rleu'; did you mean 'relu'\?",
+    ),
+    (
+      {**BASE, "sweep": {"activations": ["relu", "tahn"]}},
+      r"sweep.activations\[1\]: .*did you mean 'tanh'\?",
+    ),
     ({**BASE, "dtype": "float16"}, r"dtype: must be one of float32, float64"),
     ({**BASE, "data": {"n": 2.5}}, r"data.n: must be a positive integer, got 2.5"),
     ({**BASE, "training": {"rtol": -1e-3}}, r"training.rtol: must be > 0"),
-    ({**BASE, "sweep": {"vmap_seeds": True}}, r"sweep.vmap_seeds: must be a string \(auto, always, never\), got True"),
-    ({**BASE, "sweep": {"vmap_seeds": "alway"}}, r"sweep.vmap_seeds: must be one of auto, always, never, got 'alway'; did you mean 'always'\?"),
+    (
+      {**BASE, "sweep": {"vmap_seeds": True}},
+      r"sweep.vmap_seeds: must be a string \(auto, always, never\), got True",
+    ),
+    (
+      {**BASE, "sweep": {"vmap_seeds": "alway"}},
+      r"sweep.vmap_seeds: must be one of auto, always, never, got 'alway'; did you mean 'always'\?",
+    ),
     ({"model": {}}, r"experiment: is required"),
-    ({"experiment": "kernel_convergnce"}, r"experiment: must be one of .*did you mean 'kernel_convergence'\?"),
+    (
+      {"experiment": "kernel_convergnce"},
+      r"experiment: must be one of .*did you mean 'kernel_convergence'\?",
+    ),
     ({**BASE, "training": {"n_times": 1}}, r"training.n_times: must be an integer ≥ 2, got 1"),
     ({**BASE, "sweep": {"widths": [16, 32, 16]}}, r"sweep.widths: 16 is listed twice \(\[16, 32, 16\]\)"),
     ({**BASE, "sweep": {"learning_rates": [1, 1.0]}}, r"sweep.learning_rates: 1.0 is listed twice"),
     ({**BASE, "sweep": {"seeds": [0, 1, 0]}}, r"sweep.seeds: 0 is listed twice"),
-    ({**BASE, "training": {"solver": "euler"}}, r"training.dt0: solver 'euler' takes fixed steps, so it needs"),
+    (
+      {**BASE, "training": {"solver": "euler"}},
+      r"training.dt0: solver 'euler' takes fixed steps, so it needs",
+    ),
     ({**BASE, "training": {"solver": "rk4", "dt0": 0}}, r"training.dt0: must be > 0, got 0"),
     ({**BASE, "training": {"solver": "tsit"}}, r"training.solver: must be one of .*did you mean 'tsit5'\?"),
     ({**BASE, "data": [1, 2]}, r"data: expected a mapping"),
-])
+  ],
+)
 def test_bad_configs_name_the_key_and_the_fix(raw, match):
   with pytest.raises(ConfigError, match=match):
     load_config(raw)
 
 
 def test_unknown_experiment_and_option_are_named():
-  with pytest.raises(ConfigError, match=r"experiment: unknown 'kernel_convergnce'.*did you mean 'kernel_convergence'"):
+  with pytest.raises(
+    ConfigError, match=r"experiment: unknown 'kernel_convergnce'.*did you mean 'kernel_convergence'"
+  ):
     runner.experiment("kernel_convergnce")
   cfg = load_config({**BASE, "options": {"draws": 3}})
   with pytest.raises(ConfigError, match=r"options: unknown key 'draws' for experiment 'kernel_convergence'"):
@@ -87,6 +116,7 @@ def test_choices_are_the_library_registries(monkeypatch):
   from ntk_lab.activations import ACTIVATIONS
   from ntk_lab.experiments import EXPERIMENTS
   from ntk_lab.training import SOLVERS
+
   assert config._solvers() == tuple(SOLVERS) and config._activations() == tuple(ACTIVATIONS)
   assert config._experiments() == tuple(EXPERIMENTS)
   for solver in SOLVERS:  # every solver is offered, and a fixed-step one with its step
@@ -98,14 +128,21 @@ def test_choices_are_the_library_registries(monkeypatch):
   assert load_config({"experiment": "mine"}).experiment == "mine"
 
 
-@pytest.mark.parametrize("text,match", [
-    ("experiment: quickstart\nmodel: {width: 8}\nmodel: {width: 16}\n",
-     r"key 'model' appears twice \(lines 2 and 3\)"),
-    ("experiment: quickstart\nmodel:\n  width: 8\n  depth: 1\n  width: 16\n",
-     r"key 'width' appears twice \(lines 3 and 5\)"),
+@pytest.mark.parametrize(
+  "text,match",
+  [
+    (
+      "experiment: quickstart\nmodel: {width: 8}\nmodel: {width: 16}\n",
+      r"key 'model' appears twice \(lines 2 and 3\)",
+    ),
+    (
+      "experiment: quickstart\nmodel:\n  width: 8\n  depth: 1\n  width: 16\n",
+      r"key 'width' appears twice \(lines 3 and 5\)",
+    ),
     ("experiment: quickstart\nsweep: {widths: [8, 16\n", r"not valid YAML at line 3"),
     ("- experiment: quickstart\n", r"expected a mapping of keys to values at the top level .* got a list"),
-])
+  ],
+)
 def test_config_files_are_read_strictly(tmp_path, text, match):
   path = tmp_path / "c.yaml"
   path.write_text(text)
@@ -131,15 +168,21 @@ def test_config_paths_are_named(tmp_path):
   assert load_config(tmp_path / "plain").experiment == "quickstart"
 
 
-@pytest.mark.parametrize("item,match", [
+@pytest.mark.parametrize(
+  "item,match",
+  [
     ("sweep.widths=[16,", r"--set 'sweep.widths=\[16,': not valid YAML at line 1"),
-    ("model.width=512", r"--set 'model.width=512': sweep.widths is set \(\[8, 16\]\) and overrides model.width; "
-                        r"set sweep.widths=\[512\] instead"),
+    (
+      "model.width=512",
+      r"--set 'model.width=512': sweep.widths is set \(\[8, 16\]\) and overrides model.width; "
+      r"set sweep.widths=\[512\] instead",
+    ),
     ("=3", r"--set '=3': expected a dotted key"),
     ("model..width=3", r"expected a dotted key"),
     ("experiment.x=3", r"--set 'experiment.x=3': 'experiment' is not a section"),
     ("model.width", r"expected key=value"),
-])
+  ],
+)
 def test_bad_overrides_are_one_line_errors(item, match):
   with pytest.raises(ConfigError, match=match) as e:
     load_config({**BASE, "sweep": {"widths": [8, 16]}}, overrides=[item])
@@ -155,8 +198,16 @@ def test_overrides_of_swept_values_are_fine_without_the_sweep_list():
 @pytest.mark.parametrize("field", ["width", "depth", "activation", "n", "learning_rate", "seed"])
 def test_cell_keys_tell_cells_apart_that_differ_in_one_field(field):
   from ntk_lab.config import Cell
+
   base = Cell(16, 1, "erf", 6, 1.0, 0)
   import dataclasses
-  other = {"width": 17, "depth": 2, "activation": "relu", "n": 7, "learning_rate": 1.0000000000000002,
-           "seed": 1}[field]
+
+  other = {
+    "width": 17,
+    "depth": 2,
+    "activation": "relu",
+    "n": 7,
+    "learning_rate": 1.0000000000000002,
+    "seed": 1,
+  }[field]
   assert base.key != dataclasses.replace(base, **{field: other}).key

@@ -87,7 +87,9 @@ def test_keys_and_seeds():
   assert k.x_train.shape == (50, 64) and k.x_train.dtype == jnp.float64
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
+@pytest.mark.parametrize(
+  "kwargs,error,match",
+  [
     (dict(classes=(0, 0)), ValueError, "classes: expected two or more distinct"),
     (dict(classes=(0, 10)), ValueError, "classes: expected"),
     (dict(classes=(0, 1, 2), labels="pm1"), ValueError, "labels: 'pm1' needs exactly two"),
@@ -97,7 +99,8 @@ def test_keys_and_seeds():
     (dict(n_train=1500, n_test=400), ValueError, "n_train \\+ n_test: the chosen classes have 1797"),
     (dict(n_train=0), ValueError, "n_train: must be a positive integer"),
     (dict(key="zero"), TypeError, "key: expected an integer seed or a JAX PRNG key"),
-])
+  ],
+)
 def test_digits_errors(kwargs, error, match):
   with pytest.raises(error, match=match):
     datasets.digits(**kwargs)
@@ -121,8 +124,9 @@ def test_synthetic_sets():
 
 def test_teacher_student_targets_are_the_teachers_outputs():
   key = jax.random.PRNGKey(7)
-  d = datasets.teacher_student(30, 10, 4, key=key, inputs="gaussian", hidden=(64, 32),
-                               activation="erf", b_std=None, out_dim=2, noise=0.1)
+  d = datasets.teacher_student(
+    30, 10, 4, key=key, inputs="gaussian", hidden=(64, 32), activation="erf", b_std=None, out_dim=2, noise=0.1
+  )
   kx, kt, kn = jax.random.split(key, 3)
   x = datasets.gaussian(40, 4, key=kx)
   net = nl.MLP((64, 32), out_dim=2, activation="erf", b_std=None)

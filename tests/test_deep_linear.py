@@ -52,8 +52,9 @@ def test_factor_flow_follows_end_to_end_dynamics(dims):
   fs0 = dl.balanced_init(jax.random.PRNGKey(3), dims, scale=0.7)
   times = jnp.linspace(0.0, 3.0, 7)
   fac = dl.flow(lambda f: dl.factor_velocity(loss, f), fs0, times, rtol=1e-11, atol=1e-12)
-  e2e = dl.flow(lambda w: dl.end_to_end_velocity(loss, w, len(fs0)), dl.end_to_end(fs0), times,
-                rtol=1e-11, atol=1e-12)
+  e2e = dl.flow(
+    lambda w: dl.end_to_end_velocity(loss, w, len(fs0)), dl.end_to_end(fs0), times, rtol=1e-11, atol=1e-12
+  )
   w_fac = jax.vmap(dl.end_to_end)(fac)
   scale = float(jnp.max(jnp.abs(w_fac)))
   assert float(jnp.max(jnp.abs(w_fac - e2e))) < 1e-8 * scale
@@ -65,16 +66,18 @@ def test_rank_one_form_equals_general_sum():
   for depth in (1, 2, 3, 6):
     loss = _regression(jax.random.PRNGKey(depth), 5, 1)
     w = jax.random.normal(jax.random.PRNGKey(10 + depth), (1, 5))
-    np.testing.assert_allclose(dl.rank_one_velocity(loss, w, depth),
-                               dl.end_to_end_velocity(loss, w, depth), rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(
+      dl.rank_one_velocity(loss, w, depth), dl.end_to_end_velocity(loss, w, depth), rtol=1e-11, atol=1e-13
+    )
 
 
 def test_factorization_flow_against_autodiff():
   m = jax.random.normal(jax.random.PRNGKey(0), (4, 4))  # not symmetric: G = ∇ℓ is asymmetric
   loss = lambda w: 0.5 * jnp.sum((w - m) ** 2) + jnp.sum(w[0] ** 3)
   u = jax.random.normal(jax.random.PRNGKey(1), (4, 3))
-  np.testing.assert_allclose(dl.factorization_velocity(loss, u),
-                             -jax.grad(lambda v: loss(v @ v.T))(u), rtol=1e-12, atol=1e-12)
+  np.testing.assert_allclose(
+    dl.factorization_velocity(loss, u), -jax.grad(lambda v: loss(v @ v.T))(u), rtol=1e-12, atol=1e-12
+  )
   udot = dl.factorization_velocity(loss, u)
   _, wdot = jax.jvp(lambda v: v @ v.T, (u,), (udot,))
   np.testing.assert_allclose(dl.gram_velocity(loss, u @ u.T), wdot, rtol=1e-12, atol=1e-12)

@@ -22,8 +22,9 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Reference pages other branches add; links to them are skipped only while the file is absent.
-EXPECTED_PAGES = frozenset(f"docs/{name}.md" for name in
-                           ("runner", "atlas", "kernels", "checks", "training", "nt_parity", "papers"))
+EXPECTED_PAGES = frozenset(
+  f"docs/{name}.md" for name in ("runner", "atlas", "kernels", "checks", "training", "nt_parity", "papers")
+)
 
 _FENCE = re.compile(r"^```.*?^```", flags=re.DOTALL | re.MULTILINE)
 _LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
@@ -31,8 +32,11 @@ _CODE_SPAN = re.compile(r"`([^`\n]+)`")
 _REPO_PATH = re.compile(r"^(?:tests|configs|benchmarks|ntk_lab|experiments|results|docs|reference)/[\w./-]*$")
 # `make X` at the start of a code span or a code line, or after && or ; (a shell command).
 _MAKE = re.compile(r"(?:^|&&|;)\s*make ([a-z][\w-]*)", flags=re.MULTILINE)
-_INCLUDE = re.compile(r"(<!-- include: (?P<path>[\w./-]+)(?:, from line (?P<line>\d+))? -->\n)"
-                      r"(?P<body>.*?)(<!-- end include -->)", flags=re.DOTALL)
+_INCLUDE = re.compile(
+  r"(<!-- include: (?P<path>[\w./-]+)(?:, from line (?P<line>\d+))? -->\n)"
+  r"(?P<body>.*?)(<!-- end include -->)",
+  flags=re.DOTALL,
+)
 # Sheet references ("seed 002 P2", "seeds 001/004") and issue numbers have no place in the docs.
 _FORBIDDEN = re.compile(r"\bseeds? 0\d\d\b|\bissues? #?\d+\b|\.\./shared", flags=re.IGNORECASE)
 
@@ -89,8 +93,7 @@ def test_quoted_paths_and_make_targets_exist(page):
   text = page.read_text()
   spans = _CODE_SPAN.findall(_prose(text)) + [w for block in _FENCE.findall(text) for w in block.split()]
   paths = {s.rstrip(".,:;") for s in spans if _REPO_PATH.match(s.rstrip(".,:;"))}
-  missing = [p for p in sorted(paths)
-             if not (ROOT / p).exists() and not _missing_but_expected(ROOT / p)]
+  missing = [p for p in sorted(paths) if not (ROOT / p).exists() and not _missing_but_expected(ROOT / p)]
   assert not missing, f"{_rel(page)} quotes paths that do not exist: {missing}"
   makefile = (ROOT / "Makefile").read_text()
   targets = set(re.findall(r"^([a-z][\w-]*):", makefile, flags=re.MULTILINE))
@@ -101,7 +104,7 @@ def test_quoted_paths_and_make_targets_exist(page):
 
 def _included(match: re.Match) -> str:
   lines = (ROOT / match["path"]).read_text().splitlines(keepends=True)
-  body = "".join(lines[int(match["line"] or 1) - 1:])
+  body = "".join(lines[int(match["line"] or 1) - 1 :])
   return body if body.endswith("\n") else body + "\n"
 
 
@@ -110,13 +113,17 @@ def test_included_files_are_verbatim(page):
   for match in _INCLUDE.finditer(page.read_text()):
     assert (ROOT / match["path"]).is_file(), f"{_rel(page)} includes missing {match['path']}"
     assert match["body"] == _included(match), (
-        f"{_rel(page)}: the copy of {match['path']} is out of date; run `python -m tests.test_docs sync`")
+      f"{_rel(page)}: the copy of {match['path']} is out of date; run `python -m tests.test_docs sync`"
+    )
 
 
 def test_index_links_every_page_and_the_expected_ones():
   index = ROOT / "docs" / "index.md"
-  linked = {_rel((index.parent / t.partition("#")[0]).resolve())
-            for t in _LINK.findall(_prose(index.read_text())) if not re.match(r"^[a-z]+:", t)}
+  linked = {
+    _rel((index.parent / t.partition("#")[0]).resolve())
+    for t in _LINK.findall(_prose(index.read_text()))
+    if not re.match(r"^[a-z]+:", t)
+  }
   on_disk = {_rel(p) for p in (ROOT / "docs").glob("*.md")} - {"docs/index.md"}
   assert not (on_disk | EXPECTED_PAGES) - linked, "docs/index.md does not link every page"
 
@@ -136,8 +143,10 @@ def test_readme_is_a_front_page():
 def test_the_checks_can_fail(tmp_path):
   """The patterns above catch what they are meant to catch."""
   page = tmp_path / "p.md"
-  page.write_text("# A `b` c: d\n[x](missing.md) ![y](img.png) [z](#a-b-c-d) [w](https://x.org/a)\n"
-                  "```\n[not](a_link.md)\n```\nsee seed 002 P2 and issue 14\n")
+  page.write_text(
+    "# A `b` c: d\n[x](missing.md) ![y](img.png) [z](#a-b-c-d) [w](https://x.org/a)\n"
+    "```\n[not](a_link.md)\n```\nsee seed 002 P2 and issue 14\n"
+  )
   text = page.read_text()
   assert _LINK.findall(_prose(text)) == ["missing.md", "img.png", "#a-b-c-d", "https://x.org/a"]
   assert _anchors(page) == {"a-b-c-d"}

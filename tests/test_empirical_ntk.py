@@ -24,7 +24,7 @@ def assert_routes_agree(model, params, x1, x2=None, tol=TOL[jnp.float64], **kw):
   return ks
 
 
-@pytest.mark.parametrize("activation", nl.ACTIVATIONS + ("leaky_relu_0.2", "custom"))
+@pytest.mark.parametrize("activation", nl.activations.ACTIVATIONS + ("leaky_relu_0.2", "custom"))
 @pytest.mark.parametrize("parametrization", ["ntk", "standard"])
 @pytest.mark.parametrize("b_std", [None, 0.4])
 def test_routes_agree_every_activation(activation, parametrization, b_std):
@@ -40,15 +40,18 @@ def test_routes_agree_every_activation(activation, parametrization, b_std):
 @pytest.mark.parametrize("parametrization,b_std", [("ntk", 0.0), ("standard", 0.0), ("standard", 1.5)])
 def test_routes_agree_zero_bias_and_per_layer_w_std(parametrization, b_std):
   # b_std = 0 keeps bias parameters: their NTK term is 0 in NTK and 1 in standard parametrization.
-  net = nl.MLP((11, 4), activation="relu", parametrization=parametrization, W_std=(2.0, 0.7, 1.1),
-               b_std=b_std)
+  net = nl.MLP(
+    (11, 4), activation="relu", parametrization=parametrization, W_std=(2.0, 0.7, 1.1), b_std=b_std
+  )
   params = net.init(jax.random.PRNGKey(8), 3)
   ks = assert_routes_agree(net, params, inputs(5, 3), inputs(4, 3, seed=6), per_layer=True)
   if b_std == 0.0:
-    no_bias = nl.MLP((11, 4), activation="relu", parametrization=parametrization, W_std=(2.0, 0.7, 1.1),
-                     b_std=None)
-    K0 = nl.empirical_ntk(no_bias, [{"W": p["W"]} for p in params], inputs(5, 3), inputs(4, 3, seed=6),
-                          per_layer=True)
+    no_bias = nl.MLP(
+      (11, 4), activation="relu", parametrization=parametrization, W_std=(2.0, 0.7, 1.1), b_std=None
+    )
+    K0 = nl.empirical_ntk(
+      no_bias, [{"W": p["W"]} for p in params], inputs(5, 3), inputs(4, 3, seed=6), per_layer=True
+    )
     offset = 0.0 if parametrization == "ntk" else 1.0  # readout bias term; hidden ones are scaled by Δ
     np.testing.assert_allclose(ks["structured"][-1], K0[-1] + offset, rtol=1e-12)
 
@@ -107,7 +110,7 @@ def test_centered_model_and_symmetric_readout():
 def _conv_like_apply(params, x):
   """A non-MLP model: shared weights across a sliding window, then a dense readout."""
   w, v = params["w"], params["v"]
-  windows = jnp.stack([x[:, i:i + 3] for i in range(x.shape[1] - 2)], axis=1)  # (N, P, 3)
+  windows = jnp.stack([x[:, i : i + 3] for i in range(x.shape[1] - 2)], axis=1)  # (N, P, 3)
   h = jnp.tanh(windows @ w)  # (N, P, C)
   return h.reshape(x.shape[0], -1) @ v / np.sqrt(v.shape[0])
 
@@ -120,8 +123,7 @@ def test_general_apply_fn_jacobian_vs_ntvp(trace):
   jac = nl.empirical_ntk(_conv_like_apply, params, x1, x2, method="jacobian", trace_outputs=trace)
   ntvp = nl.empirical_ntk(_conv_like_apply, params, x1, x2, method="ntvp", trace_outputs=trace)
   assert rel_err(ntvp, jac) <= 1e-10
-  per = nl.empirical_ntk(_conv_like_apply, params, x1, x2, method="ntvp", per_layer=True,
-                         trace_outputs=trace)
+  per = nl.empirical_ntk(_conv_like_apply, params, x1, x2, method="ntvp", per_layer=True, trace_outputs=trace)
   assert per.shape[0] == 2 and rel_err(per.sum(0), jac) <= 1e-10
   auto = nl.empirical_ntk(_conv_like_apply, params, x1, x2, trace_outputs=trace)
   assert rel_err(auto, jac) <= 1e-12
@@ -161,19 +163,24 @@ def test_x2_none_equals_x2_equal_x1(method):
     assert rel_err(a, b) <= 1e-13
 
 
-@pytest.mark.parametrize("method,batch_size,symmetric,trace,per_layer", [
+@pytest.mark.parametrize(
+  "method,tile_size,symmetric,trace,per_layer",
+  [
     *itertools.product(ROUTES, [1, 3, 4], [True, False], [True], [False]),
-    ("structured", 3, True, False, True), ("structured", 2, False, False, True),
-    ("jacobian", 3, True, False, True), ("ntvp", 4, False, False, False),
-])
-def test_blocking_gives_identical_results(method, batch_size, symmetric, trace, per_layer):
+    ("structured", 3, True, False, True),
+    ("structured", 2, False, False, True),
+    ("jacobian", 3, True, False, True),
+    ("ntvp", 4, False, False, False),
+  ],
+)
+def test_blocking_gives_identical_results(method, tile_size, symmetric, trace, per_layer):
   net = nl.MLP((9, 5), out_dim=2, activation="erf", b_std=0.3)
   params = net.init(jax.random.PRNGKey(7), 3)
   x1 = inputs(10, 3)
   x2 = None if symmetric else inputs(7, 3, seed=4)
   kw = dict(method=method, trace_outputs=trace, per_layer=per_layer)
   whole = nl.empirical_ntk(net, params, x1, x2, **kw)
-  tiled = nl.empirical_ntk(net, params, x1, x2, batch_size=batch_size, **kw)
+  tiled = nl.empirical_ntk(net, params, x1, x2, tile_size=tile_size, **kw)
   assert tiled.shape == whole.shape
   assert rel_err(tiled, whole) <= 1e-13
 
@@ -200,9 +207,9 @@ def test_works_under_jit_and_vmap():
     p_i = jax.tree_util.tree_map(lambda a: a[i], ensemble)
     for m in ROUTES:
       assert rel_err(Ks[i], nl.empirical_ntk(net, p_i, x, method=m)) <= 1e-10
-  jitted = jax.jit(nl.empirical_ntk, static_argnames=("model", "method", "batch_size"))
+  jitted = jax.jit(nl.empirical_ntk, static_argnames=("model", "method", "tile_size"))
   p0 = net.init(keys[0], 3)
-  assert rel_err(jitted(net, p0, x, method="ntvp", batch_size=4), nl.empirical_ntk(net, p0, x)) <= 1e-10
+  assert rel_err(jitted(net, p0, x, method="ntvp", tile_size=4), nl.empirical_ntk(net, p0, x)) <= 1e-10
 
 
 @pytest.mark.parametrize("method", ROUTES)
@@ -227,10 +234,16 @@ def test_auto_picks_structured_for_mlp_and_ntvp_when_jacobians_do_not_fit():
   assert rel_err(tiny_budget, nl.empirical_ntk(net, params, x, method="jacobian")) <= 1e-10
 
 
-@pytest.mark.parametrize("n2,trace,out_dim,trainable", [
-    (None, True, 1, "all"), (40, True, 3, "all"), (40, False, 2, "all"), (None, True, 2, "hidden"),
+@pytest.mark.parametrize(
+  "n2,trace,out_dim,trainable",
+  [
+    (None, True, 1, "all"),
+    (40, True, 3, "all"),
+    (40, False, 2, "all"),
+    (None, True, 2, "hidden"),
     (None, True, 1, (False, True, True, False)),
-])
+  ],
+)
 def test_structured_flops_match_xla_cost_analysis(n2, trace, out_dim, trainable):
   net = nl.MLP((96, 64, 48), out_dim=out_dim, b_std=0.1, trainable=trainable)
   params = net.init(jax.random.PRNGKey(0), 10)
@@ -239,20 +252,34 @@ def test_structured_flops_match_xla_cost_analysis(n2, trace, out_dim, trainable)
   lowered = jax.jit(lambda p, a, b: nl.empirical_ntk(net, p, a, b, trace_outputs=trace)).lower(params, x1, x2)
   cost = lowered.compile().cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
-  ours = nl.structured_flops(net, 10, 60, n2, trace_outputs=trace)
+  ours = nl.empirical.structured_flops(net, 10, 60, n2, trace_outputs=trace)
   # XLA also counts elementwise work (activations, Hadamard products), which ours leaves out.
   assert 0.9 * cost["flops"] <= ours <= cost["flops"]
 
 
 # ---------------------------------------------------------- per-layer specs, diagonal, NNGP
 MIXED_SPECS = [
-    dict(hidden=(9, 7), activation=("relu", "identity"), parametrization=("standard", "ntk", "standard"),
-         W_std=(1.3, 0.8, 1.1), b_std=(0.2, None, 0.5)),
-    dict(hidden=(8, 6, 5), activation=("erf", "gelu", "identity"),
-         parametrization=("ntk", "standard", "standard", "ntk"), W_std=(1.0, 0.0, 1.4, 0.9),
-         b_std=(None, 0.7, 0.0, 0.3)),
-    dict(hidden=(10,), activation=("tanh",), parametrization=("standard", "ntk"), W_std=(0.0, 1.2),
-         b_std=(0.6, None)),
+  dict(
+    hidden=(9, 7),
+    activation=("relu", "identity"),
+    parametrization=("standard", "ntk", "standard"),
+    W_std=(1.3, 0.8, 1.1),
+    b_std=(0.2, None, 0.5),
+  ),
+  dict(
+    hidden=(8, 6, 5),
+    activation=("erf", "gelu", "identity"),
+    parametrization=("ntk", "standard", "standard", "ntk"),
+    W_std=(1.0, 0.0, 1.4, 0.9),
+    b_std=(None, 0.7, 0.0, 0.3),
+  ),
+  dict(
+    hidden=(10,),
+    activation=("tanh",),
+    parametrization=("standard", "ntk"),
+    W_std=(0.0, 1.2),
+    b_std=(0.6, None),
+  ),
 ]
 
 
@@ -261,26 +288,30 @@ MIXED_SPECS = [
 def test_routes_agree_per_layer_mixes(spec, trace, per_layer):
   net = nl.MLP(out_dim=2, **MIXED_SPECS[spec])
   params = net.init(jax.random.PRNGKey(spec), 3)
-  assert_routes_agree(net, params, inputs(5, 3), inputs(4, 3, seed=2), trace_outputs=trace,
-                      per_layer=per_layer)
+  assert_routes_agree(
+    net, params, inputs(5, 3), inputs(4, 3, seed=2), trace_outputs=trace, per_layer=per_layer
+  )
 
 
 @pytest.mark.parametrize("method", ROUTES)
 @pytest.mark.parametrize("x2", [None, "paired"])
-@pytest.mark.parametrize("trace,per_layer,batch_size", [(True, False, None), (False, False, 2),
-                                                         (True, True, 3), (False, True, None)])
-def test_diagonal_is_the_diagonal_of_the_full_kernel(method, x2, trace, per_layer, batch_size):
+@pytest.mark.parametrize(
+  "trace,per_layer,tile_size", [(True, False, None), (False, False, 2), (True, True, 3), (False, True, None)]
+)
+def test_diagonal_is_the_diagonal_of_the_full_kernel(method, x2, trace, per_layer, tile_size):
   net = nl.MLP(out_dim=3, **MIXED_SPECS[1])
   params = net.init(jax.random.PRNGKey(4), 3)
   x = inputs(5, 3)
   other = None if x2 is None else inputs(5, 3, seed=7)
   kw = dict(method=method, trace_outputs=trace, per_layer=per_layer)
   full = np.asarray(nl.empirical_ntk(net, params, x, other, **kw))
-  diag = nl.empirical_ntk(net, params, x, other, diagonal=True, batch_size=batch_size, **kw)
+  diag = nl.empirical_ntk(net, params, x, other, diagonal=True, tile_size=tile_size, **kw)
   lead = 1 if per_layer else 0  # the (L,) axis, when present
   expected = np.diagonal(full, axis1=lead, axis2=lead + 1)  # diagonal goes last
   expected = np.moveaxis(expected, -1, lead)
-  assert diag.shape == expected.shape == ((net.n_layers,) if per_layer else ()) + (5,) + (() if trace else (3, 3))
+  assert (
+    diag.shape == expected.shape == ((net.n_layers,) if per_layer else ()) + (5,) + (() if trace else (3, 3))
+  )
   assert rel_err(diag, expected) <= 1e-13
 
 
@@ -288,11 +319,14 @@ def test_diagonal_is_the_diagonal_of_the_full_kernel(method, x2, trace, per_laye
 def test_diagonal_of_a_general_apply_fn(method):
   def f(p, x):
     return jnp.tanh(x @ p["a"]) @ p["b"]
-  params = {"a": jax.random.normal(jax.random.PRNGKey(0), (3, 6)),
-            "b": jax.random.normal(jax.random.PRNGKey(1), (6, 2))}
+
+  params = {
+    "a": jax.random.normal(jax.random.PRNGKey(0), (3, 6)),
+    "b": jax.random.normal(jax.random.PRNGKey(1), (6, 2)),
+  }
   x = inputs(4, 3)
   full = nl.empirical_ntk(f, params, x, method=method, per_layer=True)
-  diag = nl.empirical_ntk(f, params, x, method=method, per_layer=True, diagonal=True, batch_size=3)
+  diag = nl.empirical_ntk(f, params, x, method=method, per_layer=True, diagonal=True, tile_size=3)
   assert rel_err(diag, jnp.diagonal(full, axis1=1, axis2=2)) <= 1e-13
   with pytest.raises(ValueError, match=r"x2: diagonal=True pairs x1\[i\] with x2\[i\]"):
     nl.empirical_ntk(f, params, x, x[:2], diagonal=True)
@@ -311,10 +345,16 @@ def test_empirical_nngp_is_the_output_outer_product(x2):
   assert rel_err(nl.empirical_nngp(net, params, x, other, trace_outputs=False), full) <= 1e-14
   if other is None:
     assert rel_err(nl.empirical_nngp(net, params, x, diagonal=True), np.sum(f1 * f1, 1) / 3) <= 1e-14
-    assert rel_err(nl.empirical_nngp(net, params, x, diagonal=True, trace_outputs=False),
-                   np.einsum("ia,ib->iab", f1, f1)) <= 1e-14
+    assert (
+      rel_err(
+        nl.empirical_nngp(net, params, x, diagonal=True, trace_outputs=False), np.einsum("ia,ib->iab", f1, f1)
+      )
+      <= 1e-14
+    )
   # A plain apply_fn, a centred model (zero at θ₀) and jit.
-  assert rel_err(nl.empirical_nngp(net.apply, params, x, other), nl.empirical_nngp(net, params, x, other)) == 0
+  assert (
+    rel_err(nl.empirical_nngp(net.apply, params, x, other), nl.empirical_nngp(net, params, x, other)) == 0
+  )
   assert float(jnp.abs(nl.empirical_nngp(nl.centered(net, params), params, x)).max()) == 0.0
   jitted = jax.jit(lambda p: nl.empirical_nngp(net, p, x, other))(params)
   assert rel_err(jitted, nl.empirical_nngp(net, params, x, other)) <= 1e-14
@@ -322,8 +362,14 @@ def test_empirical_nngp_is_the_output_outer_product(x2):
 
 def test_empirical_nngp_averages_to_the_analytic_nngp():
   """One hidden layer: E over θ₀ of (1/O) f fᵀ is the analytic NNGP at any width."""
-  net = nl.MLP((32,), out_dim=2, activation=("erf",), parametrization=("standard", "ntk"),
-               W_std=(1.4, 0.9), b_std=(0.2, None))
+  net = nl.MLP(
+    (32,),
+    out_dim=2,
+    activation=("erf",),
+    parametrization=("standard", "ntk"),
+    W_std=(1.4, 0.9),
+    b_std=(0.2, None),
+  )
   x = inputs(4, 3)
   keys = jax.random.split(jax.random.PRNGKey(0), 2000)
   draws = jax.vmap(lambda k: nl.empirical_nngp(net, net.init(k, 3), x))(keys)

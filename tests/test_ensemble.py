@@ -27,8 +27,17 @@ def test_ensemble_is_the_affine_image_of_the_prior(get, diag_reg):
   train = nl.Kernel(full.nngp[:n, :n], full.ntk[:n, :n])
   test = nl.Kernel(full.nngp[n:, :n], full.ntk[n:, :n])
   times, eta = jnp.array([0.0, 0.4, 3.0]), 0.8
-  out = nl.mse_ensemble(train, y, times, k_test_train=test, nngp_test_test=full.nngp[n:, n:],
-                        get=get, learning_rate=eta, diag_reg=diag_reg, compute_cov=True)
+  out = nl.mse_ensemble(
+    train,
+    y,
+    times,
+    k_test_train=test,
+    nngp_test_test=full.nngp[n:, n:],
+    get=get,
+    learning_rate=eta,
+    diag_reg=diag_reg,
+    compute_cov=True,
+  )
   assert out.mean.shape == (3, 4, 2) and out.cov.shape == (3, 4, 4)
   theta = getattr(full, get)
   reg = diag_reg * jnp.mean(jnp.diag(theta[:n, :n])) * jnp.eye(n)
@@ -48,21 +57,28 @@ def test_gp_posterior_is_bayes_rule_and_the_converged_nngp_ensemble():
   noisy = K + 0.05 * jnp.mean(jnp.diag(K)) * jnp.eye(n)
   assert rel_err(post.mean, Ks @ jnp.linalg.solve(noisy, y)) <= 1e-10
   assert rel_err(post.cov, Kss - Ks @ jnp.linalg.solve(noisy, Ks.T)) <= 1e-10
-  ens = nl.mse_ensemble(nl.Kernel(K, None), y, jnp.inf, k_test_train=nl.Kernel(Ks, None),
-                        nngp_test_test=Kss, get="nngp", diag_reg=0.05, compute_cov=True)
+  ens = nl.mse_ensemble(
+    nl.Kernel(K, None),
+    y,
+    jnp.inf,
+    k_test_train=nl.Kernel(Ks, None),
+    nngp_test_test=Kss,
+    kernel="nngp",
+    diag_reg=0.05,
+    compute_cov=True,
+  )
   assert rel_err(ens.mean[0], post.mean) <= 1e-10 and rel_err(ens.cov[0], post.cov) <= 1e-10
 
 
 def test_ensemble_errors():
   full, y, n = kernels()
   train = nl.Kernel(full.nngp[:n, :n], full.ntk[:n, :n])
-  with pytest.raises(ValueError, match="get: must be one of"):
-    nl.mse_ensemble(train, y, get="both")
+  with pytest.raises(ValueError, match="kernel: must be one of"):
+    nl.mse_ensemble(train, y, kernel="both")
   with pytest.raises(ValueError, match="k_train_train: needs its 'ntk' kernel"):
     nl.mse_ensemble(nl.Kernel(full.nngp[:n, :n], None), y)
   with pytest.raises(ValueError, match="nngp_test_test: compute_cov=True on test points"):
-    nl.mse_ensemble(train, y, k_test_train=nl.Kernel(full.nngp[n:, :n], full.ntk[n:, :n]),
-                    compute_cov=True)
+    nl.mse_ensemble(train, y, k_test_train=nl.Kernel(full.nngp[n:, :n], full.ntk[n:, :n]), compute_cov=True)
   with pytest.raises(ValueError, match=r"y_train: expected shape \(7,\) or \(7, O\)"):
     nl.mse_ensemble(train, y[:3])
   with pytest.raises(ValueError, match="times: must be ≥ 0"):
@@ -78,8 +94,17 @@ def test_discrete_ensemble_uses_the_gradient_descent_matrix_power(get):
   theta = getattr(full, get)
   eta = 1.2 / float(jnp.linalg.eigvalsh(theta[:n, :n])[-1])
   steps = jnp.array([0, 3, 25])
-  out = nl.mse_ensemble(train, y, steps, k_test_train=test, nngp_test_test=full.nngp[n:, n:],
-                        get=get, learning_rate=eta, compute_cov=True, discrete=True)
+  out = nl.mse_ensemble(
+    train,
+    y,
+    steps,
+    k_test_train=test,
+    nngp_test_test=full.nngp[n:, n:],
+    get=get,
+    learning_rate=eta,
+    compute_cov=True,
+    discrete=True,
+  )
   step = jnp.eye(n) - eta * theta[:n, :n]
   for i, k in enumerate(steps.tolist()):
     power = jnp.linalg.matrix_power(step, k)

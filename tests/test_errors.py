@@ -8,7 +8,9 @@ import ntk_lab as nl
 from tests.conftest import inputs
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
+@pytest.mark.parametrize(
+  "kwargs,exc,match",
+  [
     (dict(hidden=(8, 0)), ValueError, r"hidden\[1\]: must be a positive integer, got 0"),
     (dict(hidden=(8, -3)), ValueError, r"hidden\[1\]"),
     (dict(hidden=(8.5,)), ValueError, r"hidden\[0\]"),
@@ -27,7 +29,8 @@ from tests.conftest import inputs
     (dict(hidden=(7,), readout_init="symmetric"), ValueError, r"even width"),
     (dict(hidden=(), readout_init="symmetric"), ValueError, r"even width"),
     (dict(hidden=(8,), readout_init="uniform"), ValueError, r"readout_init"),
-])
+  ],
+)
 def test_bad_spec(kwargs, exc, match):
   hidden = kwargs.pop("hidden")
   with pytest.raises(exc, match=match):
@@ -41,15 +44,20 @@ PARAMS = NET.init(jax.random.PRNGKey(0), 3)
 def bad_params():
   other = nl.MLP((5,), out_dim=2, b_std=0.1).init(jax.random.PRNGKey(0), 3)
   nobias = nl.MLP((6,), out_dim=2, b_std=None).init(jax.random.PRNGKey(0), 3)
-  return [(other, r"params\[0\]\['W'\]: has 5 columns"), (nobias, r"params\[0\]: expected a dict with keys"),
-          (PARAMS[:1], r"expected a list of 2 layer dicts")]
+  return [
+    (other, r"params\[0\]\['W'\]: has 5 columns"),
+    (nobias, r"params\[0\]: expected a dict with keys"),
+    (PARAMS[:1], r"expected a list of 2 layer dicts"),
+  ]
 
 
 @pytest.mark.parametrize("jit", [False, True])
 def test_apply_checks(jit):
-  call = (lambda p, x: NET.apply(p, x))
+  call = lambda p, x: NET.apply(p, x)
   call = jax.jit(call) if jit else call
-  with pytest.raises(ValueError, match=r"x: expected rank 2 \(N, in_dim\), got shape \(3,\)\. Use x\[None, :\]"):
+  with pytest.raises(
+    ValueError, match=r"x: expected rank 2 \(N, in_dim\), got shape \(3,\)\. Use x\[None, :\]"
+  ):
     call(PARAMS, jnp.ones(3))
   with pytest.raises(ValueError, match=r"x: has 4 features but the params were built for in_dim=3"):
     call(PARAMS, jnp.ones((2, 4)))
@@ -72,8 +80,8 @@ def test_empirical_ntk_shape_checks(jit):
     call(PARAMS, jnp.ones((0, 3)))
   with pytest.raises(ValueError, match=r"method: must be one of"):
     call(PARAMS, jnp.ones((2, 3)), method="jvp")
-  with pytest.raises(ValueError, match=r"batch_size: must be a positive integer"):
-    call(PARAMS, jnp.ones((2, 3)), batch_size=0)
+  with pytest.raises(ValueError, match=r"tile_size: must be a positive integer"):
+    call(PARAMS, jnp.ones((2, 3)), tile_size=0)
   with pytest.raises(ValueError, match=r"memory_budget"):
     call(PARAMS, jnp.ones((2, 3)), memory_budget=-1)
   for params, match in bad_params():
@@ -98,7 +106,9 @@ def test_structured_needs_an_mlp_and_apply_fn_must_return_rank_2():
 def test_non_finite_inputs_plain_call(where):
   bad = inputs(3, 3).at[1, 2].set(jnp.nan)
   args = (bad, None) if where == "x1" else (inputs(3, 3), bad)
-  with pytest.raises(ValueError, match=rf"{where}: contains NaN or Inf \(1 entries, first at index \(1, 2\)\)"):
+  with pytest.raises(
+    ValueError, match=rf"{where}: contains NaN or Inf \(1 entries, first at index \(1, 2\)\)"
+  ):
     nl.empirical_ntk(NET, PARAMS, *args)
   with pytest.raises(ValueError, match=rf"{where}: contains NaN or Inf"):
     nl.empirical_ntk(NET.apply, PARAMS, *args, method="jacobian")

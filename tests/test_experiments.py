@@ -24,8 +24,9 @@ def test_benchmark_report_reproduces_the_committed_table(tmp_path):
   data = (ROOT / "results" / "bench_empirical_ntk.json").read_text()
   (tmp_path / "bench_empirical_ntk.json").write_text(data)
   bench_empirical_ntk.main(["report", str(tmp_path)])
-  assert (tmp_path / "bench_empirical_ntk.md").read_text() == \
-      (ROOT / "results" / "bench_empirical_ntk.md").read_text()
+  assert (tmp_path / "bench_empirical_ntk.md").read_text() == (
+    ROOT / "results" / "bench_empirical_ntk.md"
+  ).read_text()
 
 
 def test_analytic_benchmark_report_reproduces_the_committed_table(tmp_path):
@@ -44,50 +45,110 @@ def test_analytic_benchmark_cell_runs(capsys):
 def test_quickstart_config_runs_reduced(tmp_path):
   """The main job's config and experiment module, on a reduced grid (the full one is `make run`)."""
   from ntk_lab import runner
-  out = runner.run(ROOT / "configs" / "quickstart.yaml", tmp_path, progress=False,
-                   overrides=["sweep.widths=[16, 64]", "sweep.seeds=[0]", "data.n=8", "data.n_test=4",
-                              "training.time=1.0", "training.n_times=5"])
+
+  out = runner.run(
+    ROOT / "configs" / "quickstart.yaml",
+    tmp_path,
+    progress=False,
+    overrides=[
+      "sweep.widths=[16, 64]",
+      "sweep.seeds=[0]",
+      "data.n=8",
+      "data.n_test=4",
+      "training.time=1.0",
+      "training.n_times=5",
+    ],
+  )
   assert (out / "quickstart.png").stat().st_size > 10_000
   md = (out / "quickstart.md").read_text()
   assert "| 16 |" in md and "log-log slope" in md
 
 
 REDUCED = {
-    "kernel_convergence": ["sweep.widths=[16, 32]", "sweep.seeds=[0, 1]", "data.n=6"],
-    "lazy_training": ["sweep.widths=[16, 32]", "data.n=6", "data.n_test=3", "training.time=1.0",
-                      "training.n_times=5"],
-    "nn_vs_ntk": ["sweep.widths=[16, 32]", "data.n=6", "data.n_test=3", "training.time=1.0",
-                  "training.n_times=5"],
-    "convergence_rate": ["sweep.widths=[16, 32]", "sweep.seeds=[0]", "data.n=6", "training.time=1.0",
-                         "training.n_times=5"],
-    "generalization_bound": ["sweep.n=[8, 16, 32]", "sweep.seeds=[0, 1]", "data.n_test=50"],
-    "concentration": ["sweep.widths=[1, 16]", "sweep.seeds=[0, 1]", "options.draws=200", "data.n=4"],
-    "deep_linear": ["sweep.depths=[1, 2]", "sweep.seeds=[0, 1]", "training.time=5.0",
-                    "training.n_times=6", "data.n=8"],
-    "real_data": ["sweep.widths=[16, 32]", "sweep.seeds=[0]", "data.n=40", "data.n_test=30",
-                  "training.time=2.0", "training.n_times=3"],
-    "jacot2018": ["sweep.widths=[16, 32]", "sweep.seeds=[0, 1]", "data.n=3", "options.angles=8",
-                  "options.steps=5"],
-    "lee2019": ["sweep.widths=[16, 32]", "data.n=6", "data.n_test=3", "options.steps=20", "options.every=10"],
-    "arora2019": ["sweep.widths=[16, 32]", "data.n=20", "data.n_test=10", "options.steps=20",
-                  "options.every=10", "options.corrupt=[0.0, 1.0]"],
+  "kernel_convergence": ["sweep.widths=[16, 32]", "sweep.seeds=[0, 1]", "data.n=6"],
+  "lazy_training": [
+    "sweep.widths=[16, 32]",
+    "data.n=6",
+    "data.n_test=3",
+    "training.time=1.0",
+    "training.n_times=5",
+  ],
+  "nn_vs_ntk": [
+    "sweep.widths=[16, 32]",
+    "data.n=6",
+    "data.n_test=3",
+    "training.time=1.0",
+    "training.n_times=5",
+  ],
+  "convergence_rate": [
+    "sweep.widths=[16, 32]",
+    "sweep.seeds=[0]",
+    "data.n=6",
+    "training.time=1.0",
+    "training.n_times=5",
+  ],
+  "generalization_bound": ["sweep.n=[8, 16, 32]", "sweep.seeds=[0, 1]", "data.n_test=50"],
+  "concentration": ["sweep.widths=[1, 16]", "sweep.seeds=[0, 1]", "options.draws=200", "data.n=4"],
+  "deep_linear": [
+    "sweep.depths=[1, 2]",
+    "sweep.seeds=[0, 1]",
+    "training.time=5.0",
+    "training.n_times=6",
+    "data.n=8",
+  ],
+  "real_data": [
+    "sweep.widths=[16, 32]",
+    "sweep.seeds=[0]",
+    "data.n=40",
+    "data.n_test=30",
+    "training.time=2.0",
+    "training.n_times=3",
+  ],
+  "jacot2018": [
+    "sweep.widths=[16, 32]",
+    "sweep.seeds=[0, 1]",
+    "data.n=3",
+    "options.angles=8",
+    "options.steps=5",
+  ],
+  "lee2019": ["sweep.widths=[16, 32]", "data.n=6", "data.n_test=3", "options.steps=20", "options.every=10"],
+  "arora2019": [
+    "sweep.widths=[16, 32]",
+    "data.n=20",
+    "data.n_test=10",
+    "options.steps=20",
+    "options.every=10",
+    "options.corrupt=[0.0, 1.0]",
+  ],
 }
 
 
 def test_every_registered_experiment_has_a_reduced_run():
   from ntk_lab import runner
+
   assert set(REDUCED) | {"quickstart"} == set(runner.EXPERIMENTS)
 
 
 # the heavier reduced runs (each compiles several solvers or kernels) run with the slow suite
-SLOW = {"deep_linear", "real_data", "nn_vs_ntk", "lazy_training", "generalization_bound", "concentration",
-        "lee2019", "arora2019",
-        "convergence_rate"}
+SLOW = {
+  "deep_linear",
+  "real_data",
+  "nn_vs_ntk",
+  "lazy_training",
+  "generalization_bound",
+  "concentration",
+  "lee2019",
+  "arora2019",
+  "convergence_rate",
+}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(REDUCED)])
+@pytest.mark.parametrize(
+  "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(REDUCED)]
+)
 def test_every_experiment_runs_reduced_and_reports(tmp_path, name):
   from ntk_lab import config, runner
+
   overrides = ["sweep.seeds=[0]"] + REDUCED[name]
   out = runner.run(ROOT / "configs" / f"{name}.yaml", tmp_path, progress=False, overrides=overrides)
   n_cells = len(config.cells(config.load_config(ROOT / "configs" / f"{name}.yaml", overrides=overrides)))
@@ -97,16 +158,26 @@ def test_every_experiment_runs_reduced_and_reports(tmp_path, name):
   assert len((out / "summary.csv").read_text().splitlines()) == 1 + n_cells
 
 
-@pytest.mark.parametrize("name", ["kernel_convergence", pytest.param("convergence_rate", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+  "name", ["kernel_convergence", pytest.param("convergence_rate", marks=pytest.mark.slow)]
+)
 def test_seeds_computed_together_match_one_at_a_time(tmp_path, name):
   """A grid point's seeds in one vmapped call (a vmapped empirical NTK; a vmapped gradient flow,
   each draw with its own adaptive steps) give what each seed alone gives."""
   import json
 
   from ntk_lab import runner
+
   over = REDUCED[name] + ["sweep.widths=[16]", "sweep.seeds=[0, 1]"]
-  runs = {mode: runner.run(ROOT / "configs" / f"{name}.yaml", tmp_path / mode, progress=False,
-                           overrides=over + [f"sweep.vmap_seeds={mode}"]) for mode in ("always", "never")}
+  runs = {
+    mode: runner.run(
+      ROOT / "configs" / f"{name}.yaml",
+      tmp_path / mode,
+      progress=False,
+      overrides=over + [f"sweep.vmap_seeds={mode}"],
+    )
+    for mode in ("always", "never")
+  }
   cells = sorted(p.name for p in (runs["always"] / "cells").glob("*.json"))
   assert len(cells) == 2 and cells == sorted(p.name for p in (runs["never"] / "cells").glob("*.json"))
   for cell in cells:
@@ -120,6 +191,7 @@ def test_resume_recomputes_only_the_missing_seed_of_a_group(tmp_path):
   import json
 
   from ntk_lab import runner
+
   over = ["sweep.widths=[16]", "sweep.seeds=[0, 1]", "data.n=5"]
   out = runner.run(ROOT / "configs" / "kernel_convergence.yaml", tmp_path, progress=False, overrides=over)
   cells = sorted((out / "cells").glob("*.json"))
@@ -136,6 +208,7 @@ def test_resume_recomputes_only_the_missing_seed_of_a_group(tmp_path):
 def test_real_data_loads_through_datasets_and_corrupts_training_labels_only():
   from ntk_lab.config import ConfigError, load_config
   from ntk_lab.experiments import real_data
+
   cfg = load_config(ROOT / "configs" / "real_data.yaml", overrides=["data.n=300", "data.n_test=100"])
   x, y, xt, yt, labels = real_data.load(cfg, {"dataset": "digits", "corrupt": 0.0})
   x2, y2, xt2, yt2, labels2 = real_data.load(cfg, {"dataset": "digits", "corrupt": 0.5})

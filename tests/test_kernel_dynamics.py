@@ -78,14 +78,20 @@ def test_with_the_infinite_width_ntk_of_an_mlp():
   net = nl.MLP((64, 64), activation="erf", b_std=0.1)
   x, xt = inputs(10, 3), inputs(4, 3, seed=8)
   y = jnp.sin(x[:, :1])
-  out = nl.mse_dynamics(net.kernel(x, get="ntk").ntk, y, jnp.array([0.0, 1.0, jnp.inf]),
-                        k_test_train=net.kernel(xt, x, get="ntk").ntk)
+  out = nl.mse_dynamics(
+    net.kernel(x, get="ntk").ntk,
+    y,
+    jnp.array([0.0, 1.0, jnp.inf]),
+    k_test_train=net.kernel(xt, x, get="ntk").ntk,
+  )
   assert rel_err(out.train[-1], y) <= 1e-8
   loss = [float(jnp.sum((u - y) ** 2)) for u in out.train]
   assert loss[0] > loss[1] > loss[2]
 
 
-@pytest.mark.parametrize("kwargs,match", [
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
     (dict(k_train_train=jnp.ones((3, 4))), "k_train_train: expected a square"),
     (dict(y_train=jnp.ones(5)), r"y_train: expected shape \(3,\) or \(3, O\)"),
     (dict(times=jnp.array([-1.0])), "times: must be ≥ 0"),
@@ -94,7 +100,8 @@ def test_with_the_infinite_width_ntk_of_an_mlp():
     (dict(k_test_train=jnp.ones((2, 4))), r"k_test_train: expected \(N_test, 3\)"),
     (dict(u0_train=jnp.ones((3, 2))), r"u0_train: expected shape \(3, 1\)"),
     (dict(k_train_train=jnp.full((3, 3), jnp.nan)), "k_train_train"),
-])
+  ],
+)
 def test_argument_errors(kwargs, match):
   args = dict(k_train_train=jnp.eye(3), y_train=jnp.ones(3), times=jnp.array([1.0]))
   args.update(kwargs)
@@ -110,8 +117,9 @@ def test_discrete_matches_repeated_gradient_descent_steps(eta, rank):
   K, Kt, y, u0, u0t = problem(rank=rank, seed=5)
   eta = eta / float(jnp.linalg.eigvalsh(K)[-1])
   steps = jnp.array([0, 1, 2, 7, 40])
-  out = nl.mse_dynamics(K, y, steps, k_test_train=Kt, learning_rate=eta, u0_train=u0, u0_test=u0t,
-                        discrete=True)
+  out = nl.mse_dynamics(
+    K, y, steps, k_test_train=Kt, learning_rate=eta, u0_train=u0, u0_test=u0t, discrete=True
+  )
   u, ut = u0, u0t
   for k in range(41):
     if k in steps.tolist():
@@ -127,8 +135,9 @@ def test_discrete_limits_small_steps_divergence_and_step_checks():
   lam_max = float(jnp.linalg.eigvalsh(K)[-1])
   # k = ∞ below the bound is the converged kernel regressor, as for the flow.
   eta = 1.9 / lam_max
-  a = nl.mse_dynamics(K, y, jnp.inf, k_test_train=Kt, learning_rate=eta, u0_train=u0, u0_test=u0t,
-                      discrete=True)
+  a = nl.mse_dynamics(
+    K, y, jnp.inf, k_test_train=Kt, learning_rate=eta, u0_train=u0, u0_test=u0t, discrete=True
+  )
   b = nl.mse_dynamics(K, y, jnp.inf, k_test_train=Kt, learning_rate=eta, u0_train=u0, u0_test=u0t)
   assert rel_err(a.train, b.train) <= 1e-10 and rel_err(a.test, b.test) <= 1e-9
   # Small steps: k steps of η/k follow the flow to time η (error O(1/k)).
@@ -141,14 +150,19 @@ def test_discrete_limits_small_steps_divergence_and_step_checks():
   bound = float(nl.max_learning_rate(K))
   assert bound == pytest.approx(2 / lam_max, rel=1e-12)
   for factor, grows in ((0.99, False), (1.01, True)):
-    r = nl.mse_dynamics(K, y, jnp.array([0, 2000]), learning_rate=factor * bound, u0_train=u0,
-                        discrete=True).train - y
+    r = (
+      nl.mse_dynamics(
+        K, y, jnp.array([0, 2000]), learning_rate=factor * bound, u0_train=u0, discrete=True
+      ).train
+      - y
+    )
     assert bool(jnp.linalg.norm(r[1]) > jnp.linalg.norm(r[0])) == grows
   assert float(nl.max_learning_rate(K, reduction="mean", y_size=16)) == pytest.approx(16 * bound)
   reg = float(nl.max_learning_rate(K, diag_reg=0.1))
   assert reg == pytest.approx(2 / (lam_max + 0.1 * float(jnp.mean(jnp.diag(K)))), rel=1e-10)
-  jitted = jax.jit(lambda K: nl.mse_dynamics(K, y, jnp.array([3.0]), learning_rate=eta,
-                                             discrete=True).train)(K)
+  jitted = jax.jit(lambda K: nl.mse_dynamics(K, y, jnp.array([3.0]), learning_rate=eta, discrete=True).train)(
+    K
+  )
   assert rel_err(jitted, nl.mse_dynamics(K, y, 3, learning_rate=eta, discrete=True).train) <= 1e-14
   with pytest.raises(ValueError, match="whole numbers"):
     nl.mse_dynamics(K, y, jnp.array([0.5]), discrete=True)
@@ -164,6 +178,7 @@ def test_discrete_predictor_is_optax_sgd_on_the_linearized_network():
   """nl.train with optax.sgd(η) on the linearized net moves its outputs exactly as the discrete
   closed form with K = Θ(θ₀) (½Σ loss: one optax step is u ← u − ηΘ(u − y))."""
   import optax
+
   net = nl.MLP((48,), activation="tanh", b_std=0.2)
   x, xt = inputs(6, 3), inputs(3, 3, seed=9)
   y = jnp.cos(x[:, :1])
@@ -173,7 +188,15 @@ def test_discrete_predictor_is_optax_sgd_on_the_linearized_network():
   Kt = nl.empirical_ntk(net, p0, xt, x)
   eta = 0.8 * float(nl.max_learning_rate(K))
   run = nl.train(lin, p0, x, y, optimizer=optax.sgd(eta), steps=30, every=10, x_test=xt)
-  ref = nl.mse_dynamics(K, y, run.times, k_test_train=Kt, learning_rate=eta, discrete=True,
-                        u0_train=net.apply(p0, x), u0_test=net.apply(p0, xt))
+  ref = nl.mse_dynamics(
+    K,
+    y,
+    run.times,
+    k_test_train=Kt,
+    learning_rate=eta,
+    discrete=True,
+    u0_train=net.apply(p0, x),
+    u0_test=net.apply(p0, xt),
+  )
   assert rel_err(run.train_outputs, ref.train) <= 1e-9
   assert rel_err(run.test_outputs, ref.test) <= 1e-9

@@ -23,10 +23,10 @@ def test_features_are_computed_once_however_many_tiles(monkeypatch):
   net = nl.MLP((13, 7), activation="tanh", b_std=0.2)  # a spec no other test compiles
   params = net.init(jax.random.PRNGKey(0), 3)
   x = jax.random.normal(jax.random.PRNGKey(1), (50, 3))
-  nl.empirical_ntk(net, params, x, batch_size=8)  # 7 × 7 tiles, 28 computed
+  nl.empirical_ntk(net, params, x, tile_size=8)  # 7 × 7 tiles, 28 computed
   assert calls == [(50, 3)]
   calls.clear()
-  nl.empirical_ntk(net, params, x, x[:20], batch_size=8)
+  nl.empirical_ntk(net, params, x, x[:20], tile_size=8)
   assert calls == [(50, 3), (20, 3)]
 
 
@@ -35,9 +35,9 @@ def test_blocked_structured_matches_unblocked_at_n_3000():
   net = nl.MLP((256, 256), out_dim=2, activation="erf", b_std=0.1)
   params = net.init(jax.random.PRNGKey(0), 10)
   x = jax.random.normal(jax.random.PRNGKey(1), (3000, 10))
-  whole = nl.empirical_ntk(net, params, x, batch_size=3000)
+  whole = nl.empirical_ntk(net, params, x, tile_size=3000)
   for bs in (512, 1000):
-    assert rel_err(nl.empirical_ntk(net, params, x, batch_size=bs), whole) <= 1e-13
+    assert rel_err(nl.empirical_ntk(net, params, x, tile_size=bs), whole) <= 1e-13
 
 
 @pytest.mark.slow
@@ -48,7 +48,7 @@ def test_20000_point_ntk_of_width_1024_depth_3_fits_this_machine():
   params = net.init(jax.random.PRNGKey(0), d, dtype=jnp.float32)
   x = jax.random.normal(jax.random.PRNGKey(1), (n, d), jnp.float32)
   before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GiB
-  K = nl.empirical_ntk(net, params, x)  # batch_size=None: tiles chosen from the memory budget
+  K = nl.empirical_ntk(net, params, x)  # tile_size=None: tiles chosen from the memory budget
   K.block_until_ready()
   growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20 - before
   assert K.shape == (n, n) and K.dtype == jnp.float32
@@ -72,9 +72,15 @@ def test_analytic_ntk_of_50000_points_stays_within_output_plus_tile_budget():
   import pathlib
   import subprocess
   import sys
+
   script = pathlib.Path(__file__).parent / "scripts" / "analytic_large.py"
-  run = subprocess.run([sys.executable, str(script), "50000"], capture_output=True, text=True,
-                       timeout=1800, cwd=pathlib.Path(__file__).parent.parent)
+  run = subprocess.run(
+    [sys.executable, str(script), "50000"],
+    capture_output=True,
+    text=True,
+    timeout=1800,
+    cwd=pathlib.Path(__file__).parent.parent,
+  )
   assert run.returncode == 0, run.stderr[-3000:]
   res = json.loads(run.stdout.strip().splitlines()[-1])
   assert res["shape"] == [50_000, 50_000] and res["dtype"] == "float32" and res["finite"]

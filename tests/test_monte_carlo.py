@@ -14,8 +14,13 @@ from tests.conftest import inputs, rel_err
 Z = 5.0
 
 
-@pytest.mark.parametrize("act,b_std,parametrization", [
-    ("relu", None, "ntk"), ("erf", 0.3, "ntk"), ("tanh", 0.2, "ntk"), ("gelu", 0.1, "standard"),
+@pytest.mark.parametrize(
+  "act,b_std,parametrization",
+  [
+    ("relu", None, "ntk"),
+    ("erf", 0.3, "ntk"),
+    ("tanh", 0.2, "ntk"),
+    ("gelu", 0.1, "standard"),
     ("softplus", None, "standard"),
     # registry closed forms without a neural-tangents twin for the wrap, and a jump (sign)
     (nl.Activation("relu", scale=-2.0, inner=0.5, shift=-0.3), 0.2, "ntk"),
@@ -23,7 +28,9 @@ Z = 5.0
     (nl.Activation("sign"), 0.1, "ntk"),
     (nl.Activation("rectified_monomial", params=(2,), shift=-0.5), 0.1, "ntk"),
     (nl.Activation("polynomial", params=(0.3, -1.0, 0.5)), None, "ntk"),
-], ids=str)
+  ],
+  ids=str,
+)
 def test_one_hidden_layer_mc_is_unbiased_for_the_analytic_kernel(act, b_std, parametrization):
   """For one hidden layer, E[f f'] and E[Θ_θ] equal the analytic kernels at any width, so the
   MC mean must lie within Z standard errors of them; the standard error shrinks like 1/√S."""
@@ -55,7 +62,9 @@ def test_deep_mc_approaches_the_limit_and_options():
   assert only.nngp is None and only.nngp_stderr is None
   assert rel_err(only.ntk, mc.ntk) <= 1e-12  # the same draws, however they are batched
   sym = nl.MLP((64,), activation="erf", readout_init="symmetric")
-  assert float(jnp.abs(nl.monte_carlo_kernel(sym, jax.random.PRNGKey(0), x, n_samples=4).nngp).max()) <= 1e-30  # f ≡ 0 up to rounding
+  assert (
+    float(jnp.abs(nl.monte_carlo_kernel(sym, jax.random.PRNGKey(0), x, n_samples=4).nngp).max()) <= 1e-30
+  )  # f ≡ 0 up to rounding
 
 
 @pytest.mark.slow  # ~25 s: widths up to 8192; CI runs it with `make test-slow`
@@ -75,16 +84,31 @@ def test_single_empirical_ntk_error_falls_like_inverse_sqrt_width():
   assert -0.65 <= slope <= -0.35, (slope, errs)
 
 
-@pytest.mark.parametrize("call,exc,match", [
-    (lambda x: nl.monte_carlo_kernel(lambda p, x: x, jax.random.PRNGKey(0), x, n_samples=4),
-     TypeError, "model: expected an ntk_lab.MLP"),
-    (lambda x: nl.monte_carlo_kernel(nl.MLP((4,)), jax.random.PRNGKey(0), x, n_samples=1),
-     ValueError, "n_samples: needs at least 2"),
-    (lambda x: nl.monte_carlo_kernel(nl.MLP((4,)), jax.random.PRNGKey(0), x, n_samples=4, get="ntgp"),
-     ValueError, "get"),
-    (lambda x: nl.monte_carlo_kernel(nl.MLP((4,)), jax.random.PRNGKey(0), x, x[:, :2], n_samples=4),
-     ValueError, "x2: has 2 features"),
-])
+@pytest.mark.parametrize(
+  "call,exc,match",
+  [
+    (
+      lambda x: nl.monte_carlo_kernel(lambda p, x: x, jax.random.PRNGKey(0), x, n_samples=4),
+      TypeError,
+      "model: expected an ntk_lab.MLP",
+    ),
+    (
+      lambda x: nl.monte_carlo_kernel(nl.MLP((4,)), jax.random.PRNGKey(0), x, n_samples=1),
+      ValueError,
+      "n_samples: needs at least 2",
+    ),
+    (
+      lambda x: nl.monte_carlo_kernel(nl.MLP((4,)), jax.random.PRNGKey(0), x, n_samples=4, get="ntgp"),
+      ValueError,
+      "get",
+    ),
+    (
+      lambda x: nl.monte_carlo_kernel(nl.MLP((4,)), jax.random.PRNGKey(0), x, x[:, :2], n_samples=4),
+      ValueError,
+      "x2: has 2 features",
+    ),
+  ],
+)
 def test_errors(call, exc, match):
   with pytest.raises(exc, match=match):
     call(inputs(3, 3))

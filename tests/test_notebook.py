@@ -10,6 +10,7 @@ NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "notebo
 def test_tour_notebook_executes():
   import jax
   import matplotlib
+
   matplotlib.use("Agg")
   nb = json.loads(NOTEBOOK.read_text())
   assert nb["nbformat"] == 4
@@ -20,9 +21,12 @@ def test_tour_notebook_executes():
     for i, cell in enumerate(code):
       exec(compile("".join(cell["source"]), f"{NOTEBOOK.name}[{i}]", "exec"), namespace)
   import jax.numpy as jnp
+
   assert float(jnp.max(jnp.abs(namespace["theta"] - namespace["theta_jac"]))) < 1e-10
   assert float(namespace["rel"]) < 0.2
-  assert float(namespace["run"].observables["loss"][-1]) < 0.1 * float(namespace["run"].observables["loss"][0])
+  assert float(namespace["run"].observables["loss"][-1]) < 0.1 * float(
+    namespace["run"].observables["loss"][0]
+  )
   assert len(namespace["fig"].axes) == 2
   # the data-set and discrete-predictor sections
   assert namespace["digits"].x_train.shape == (120, 64)
@@ -30,4 +34,5 @@ def test_tour_notebook_executes():
   assert float(namespace["gd_gap"]) < 1e-9
   assert abs(namespace["eta_max_mean"] - 32 * namespace["eta_max"]) <= 1e-9 * namespace["eta_max_mean"]
   import matplotlib.pyplot as plt
+
   plt.close("all")

@@ -23,8 +23,14 @@ def load(i):
   spec = json.loads(str(GOLDEN[f"case{i}_spec"]))
   act = spec["activation"]
   activation = nl.Activation(act, alpha=spec["alpha"]) if act == "leaky_relu" else act
-  net = nl.MLP(tuple(spec["hidden"]), out_dim=spec["out_dim"], activation=activation,
-               parametrization=spec["parametrization"], W_std=spec["W_std"], b_std=spec["b_std"])
+  net = nl.MLP(
+    tuple(spec["hidden"]),
+    out_dim=spec["out_dim"],
+    activation=activation,
+    parametrization=spec["parametrization"],
+    W_std=spec["W_std"],
+    b_std=spec["b_std"],
+  )
   params = []
   for l in range(net.n_layers):
     layer = {"W": jnp.asarray(GOLDEN[f"case{i}_W{l}"])}

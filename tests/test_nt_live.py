@@ -38,13 +38,20 @@ CLOSED = ["relu", "leaky_relu", "abs", "erf", "sin", "gelu", "identity"]
 NO_CLOSED_FORM = ["tanh", "sigmoid", "softplus"]
 # The registry's other closed forms, with parameters and the affine wraps NT has (name, extras).
 MORE_CLOSED = [
-    ("sign", {}), ("step", {}), ("rectified_monomial", {"params": [0]}),
-    ("rectified_monomial", {"params": [2]}), ("rectified_monomial", {"params": [3]}),
-    ("monomial", {"params": [3]}), ("polynomial", {"params": [0.2, -1.0, 0.5, 0.3]}),
-    ("abrelu", {"params": [-0.4, 1.3]}), ("rbf", {"params": [0.6]}), ("gaussian", {"params": [-0.7]}),
-    ("exp", {"inner": 0.4}), ("sin", {"params": [0.7], "scale": 1.5, "inner": 0.8}),
-    ("cos", {"params": [-0.3], "scale": 0.7, "inner": 1.3}),
-    ("erf", {"scale": 1.5, "inner": 0.7, "shift": 0.4}),
+  ("sign", {}),
+  ("step", {}),
+  ("rectified_monomial", {"params": [0]}),
+  ("rectified_monomial", {"params": [2]}),
+  ("rectified_monomial", {"params": [3]}),
+  ("monomial", {"params": [3]}),
+  ("polynomial", {"params": [0.2, -1.0, 0.5, 0.3]}),
+  ("abrelu", {"params": [-0.4, 1.3]}),
+  ("rbf", {"params": [0.6]}),
+  ("gaussian", {"params": [-0.7]}),
+  ("exp", {"inner": 0.4}),
+  ("sin", {"params": [0.7], "scale": 1.5, "inner": 0.8}),
+  ("cos", {"params": [-0.3], "scale": 0.7, "inner": 1.3}),
+  ("erf", {"scale": 1.5, "inner": 0.7, "shift": 0.4}),
 ]
 TOL = 1e-6
 PREDICT_TIMES = np.array([0.0, 0.5, 3.0, 40.0])
@@ -59,12 +66,21 @@ def grid():
   cases = []
   for i, (act, depth) in enumerate(itertools.product(CLOSED, range(1, 6))):
     W = W_stds[i % 4]
-    cases.append(dict(
-        hidden=[int(w) for w in rng.integers(8, 17, depth)], activation=act, alpha=0.15,
-        parametrization=["ntk", "standard"][(i // 2) % 2], out_dim=[1, 3][i % 2],
+    cases.append(
+      dict(
+        hidden=[int(w) for w in rng.integers(8, 17, depth)],
+        activation=act,
+        alpha=0.15,
+        parametrization=["ntk", "standard"][(i // 2) % 2],
+        out_dim=[1, 3][i % 2],
         W_std=[round(float(v), 3) for v in rng.uniform(0.6, 1.8, depth + 1)] if W == "per-layer" else W,
-        b_std=b_stds[(i // 3) % 4], n1=5 + i % 3, n2=3 + i % 4, in_dim=2 + i % 4,
-        modes=["analytic", "empirical"]))
+        b_std=b_stds[(i // 3) % 4],
+        n1=5 + i % 3,
+        n2=3 + i % 4,
+        in_dim=2 + i % 4,
+        modes=["analytic", "empirical"],
+      )
+    )
   for i in range(0, len(cases), 6):  # ensemble predictions on a spread of the closed-form cases
     cases[i]["modes"].append("predict")
     cases[i]["diag_reg"] = [0.0, 1e-3][(i // 6) % 2]
@@ -72,13 +88,38 @@ def grid():
     # NT's RectifiedMonomial (and so step) returns NaN beyond one hidden layer (its arccos-based
     # self-covariance divides by sin θ = 0), so those are compared with one hidden layer.
     depth = 1 if act in ("step", "rectified_monomial") else 2
-    cases.append(dict(hidden=[int(w) for w in rng.integers(8, 17, depth)], activation=act, alpha=0.0,
-                      parametrization=["ntk", "standard"][j % 2], out_dim=[1, 2][j % 2],
-                      W_std=[0.8, 1.2][j % 2], b_std=[None, 0.2][(j // 2) % 2], n1=4, n2=3, in_dim=3,
-                      modes=["analytic", "empirical"], **extra))
+    cases.append(
+      dict(
+        hidden=[int(w) for w in rng.integers(8, 17, depth)],
+        activation=act,
+        alpha=0.0,
+        parametrization=["ntk", "standard"][j % 2],
+        out_dim=[1, 2][j % 2],
+        W_std=[0.8, 1.2][j % 2],
+        b_std=[None, 0.2][(j // 2) % 2],
+        n1=4,
+        n2=3,
+        in_dim=3,
+        modes=["analytic", "empirical"],
+        **extra,
+      )
+    )
   for act in NO_CLOSED_FORM:
-    cases.append(dict(hidden=[64], activation=act, alpha=0.0, parametrization="ntk", out_dim=2,
-                      W_std=1.3, b_std=0.2, n1=4, n2=3, in_dim=3, modes=["mc"]))
+    cases.append(
+      dict(
+        hidden=[64],
+        activation=act,
+        alpha=0.0,
+        parametrization="ntk",
+        out_dim=2,
+        W_std=1.3,
+        b_std=0.2,
+        n1=4,
+        n2=3,
+        in_dim=3,
+        modes=["mc"],
+      )
+    )
   return cases
 
 
@@ -93,7 +134,7 @@ def mixed_grid():
     depth = 1 + i % 4
     L = depth + 1
     params = ["ntk", "standard"] * L
-    params = params[i % 2:i % 2 + L]
+    params = params[i % 2 : i % 2 + L]
     if i % 3 == 0:
       rng.shuffle(params)
       params[0], params[-1] = "ntk", "standard"
@@ -106,10 +147,21 @@ def mixed_grid():
       z = 0 if i % 5 == 0 or depth < 2 else 1 + i % (depth - 1)
       W[z] = 0.0
       b[z] = b[z] or 0.4
-    cases.append(dict(
-        hidden=[int(w) for w in rng.integers(8, 17, depth)], activation=act, alpha=0.15,
-        parametrization=params, out_dim=[1, 3][i % 2], W_std=W, b_std=b, n1=4 + i % 3, n2=3 + i % 4,
-        in_dim=2 + i % 4, modes=["analytic", "empirical", "nngp", "diagonal"]))
+    cases.append(
+      dict(
+        hidden=[int(w) for w in rng.integers(8, 17, depth)],
+        activation=act,
+        alpha=0.15,
+        parametrization=params,
+        out_dim=[1, 3][i % 2],
+        W_std=W,
+        b_std=b,
+        n1=4 + i % 3,
+        n2=3 + i % 4,
+        in_dim=2 + i % 4,
+        modes=["analytic", "empirical", "nngp", "diagonal"],
+      )
+    )
   return cases
 
 
@@ -124,13 +176,24 @@ def model_of(case):
       return nl.Activation("leaky_relu", alpha=case["alpha"])
     if name == "identity" or not any(k in case for k in ("params", "scale", "inner", "shift")):
       return name
-    return nl.Activation(name, params=tuple(case.get("params", ())), scale=case.get("scale", 1.0),
-                         inner=case.get("inner", 1.0), shift=case.get("shift", 0.0))
+    return nl.Activation(
+      name,
+      params=tuple(case.get("params", ())),
+      scale=case.get("scale", 1.0),
+      inner=case.get("inner", 1.0),
+      shift=case.get("shift", 0.0),
+    )
+
   a, W, b, p = case["activation"], case["W_std"], case["b_std"], case["parametrization"]
   tup = lambda v: tuple(v) if isinstance(v, list) else v
-  return nl.MLP(tuple(case["hidden"]), out_dim=case["out_dim"],
-                activation=tuple(map(act_of, a)) if isinstance(a, list) else act_of(a),
-                parametrization=tup(p), W_std=tup(W), b_std=tup(b))
+  return nl.MLP(
+    tuple(case["hidden"]),
+    out_dim=case["out_dim"],
+    activation=tuple(map(act_of, a)) if isinstance(a, list) else act_of(a),
+    parametrization=tup(p),
+    W_std=tup(W),
+    b_std=tup(b),
+  )
 
 
 def targets(i, case):
@@ -160,14 +223,37 @@ def nt_answers(request):
     x2 = jax.random.normal(keys[1], (case["n2"], case["in_dim"]))
     params = net.init(keys[2], case["in_dim"])
     p = f"c{i}_"
-    spec = {k: case[k] for k in ("hidden", "out_dim", "activation", "alpha", "parametrization",
-                                 "W_std", "b_std", "params", "scale", "inner", "shift") if k in case}
-    request_data.update({p + "spec": json.dumps(spec), p + "modes": json.dumps(case["modes"]),
-                         p + "x1": np.asarray(x1), p + "x2": np.asarray(x2),
-                         p + "mc_samples": MC_SAMPLES, p + "mc_seed": i})
+    spec = {
+      k: case[k]
+      for k in (
+        "hidden",
+        "out_dim",
+        "activation",
+        "alpha",
+        "parametrization",
+        "W_std",
+        "b_std",
+        "params",
+        "scale",
+        "inner",
+        "shift",
+      )
+      if k in case
+    }
+    request_data.update(
+      {
+        p + "spec": json.dumps(spec),
+        p + "modes": json.dumps(case["modes"]),
+        p + "x1": np.asarray(x1),
+        p + "x2": np.asarray(x2),
+        p + "mc_samples": MC_SAMPLES,
+        p + "mc_seed": i,
+      }
+    )
     if "predict" in case["modes"]:
-      request_data.update({p + "y": np.asarray(targets(i, case)),
-                           p + "times": PREDICT_TIMES, p + "diag_reg": case["diag_reg"]})
+      request_data.update(
+        {p + "y": np.asarray(targets(i, case)), p + "times": PREDICT_TIMES, p + "diag_reg": case["diag_reg"]}
+      )
     for l, layer in enumerate(params):
       for name, v in layer.items():
         request_data[f"{p}{name}{l}"] = np.asarray(v)
@@ -175,8 +261,12 @@ def nt_answers(request):
   with tempfile.TemporaryDirectory() as tmp:
     inp, out = pathlib.Path(tmp) / "in.npz", pathlib.Path(tmp) / "out.npz"
     np.savez(inp, **request_data)
-    run = subprocess.run([str(NT_PYTHON), str(ROOT / "reference" / "nt_oracle.py"), "batch",
-                          str(inp), str(out)], capture_output=True, text=True, timeout=1800)
+    run = subprocess.run(
+      [str(NT_PYTHON), str(ROOT / "reference" / "nt_oracle.py"), "batch", str(inp), str(out)],
+      capture_output=True,
+      text=True,
+      timeout=1800,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     answers = dict(np.load(out))
   return answers, local
@@ -203,12 +293,15 @@ def at_a_kink(net, params, x):
 def ids(case):
   short = lambda v: "-".join(map(str, v)) if isinstance(v, list) else v
   extra = "".join(f"-{k}{case[k]}" for k in ("params", "scale", "inner", "shift") if k in case)
-  return (f"{short(case['activation'])}{extra}-d{len(case['hidden'])}-{short(case['parametrization'])}-"
-          f"b{short(case['b_std'])}")
+  return (
+    f"{short(case['activation'])}{extra}-d{len(case['hidden'])}-{short(case['parametrization'])}-"
+    f"b{short(case['b_std'])}"
+  )
 
 
-@pytest.mark.parametrize("i", [i for i, c in enumerate(CASES) if "analytic" in c["modes"]],
-                         ids=lambda i: ids(CASES[i]))
+@pytest.mark.parametrize(
+  "i", [i for i, c in enumerate(CASES) if "analytic" in c["modes"]], ids=lambda i: ids(CASES[i])
+)
 def test_analytic_and_empirical_match_nt(nt_answers, i):
   answers, local = nt_answers
   net, params, x1, x2 = local[i]
@@ -225,8 +318,9 @@ def test_analytic_and_empirical_match_nt(nt_answers, i):
       assert rel_err(ours[keep], answers[p + f"ntk_trace_{impl}"][keep]) <= TOL, (method, impl)
 
 
-@pytest.mark.parametrize("i", [i for i, c in enumerate(CASES) if c["modes"] == ["mc"]],
-                         ids=lambda i: CASES[i]["activation"])
+@pytest.mark.parametrize(
+  "i", [i for i, c in enumerate(CASES) if c["modes"] == ["mc"]], ids=lambda i: CASES[i]["activation"]
+)
 def test_activations_without_closed_form_against_monte_carlo(nt_answers, i):
   """One hidden layer: E over init of f f' and of Θ_θ is the analytic kernel at any width, so
   NT's MC, our MC and our quadrature kernel must agree within Z standard errors of S draws
@@ -234,8 +328,7 @@ def test_activations_without_closed_form_against_monte_carlo(nt_answers, i):
   answers, local = nt_answers
   net, _, x1, x2 = local[i]
   exact = net.kernel(x1, x2)
-  mc = nl.monte_carlo_kernel(net, jax.random.PRNGKey(7), x1, x2, n_samples=MC_SAMPLES,
-                             samples_per_step=64)
+  mc = nl.monte_carlo_kernel(net, jax.random.PRNGKey(7), x1, x2, n_samples=MC_SAMPLES, samples_per_step=64)
   for name in ("nngp", "ntk"):
     se = np.asarray(getattr(mc, name + "_stderr"))
     truth = np.asarray(getattr(exact, name))
@@ -248,12 +341,15 @@ def test_a_custom_callable_matches_its_named_twin_in_monte_carlo():
   """A user callable (no name, so quadrature) has NT's numbers via its named twin (tanh above)."""
   x = jax.random.normal(jax.random.PRNGKey(0), (4, 3))
   named = nl.MLP((64,), activation="tanh", W_std=1.3, b_std=0.2, out_dim=2)
-  custom = nl.MLP((64,), activation=nl.Activation("custom", fn=jax.numpy.tanh), W_std=1.3, b_std=0.2, out_dim=2)
+  custom = nl.MLP(
+    (64,), activation=nl.Activation("custom", fn=jax.numpy.tanh), W_std=1.3, b_std=0.2, out_dim=2
+  )
   assert rel_err(custom.kernel(x).ntk, named.kernel(x).ntk) <= 1e-14
 
 
-@pytest.mark.parametrize("i", [i for i, c in enumerate(CASES) if "predict" in c["modes"]],
-                         ids=lambda i: ids(CASES[i]))
+@pytest.mark.parametrize(
+  "i", [i for i, c in enumerate(CASES) if "predict" in c["modes"]], ids=lambda i: ids(CASES[i])
+)
 def test_ensemble_and_gp_posterior_match_nt(nt_answers, i):
   """`mse_ensemble` (mean and covariance, finite t and t = ∞) and `gp_inference` against NT's
   `gradient_descent_mse_ensemble` and `gp_inference`; NT's time runs at η = 1/y.size of ours."""
@@ -264,8 +360,17 @@ def test_ensemble_and_gp_posterior_match_nt(nt_answers, i):
   k_dd, k_td, k_tt = net.kernel(x1), net.kernel(x2, x1), net.kernel(x2, get="nngp").nngp
   for g in ("nngp", "ntk"):
     for tag, t in (("t", PREDICT_TIMES), ("inf", np.inf)):
-      ens = nl.mse_ensemble(k_dd, y, t, k_test_train=k_td, nngp_test_test=k_tt, get=g,
-                            learning_rate=1.0 / y.size, diag_reg=case["diag_reg"], compute_cov=True)
+      ens = nl.mse_ensemble(
+        k_dd,
+        y,
+        t,
+        k_test_train=k_td,
+        nngp_test_test=k_tt,
+        kernel=g,
+        learning_rate=1.0 / y.size,
+        diag_reg=case["diag_reg"],
+        compute_cov=True,
+      )
       mean, cov = answers[f"{p}ens_{g}_{tag}_mean"], answers[f"{p}ens_{g}_{tag}_cov"]
       if tag == "inf":
         mean, cov = mean[None], cov[None]
@@ -289,7 +394,9 @@ def test_empirical_nngp_matches_nt(nt_answers, i):
   assert rel_err(full, answers[p + "emp_nngp_full"]) <= 1e-12
 
 
-@pytest.mark.parametrize("i", [i for i in MIXED if "diagonal" in CASES[i]["modes"]], ids=lambda i: ids(CASES[i]))
+@pytest.mark.parametrize(
+  "i", [i for i in MIXED if "diagonal" in CASES[i]["modes"]], ids=lambda i: ids(CASES[i])
+)
 def test_diagonal_kernels_match_nt(nt_answers, i):
   """Our diagonal-only kernels at (x_i, x_i) and (x_i, x_{N−1−i}) against NT's `diagonal_axes=(0,)`
   (empirical NTK traced, implementations 1–3, and full, implementation 1; empirical NNGP) and the diagonal of NT's
@@ -308,8 +415,9 @@ def test_diagonal_kernels_match_nt(nt_answers, i):
     assert rel_err(nl.empirical_nngp(net, params, x1, other, diagonal=True), answers[q + "emp_nngp"]) <= 1e-12
     for method in ("structured", "jacobian", "ntvp"):
       traced = np.asarray(nl.empirical_ntk(net, params, x1, other, method=method, diagonal=True))
-      full = np.asarray(nl.empirical_ntk(net, params, x1, other, method=method, diagonal=True,
-                                         trace_outputs=False))
+      full = np.asarray(
+        nl.empirical_ntk(net, params, x1, other, method=method, diagonal=True, trace_outputs=False)
+      )
       for impl in (1, 2, 3):
         theirs = answers[q + f"ntk_{impl}"]
         assert rel_err(traced[pair_keep], theirs[pair_keep]) <= TOL, (tag, method, impl)

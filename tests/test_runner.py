@@ -13,11 +13,15 @@ import pytest
 import yaml
 
 from ntk_lab import cli, runner
-from ntk_lab.experiments import EXPERIMENTS
 from ntk_lab.config import ConfigError
+from ntk_lab.experiments import EXPERIMENTS
 
-TINY = {"experiment": "kernel_convergence", "data": {"n": 6, "in_dim": 2},
-        "model": {"depth": 1, "activation": "erf"}, "sweep": {"widths": [16, 32], "seeds": [0, 1]}}
+TINY = {
+  "experiment": "kernel_convergence",
+  "data": {"n": 6, "in_dim": 2},
+  "model": {"depth": 1, "activation": "erf"},
+  "sweep": {"widths": [16, 32], "seeds": [0, 1]},
+}
 
 
 def stub_results(cfg, cells, options):
@@ -29,6 +33,7 @@ def stub_results(cfg, cells, options):
 def patch_experiment(monkeypatch, **changes):
   """Replaces fields of the registered kernel_convergence experiment for one test."""
   import dataclasses
+
   exp = EXPERIMENTS["kernel_convergence"]
   monkeypatch.setitem(EXPERIMENTS, "kernel_convergence", dataclasses.replace(exp, **changes))
   return exp
@@ -41,8 +46,12 @@ def files(out):
 def test_run_writes_cells_summary_plot_and_environment(tmp_path):
   out = runner.run(TINY, tmp_path / "run", progress=False)
   # readable prefix + hash of the exact cell; pinned, since a resume finds finished cells by these names
-  assert files(out) == ["w16_d1_erf_n6_lr1_s0_0d38bd1cef.json", "w16_d1_erf_n6_lr1_s1_346f3b2116.json",
-                        "w32_d1_erf_n6_lr1_s0_35a40f107b.json", "w32_d1_erf_n6_lr1_s1_e4aee92f01.json"]
+  assert files(out) == [
+    "w16_d1_erf_n6_lr1_s0_0d38bd1cef.json",
+    "w16_d1_erf_n6_lr1_s1_346f3b2116.json",
+    "w32_d1_erf_n6_lr1_s0_35a40f107b.json",
+    "w32_d1_erf_n6_lr1_s1_e4aee92f01.json",
+  ]
   rows = list(csv.DictReader(open(out / "summary.csv")))
   assert len(rows) == 4 and float(rows[0]["rel_error"]) > 0
   assert (out / "kernel_convergence.png").stat().st_size > 5_000
@@ -72,12 +81,16 @@ def test_run_uses_the_config_dtype_and_leaves_the_callers_setting(tmp_path, monk
   assert seen and set(seen) == {dtype}
 
 
-@pytest.mark.parametrize("mode,vmaps_on_cpu", [("auto", True), ("auto", False), ("always", False),
-                                                ("never", True)])
+@pytest.mark.parametrize(
+  "mode,vmaps_on_cpu", [("auto", True), ("auto", False), ("always", False), ("never", True)]
+)
 def test_vmap_seeds_decides_how_seeds_are_grouped(tmp_path, monkeypatch, mode, vmaps_on_cpu):
   sizes = []
-  patch_experiment(monkeypatch, vmap_seeds_on_cpu=vmaps_on_cpu,
-                   run_seeds=lambda cfg, cells, o: sizes.append(len(cells)) or stub_results(cfg, cells, o))
+  patch_experiment(
+    monkeypatch,
+    vmap_seeds_on_cpu=vmaps_on_cpu,
+    run_seeds=lambda cfg, cells, o: sizes.append(len(cells)) or stub_results(cfg, cells, o),
+  )
   runner.run({**TINY, "sweep": {**TINY["sweep"], "vmap_seeds": mode}}, tmp_path, progress=False)
   together = mode == "always" or (mode == "auto" and (vmaps_on_cpu or jax.default_backend() != "cpu"))
   assert sizes == ([2, 2] if together else [1, 1, 1, 1])
@@ -102,8 +115,9 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path, monkeypatch):
   assert files(tmp_path) == sorted(f"{k}.json" for k in calls)  # finished cells only, no partials
   before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cells").iterdir()}
   calls.clear()
-  patch_experiment(monkeypatch,
-                   run_seeds=lambda cfg, cells, o: calls.extend(c.key for c in cells) or real(cfg, cells, o))
+  patch_experiment(
+    monkeypatch, run_seeds=lambda cfg, cells, o: calls.extend(c.key for c in cells) or real(cfg, cells, o)
+  )
   runner.run(TINY, tmp_path, resume=True, progress=False)
   assert len(calls) == 2 and not set(f"{k}.json" for k in calls) & set(before)
   assert all((tmp_path / "cells" / n).stat().st_mtime_ns == t for n, t in before.items())
@@ -135,8 +149,22 @@ def test_cli_exit_codes_and_messages(tmp_path, capsys):
 def test_module_entry_point_runs_end_to_end(tmp_path):
   cfg = tmp_path / "tiny.yaml"
   cfg.write_text(yaml.safe_dump(TINY))
-  proc = subprocess.run([sys.executable, "-m", "ntk_lab", "run", str(cfg), "--out", str(tmp_path / "r"),
-                         "--set", "sweep.seeds=[0]"], capture_output=True, text=True, timeout=600)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "ntk_lab",
+      "run",
+      str(cfg),
+      "--out",
+      str(tmp_path / "r"),
+      "--set",
+      "sweep.seeds=[0]",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr
   assert "[2/2]" in proc.stderr and len(files(tmp_path / "r")) == 2
   help_ = subprocess.run([sys.executable, "-m", "ntk_lab", "run", "--help"], capture_output=True, text=True)
@@ -171,11 +199,17 @@ def test_learning_rates_that_print_alike_get_their_own_cells(tmp_path, monkeypat
     assert saved["learning_rate"] == saved["lr_seen"] == float(row["learning_rate"])
 
 
-@pytest.mark.parametrize("sweep", [{"widths": [16, 32], "seeds": [0, 1]},
-                                   {"widths": [16], "learning_rates": [0.1, 0.1 + 1e-16, 0.3]},
-                                   {"depths": [1, 2], "activations": ["erf", "relu"], "n": [6, 7]}])
+@pytest.mark.parametrize(
+  "sweep",
+  [
+    {"widths": [16, 32], "seeds": [0, 1]},
+    {"widths": [16], "learning_rates": [0.1, 0.1 + 1e-16, 0.3]},
+    {"depths": [1, 2], "activations": ["erf", "relu"], "n": [6, 7]},
+  ],
+)
 def test_cell_keys_are_unique_and_stable(sweep):
   from ntk_lab.config import cells, load_config
+
   grid = cells(load_config({**TINY, "sweep": sweep}))
   assert len({c.key for c in grid}) == len(set(grid)) == len(grid)
   assert [c.key for c in grid] == [c.key for c in cells(load_config({**TINY, "sweep": sweep}))]
@@ -184,8 +218,10 @@ def test_cell_keys_are_unique_and_stable(sweep):
 def test_cells_of_another_config_are_set_aside_not_kept(tmp_path, monkeypatch, capsys):
   # config.yaml deleted, then --resume under another W_std: the old cells used to pass as new ones
   computed = []
-  stubbed(monkeypatch, run_seeds=lambda cfg, cells, o: computed.extend(cells) or
-          [{"w_std": cfg.model.W_std} for c in cells])
+  stubbed(
+    monkeypatch,
+    run_seeds=lambda cfg, cells, o: computed.extend(cells) or [{"w_std": cfg.model.W_std} for c in cells],
+  )
   runner.run(TINY, tmp_path, progress=False)
   (tmp_path / "config.yaml").unlink()
   other = {**TINY, "model": {**TINY["model"], "W_std": 2.0}}
@@ -218,20 +254,30 @@ def test_report_skips_cells_of_another_config_and_says_so(tmp_path, monkeypatch,
   assert "1 cell files of another config skipped" in err and victim.name in err
 
 
-@pytest.mark.parametrize("damage,why", [
+@pytest.mark.parametrize(
+  "damage,why",
+  [
     (lambda t: t[: len(t) // 2], "truncated or not JSON"),
     (lambda t: "", "empty file"),
     (lambda t: "{}", "missing fields cell, width"),
-    (lambda t: json.dumps({**json.loads(t), "provenance": None}), "missing fields provenance.config_fingerprint"),
+    (
+      lambda t: json.dumps({**json.loads(t), "provenance": None}),
+      "missing fields provenance.config_fingerprint",
+    ),
     (lambda t: "[1, 2]", "not a JSON object"),
-    (lambda t: json.dumps({k: v for k, v in json.loads(t).items() if k != "rel_error"}),
-     "missing fields rel_error"),
+    (
+      lambda t: json.dumps({k: v for k, v in json.loads(t).items() if k != "rel_error"}),
+      "missing fields rel_error",
+    ),
     (lambda t: b"\xff\xfe" + t.encode(), "not UTF-8"),
-])
+  ],
+)
 def test_damaged_cells_are_named_skipped_and_recomputed(tmp_path, monkeypatch, capsys, damage, why):
   computed = []
-  stubbed(monkeypatch, run_seeds=lambda cfg, cells, o: computed.extend(c.key for c in cells) or
-          stub_results(cfg, cells, o))
+  stubbed(
+    monkeypatch,
+    run_seeds=lambda cfg, cells, o: computed.extend(c.key for c in cells) or stub_results(cfg, cells, o),
+  )
   runner.run(TINY, tmp_path, progress=False)
   victim = cell_of(tmp_path, "w32_d1_erf_n6_lr1_s1")
   bad = damage(victim.read_text())
@@ -248,7 +294,8 @@ def test_damaged_cells_are_named_skipped_and_recomputed(tmp_path, monkeypatch, c
   err = capsys.readouterr().err
   assert f"damaged cell {victim}" in err and why in err
   assert (tmp_path / "cells" / "damaged" / victim.name).read_bytes() == (
-      bad if isinstance(bad, bytes) else bad.encode())
+    bad if isinstance(bad, bytes) else bad.encode()
+  )
   assert len(runner.report(tmp_path)) == 4 and "Left out" not in (tmp_path / "stub.md").read_text()
 
 
@@ -263,14 +310,19 @@ def test_report_on_a_directory_without_cells_says_so(tmp_path, monkeypatch):
 
 def test_non_finite_cells_are_marked_and_left_out_of_the_fit(tmp_path, monkeypatch, capsys):
   def one_nan(cfg, cells, options):
-    return [{"rel_error": float("nan") if (c.width, c.seed) == (32, 1) else 0.1 / c.width ** 0.5 * (1 + c.seed),
-             "max_abs_error": 0.2} for c in cells]
+    return [
+      {
+        "rel_error": float("nan") if (c.width, c.seed) == (32, 1) else 0.1 / c.width**0.5 * (1 + c.seed),
+        "max_abs_error": 0.2,
+      }
+      for c in cells
+    ]
 
   patch_experiment(monkeypatch, run_seeds=one_nan)  # the experiment's own report and fit
   runner.run(TINY, tmp_path, progress=False)
   md = (tmp_path / "kernel_convergence.md").read_text()
   # the fit over the three finite cells, by hand: widths 16, 16, 32 against 0.1/√w·(1 + seed)
-  w, e = np.array([16, 16, 32.0]), np.array([0.1 / 4, 0.2 / 4, 0.1 / 32 ** 0.5])
+  w, e = np.array([16, 16, 32.0]), np.array([0.1 / 4, 0.2 / 4, 0.1 / 32**0.5])
   slope = np.polyfit(np.log(w), np.log(e), 1)[0]
   assert f"log-log slope {slope:.2f}" in md and "nan" not in md.split("Left out")[0]
   assert "1 of 4 finished cells have non-finite values and are excluded from the fits" in md
@@ -303,17 +355,23 @@ def test_a_failing_cell_names_itself_and_keeps_the_finished_ones(tmp_path, monke
     return stub_results(cfg, cells, options)
 
   stubbed(monkeypatch, run_seeds=fail_at_32)
-  with pytest.raises(runner.RunError, match=r"cells w32_d1_erf_n6_lr1_s0_\w+, w32_d1_erf_n6_lr1_s1_\w+: "
-                     r"SolverError: max_steps=4 reached at t = 0.3 of 10;$") as e:
+  with pytest.raises(
+    runner.RunError,
+    match=r"cells w32_d1_erf_n6_lr1_s0_\w+, w32_d1_erf_n6_lr1_s1_\w+: "
+    r"SolverError: max_steps=4 reached at t = 0.3 of 10;$",
+  ) as e:
     runner.run(TINY, tmp_path, progress=False)
   assert isinstance(e.value.__cause__, SolverError)
   assert len(files(tmp_path)) == 2 and not list(tmp_path.glob("**/*.tmp"))
 
 
-@pytest.mark.parametrize("returned,match", [
+@pytest.mark.parametrize(
+  "returned,match",
+  [
     (lambda cells: [{"rel_error": 0.1}], r"returned 1 results for 2 cells"),
     (lambda cells: [{"width": 3, "rel_error": 0.1} for c in cells], r"returned the reserved fields width"),
-])
+  ],
+)
 def test_an_experiment_returning_malformed_results_is_named(tmp_path, monkeypatch, returned, match):
   stubbed(monkeypatch, run_seeds=lambda cfg, cells, o: returned(cells), vmap_seeds_on_cpu=True)
   with pytest.raises(runner.RunError, match=match):

@@ -20,8 +20,7 @@ def unit_rows(n, d, seed=0):
 def test_seed002_indicator_formula(m, d):
   """002 (c): H_ij = (1/m) Σ_r x_iᵀx_j 1{w_rᵀx_i ≥ 0, w_rᵀx_j ≥ 0}, f = (1/√m) Σ_r a_r σ(w_rᵀx)."""
   # σ(w_rᵀx) has no 1/√d, hence W_std = √d on the first layer; the readout (±1) is fixed.
-  net = nl.MLP((m,), W_std=(math.sqrt(d), 1.0), b_std=None, trainable="hidden",
-               readout_init="rademacher")
+  net = nl.MLP((m,), W_std=(math.sqrt(d), 1.0), b_std=None, trainable="hidden", readout_init="rademacher")
   params = net.init(jax.random.PRNGKey(m), d)
   x = unit_rows(9, d, seed=m)
   W = np.asarray(params[0]["W"])  # column r is w_r
@@ -60,8 +59,8 @@ def hand_backprop(Ws, x, rho, drho, grad_out):
   gW, gx = [None] * len(Ws), [None] * (len(Ws) + 1)
   gx[-1] = g
   for j in reversed(range(len(Ws))):
-    gW[j] = np.outer(g, rho(xs[j]))          # ∇_{W_j} ℓ = ∇_{x_{j+1}} ℓ · ρ(x_j)ᵀ
-    g = drho(xs[j]) * (Ws[j].T @ g)          # ∇_{x_j} ℓ = ρ'(x_j) ⊙ W_jᵀ ∇_{x_{j+1}} ℓ
+    gW[j] = np.outer(g, rho(xs[j]))  # ∇_{W_j} ℓ = ∇_{x_{j+1}} ℓ · ρ(x_j)ᵀ
+    g = drho(xs[j]) * (Ws[j].T @ g)  # ∇_{x_j} ℓ = ρ'(x_j) ⊙ W_jᵀ ∇_{x_{j+1}} ℓ
     gx[j] = g
   return gW, gx
 

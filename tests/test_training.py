@@ -29,13 +29,21 @@ def test_linearized_flow_is_the_closed_form(trainable, out_dim):
   (N·O × N·O) NTK at θ₀, and the test outputs follow; diffrax at tight tolerances ≤ 1e-6."""
   net, p0, x, y, xt = problem(out_dim=out_dim, trainable=trainable)
   lin = nl.linearize(net, p0)
-  run = nl.gradient_flow(lin, p0, x, y, times=TIMES, learning_rate=0.7, rtol=1e-10, atol=1e-12,
-                         x_test=xt, observe=["lin_gap"])
+  run = nl.gradient_flow(
+    lin, p0, x, y, times=TIMES, learning_rate=0.7, rtol=1e-10, atol=1e-12, x_test=xt, observe=["lin_gap"]
+  )
   n, o = y.shape
   K = nl.empirical_ntk(net, p0, x, trace_outputs=False).transpose(0, 2, 1, 3).reshape(n * o, -1)
   Kt = nl.empirical_ntk(net, p0, xt, x, trace_outputs=False).transpose(0, 2, 1, 3).reshape(3 * o, -1)
-  ref = nl.mse_dynamics(K, y.reshape(-1), TIMES, k_test_train=Kt, learning_rate=0.7,
-                        u0_train=net.apply(p0, x).reshape(-1), u0_test=net.apply(p0, xt).reshape(-1))
+  ref = nl.mse_dynamics(
+    K,
+    y.reshape(-1),
+    TIMES,
+    k_test_train=Kt,
+    learning_rate=0.7,
+    u0_train=net.apply(p0, x).reshape(-1),
+    u0_test=net.apply(p0, xt).reshape(-1),
+  )
   assert rel_err(run.train_outputs.reshape(4, -1), ref.train[..., 0]) <= 1e-6
   assert rel_err(run.test_outputs.reshape(4, -1), ref.test[..., 0]) <= 1e-6
   assert np.max(run.observables["lin_gap"]) <= 1e-6  # the same comparison, as an observable
@@ -64,10 +72,21 @@ def test_outputs_follow_the_function_space_ode(loss):
   saved outputs, an independent route through the kernel rather than parameter gradients."""
   net, p0, x, _, _ = problem(out_dim=3)
   labels = jnp.arange(8) % 3
-  y = jax.nn.one_hot(labels, 3) if loss == "cross_entropy" else jax.random.normal(jax.random.PRNGKey(3), (8, 3))
+  y = (
+    jax.nn.one_hot(labels, 3) if loss == "cross_entropy" else jax.random.normal(jax.random.PRNGKey(3), (8, 3))
+  )
   h, eta = 1e-4, 0.5
-  run = nl.gradient_flow(net, p0, x, labels if loss == "cross_entropy" else y, loss=loss,
-                         learning_rate=eta, times=jnp.array([0.0, h, 2 * h]), rtol=1e-12, atol=1e-14)
+  run = nl.gradient_flow(
+    net,
+    p0,
+    x,
+    labels if loss == "cross_entropy" else y,
+    loss=loss,
+    learning_rate=eta,
+    times=jnp.array([0.0, h, 2 * h]),
+    rtol=1e-12,
+    atol=1e-14,
+  )
   u = net.apply(p0, x)
   grad_u = u - y if loss == "mse" else jax.nn.softmax(u) - y
   theta = nl.empirical_ntk(net, p0, x, trace_outputs=False)
@@ -101,13 +120,13 @@ def test_learning_rate_only_rescales_time_and_fixed_step_solvers_agree():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("solver,dt0", [("dopri5", None), ("dopri8", None), ("bosh3", None),
-                                        ("heun", 1e-3), ("euler", 1e-4)])
+@pytest.mark.parametrize(
+  "solver,dt0", [("dopri5", None), ("dopri8", None), ("bosh3", None), ("heun", 1e-3), ("euler", 1e-4)]
+)
 def test_every_solver_reaches_the_same_flow(solver, dt0):
   net, p0, x, y, _ = problem(activation="erf")
   ref = nl.gradient_flow(net, p0, x, y, times=TIMES[1:], rtol=1e-10, atol=1e-12)
-  other = nl.gradient_flow(net, p0, x, y, times=TIMES[1:], solver=solver, dt0=dt0, rtol=1e-9,
-                           atol=1e-11)
+  other = nl.gradient_flow(net, p0, x, y, times=TIMES[1:], solver=solver, dt0=dt0, rtol=1e-9, atol=1e-11)
   assert rel_err(other.train_outputs, ref.train_outputs) <= (1e-3 if solver == "euler" else 1e-6)
 
 
@@ -140,12 +159,23 @@ def test_observables_match_recomputation_from_saved_params():
 def test_minibatch_of_everything_is_gradient_descent_and_adam_learns():
   net, p0, x, y, _ = problem()
   full = nl.train(net, p0, x, y, optimizer=optax.sgd(0.01), steps=40, every=10, observe="loss")
-  batch = nl.train(net, p0, x, y, optimizer=optax.sgd(0.01), steps=40, every=10, batch_size=8,
-                   key=jax.random.PRNGKey(1))
+  batch = nl.train(
+    net, p0, x, y, optimizer=optax.sgd(0.01), steps=40, every=10, batch_size=8, key=jax.random.PRNGKey(1)
+  )
   assert rel_err(batch.train_outputs, full.train_outputs) <= 1e-12
   assert full.times.tolist() == [0, 10, 20, 30, 40]
-  adam = nl.train(net, p0, x, y, optimizer=optax.adam(1e-2), steps=300, batch_size=4,
-                  key=jax.random.PRNGKey(2), observe=["loss"], every=100)
+  adam = nl.train(
+    net,
+    p0,
+    x,
+    y,
+    optimizer=optax.adam(1e-2),
+    steps=300,
+    batch_size=4,
+    key=jax.random.PRNGKey(2),
+    observe=["loss"],
+    every=100,
+  )
   assert adam.observables["loss"][-1] < 0.2 * adam.observables["loss"][0]
 
 
@@ -162,8 +192,9 @@ def test_plain_apply_fn_trains_every_leaf():
 def test_divergence_is_reported_with_time_and_last_finite_loss():
   net, p0, x, y, _ = problem()
   with pytest.raises(nl.DivergenceError, match=r"diverged at t = .*last finite loss") as err:
-    nl.gradient_flow(net, p0, x, y, times=jnp.array([0.0, 5.0, 60.0]), solver="euler", dt0=0.5,
-                     learning_rate=20.0)
+    nl.gradient_flow(
+      net, p0, x, y, times=jnp.array([0.0, 5.0, 60.0]), solver="euler", dt0=0.5, learning_rate=20.0
+    )
   assert 5.0 < err.value.time <= 60.0 and err.value.last_finite_at == 5.0
   with pytest.raises(nl.DivergenceError, match=r"diverged at step \d+ of 2000.*last finite loss") as err:
     nl.train(net, p0, x, y, optimizer=optax.sgd(3.0), steps=2000)
@@ -190,8 +221,11 @@ def test_seeds_vmap_through_gradient_flow_and_train():
     for i in range(2):
       one = fn(jax.tree.map(lambda a: a[i], ps))
       for field in ("train_outputs", "test_outputs", "final_params", "observables", "stats"):
-        jax.tree.map(lambda b, a: np.testing.assert_allclose(np.asarray(b)[i], a, rtol=1e-12, atol=1e-14),
-                     getattr(batched, field), getattr(one, field))
+        jax.tree.map(
+          lambda b, a: np.testing.assert_allclose(np.asarray(b)[i], a, rtol=1e-12, atol=1e-14),
+          getattr(batched, field),
+          getattr(one, field),
+        )
   assert batched.observables["loss"].shape == (2, 4)
   steps = np.asarray(jax.vmap(flow)(ps).stats["num_steps"])
   assert steps[0] != steps[1]  # each draw took its own adaptive steps
@@ -203,8 +237,16 @@ def test_divergence_is_reported_under_vmap_and_jit(wrap):
   it in a JaxRuntimeError that carries the same message."""
   net, _, x, y, _ = problem()
   ps = seeds(net, x.shape[1])
-  flow = lambda p: nl.gradient_flow(net, p, x, y, times=jnp.array([0.0, 5.0, 60.0]),  # noqa: E731
-                                    solver="euler", dt0=0.5, learning_rate=20.0)
+  flow = lambda p: nl.gradient_flow(
+    net,
+    p,
+    x,
+    y,
+    times=jnp.array([0.0, 5.0, 60.0]),  # noqa: E731
+    solver="euler",
+    dt0=0.5,
+    learning_rate=20.0,
+  )
   gd = lambda p: nl.train(net, p, x, y, optimizer=optax.sgd(3.0), steps=2000)  # noqa: E731
   for fn, match in ((flow, r"diverged at t = .*last finite loss"), (gd, r"diverged at step \d+ of 2000")):
     if wrap == "vmap":
@@ -219,18 +261,27 @@ def test_under_jit_traced_arguments_give_the_plain_results_and_their_checks_run_
   net, p0, x, y, _ = problem(out_dim=3)
   flow = jax.jit(lambda t: nl.gradient_flow(net, p0, x, y, times=t, observe="loss"))
   jitted, plain = flow(TIMES), nl.gradient_flow(net, p0, x, y, times=TIMES, observe="loss")
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14),
-               (jitted.train_outputs, jitted.observables), (plain.train_outputs, plain.observables))
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14),
+    (jitted.train_outputs, jitted.observables),
+    (plain.train_outputs, plain.observables),
+  )
   with pytest.raises(jax.errors.JaxRuntimeError, match=r"times: must be strictly increasing, but times\[2\]"):
     flow(jnp.array([0.0, 2.0, 1.0, 3.0]))  # the same compiled program, bad values
   labels = jnp.array([0, 1, 2, 3, 0, 1, 2, 0])
-  with pytest.raises(jax.errors.JaxRuntimeError, match=r"y: class labels must lie in \[0, 3\).*got range \[0, 3\]"):
-    jax.jit(lambda l: nl.gradient_flow(net, p0, x, l, times=TIMES, loss="cross_entropy").train_outputs)(labels)
+  with pytest.raises(
+    jax.errors.JaxRuntimeError, match=r"y: class labels must lie in \[0, 3\).*got range \[0, 3\]"
+  ):
+    jax.jit(lambda l: nl.gradient_flow(net, p0, x, l, times=TIMES, loss="cross_entropy").train_outputs)(
+      labels
+    )
   with pytest.raises(ValueError, match=r"y: class labels must lie in \[0, 3\)"):  # and at once without jit
     nl.gradient_flow(net, p0, x, labels, times=TIMES, loss="cross_entropy")
 
 
-@pytest.mark.parametrize("kwargs,match", [
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
     ({"learning_rate": 0.0}, "learning_rate: must be a finite number > 0"),
     ({"learning_rate": -1.0}, "learning_rate"),
     ({"times": jnp.array([0.0, 2.0, 1.0])}, r"times: must be strictly increasing, but times\[2\]"),
@@ -243,7 +294,8 @@ def test_under_jit_traced_arguments_give_the_plain_results_and_their_checks_run_
     ({"solver": "rk4", "dt0": 1e-4, "max_steps": 10}, "dt0: reaching t = 3 .* more than max_steps"),
     ({"observe": ["loss", "kernel_drfit"]}, "observe: must be one of"),
     ({"observe": "lin_gap", "loss": "cross_entropy", "y": jnp.zeros(8, int)}, "needs loss='mse'"),
-])
+  ],
+)
 def test_argument_errors_come_before_compilation(kwargs, match):
   net, p0, x, y, _ = problem()
   call = {"times": TIMES, "y": y, **kwargs}
@@ -252,14 +304,17 @@ def test_argument_errors_come_before_compilation(kwargs, match):
     nl.gradient_flow(net, p0, x, y, **call)
 
 
-@pytest.mark.parametrize("kwargs,match", [
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
     ({"optimizer": "sgd"}, "optimizer: expected an optax.GradientTransformation"),
     ({"steps": 0}, "steps: must be a positive integer"),
     ({"every": 7}, r"every: steps \(100\) must be a multiple of every \(7\)"),
     ({"batch_size": 4}, "key: minibatch SGD"),
     ({"batch_size": 9, "key": jax.random.PRNGKey(0)}, "batch_size: 9 exceeds the 8"),
     ({"observe": "ntk_gap"}, "time_per_step"),
-])
+  ],
+)
 def test_train_argument_errors(kwargs, match):
   net, p0, x, y, _ = problem()
   call = {"optimizer": optax.sgd(0.1), "steps": 100, **kwargs}
@@ -274,7 +329,8 @@ def test_output_error_control_keeps_the_outputs_error_independent_of_width(width
   outputs stay within a few rtol of the closed form at every width (controlling the displacement
   instead lets the output error grow with the width; it is reported here, not asserted)."""
   net = nl.MLP((width,), activation="relu")
-  x = jax.random.normal(jax.random.PRNGKey(0), (32, 4)); y = jnp.sin(x[:, 0])
+  x = jax.random.normal(jax.random.PRNGKey(0), (32, 4))
+  y = jnp.sin(x[:, 0])
   p0 = net.init(jax.random.PRNGKey(1), 4)
   times = jnp.linspace(0.0, 10.0, 6)
   ref = nl.mse_dynamics(nl.empirical_ntk(net, p0, x), y, times, u0_train=net.apply(p0, x)).train
@@ -289,10 +345,12 @@ def test_mean_reduction_is_the_sum_flow_at_learning_rate_over_y_size():
   η / y.size; the closed form is also checked against NT's formula e^{−ηΘt/y.size} directly."""
   net, p0, x, y, xt = problem(out_dim=2)
   size = y.size
-  mean = nl.gradient_flow(net, p0, x, y, times=TIMES, reduction="mean", learning_rate=3.0,
-                          rtol=1e-10, atol=1e-12, observe=["loss"])
-  summ = nl.gradient_flow(net, p0, x, y, times=TIMES, learning_rate=3.0 / size,
-                          rtol=1e-10, atol=1e-12, observe=["loss"])
+  mean = nl.gradient_flow(
+    net, p0, x, y, times=TIMES, reduction="mean", learning_rate=3.0, rtol=1e-10, atol=1e-12, observe=["loss"]
+  )
+  summ = nl.gradient_flow(
+    net, p0, x, y, times=TIMES, learning_rate=3.0 / size, rtol=1e-10, atol=1e-12, observe=["loss"]
+  )
   assert rel_err(mean.train_outputs, summ.train_outputs) <= 1e-8
   np.testing.assert_allclose(mean.observables["loss"] * size, summ.observables["loss"], rtol=1e-8)
   gd_mean = nl.train(net, p0, x, y, optimizer=optax.sgd(2.0), steps=20, every=10, reduction="mean")
@@ -301,8 +359,9 @@ def test_mean_reduction_is_the_sum_flow_at_learning_rate_over_y_size():
   K = nl.empirical_ntk(net, p0, x)
   u0 = net.apply(p0, x)
   lam, V = np.linalg.eigh(np.asarray(K))
-  want = [np.asarray(y) + V @ np.diag(np.exp(-0.5 * lam * t / size)) @ V.T @ np.asarray(u0 - y)
-          for t in TIMES]
+  want = [
+    np.asarray(y) + V @ np.diag(np.exp(-0.5 * lam * t / size)) @ V.T @ np.asarray(u0 - y) for t in TIMES
+  ]
   got = nl.mse_dynamics(K, y, TIMES, learning_rate=0.5, u0_train=u0, reduction="mean").train
   assert rel_err(got, np.stack(want)) <= 1e-12
   kern = net.kernel(x)
@@ -332,8 +391,10 @@ def test_flow_gap_maxima_cover_every_accepted_step():
   """Saved times do not move diffrax's steps, so the running maximum over accepted steps is the
   same with 3 or 41 saved times (up to the dense saves' own values), and bounds every saved gap."""
   net, p0, x, y, xt = problem(activation="relu", b_std=None)
-  runs = [nl.gradient_flow(net, p0, x, y, times=jnp.linspace(0.0, 3.0, k), x_test=xt,
-                           observe=["lin_gap"]) for k in (3, 41)]
+  runs = [
+    nl.gradient_flow(net, p0, x, y, times=jnp.linspace(0.0, 3.0, k), x_test=xt, observe=["lin_gap"])
+    for k in (3, 41)
+  ]
   coarse, dense = runs
   for name in ("lin_gap", "lin_gap_test"):
     m = np.asarray(dense.observables[name + "_max"])
@@ -353,14 +414,29 @@ def test_observables_registry_takes_names_user_functions_and_registered_ones():
 
   nl.observables.register("params_norm", lambda s: optax.tree.norm(s.params))
   try:
-    run = nl.gradient_flow(net, p0, x, y, times=TIMES, observe=["residual", out_norm, "params_norm"],
-                           save_params=True, rtol=1e-8, atol=1e-10)
+    run = nl.gradient_flow(
+      net,
+      p0,
+      x,
+      y,
+      times=TIMES,
+      observe=["residual", out_norm, "params_norm"],
+      save_params=True,
+      rtol=1e-8,
+      atol=1e-10,
+    )
   finally:
-    del nl.OBSERVABLES["params_norm"]
-  np.testing.assert_allclose(run.observables["out_norm"],
-                             np.linalg.norm(np.asarray(run.train_outputs).reshape(4, -1), axis=1), rtol=1e-12)
-  np.testing.assert_allclose(run.observables["residual"], np.linalg.norm(
-      np.asarray(run.train_outputs - y).reshape(4, -1), axis=1), rtol=1e-12)
+    del nl.observables.OBSERVABLES["params_norm"]
+  np.testing.assert_allclose(
+    run.observables["out_norm"],
+    np.linalg.norm(np.asarray(run.train_outputs).reshape(4, -1), axis=1),
+    rtol=1e-12,
+  )
+  np.testing.assert_allclose(
+    run.observables["residual"],
+    np.linalg.norm(np.asarray(run.train_outputs - y).reshape(4, -1), axis=1),
+    rtol=1e-12,
+  )
   first = float(optax.tree.norm(p0))
   np.testing.assert_allclose(run.observables["params_norm"][0], first, rtol=1e-12)
   with pytest.raises(ValueError, match="__name__"):
@@ -375,7 +451,8 @@ def test_solvers_are_objects_from_one_registry():
   import diffrax
 
   from ntk_lab.training.solvers import RK4
-  assert all(isinstance(s.solver, diffrax.AbstractSolver) for s in nl.SOLVERS.values())
+
+  assert all(isinstance(s.solver, diffrax.AbstractSolver) for s in nl.training.SOLVERS.values())
   net, p0, x, y, _ = problem()
   by_name = nl.gradient_flow(net, p0, x, y, times=TIMES, solver="rk4", dt0=0.01)
   by_object = nl.gradient_flow(net, p0, x, y, times=TIMES, solver=RK4(), dt0=0.01)
@@ -389,6 +466,7 @@ def test_fresh_optimizers_and_new_hyperparameters_reuse_the_compilation():
   """Counted on the compiled programs' caches (no timing): a freshly built optax.sgd(0.1), an
   injected learning rate, and gradient flow's η and tolerances add no compilation."""
   from ntk_lab.training import flow, optax_loop
+
   net, p0, x, y, _ = problem()
   nl.train(net, p0, x, y, optimizer=optax.sgd(0.1), steps=4)
   misses = optax_loop._compiled_train.cache_info().misses
@@ -413,10 +491,12 @@ def test_every_error_control_reaches_the_tight_solution(control):
   """Each control, at rtol 1e-6, lands within 1e-4 (outputs) and 1e-4 (params) of a solve at 1e-11;
   the controls differ in which error steers the steps, not in the flow they integrate."""
   net, p0, x, y, _ = problem()
-  ref = nl.gradient_flow(net, p0, x, y, times=TIMES, rtol=1e-11, atol=1e-13, error_control="both",
-                         save_params=True)
-  run = nl.gradient_flow(net, p0, x, y, times=TIMES, rtol=1e-6, atol=1e-8, error_control=control,
-                         save_params=True)
+  ref = nl.gradient_flow(
+    net, p0, x, y, times=TIMES, rtol=1e-11, atol=1e-13, error_control="both", save_params=True
+  )
+  run = nl.gradient_flow(
+    net, p0, x, y, times=TIMES, rtol=1e-6, atol=1e-8, error_control=control, save_params=True
+  )
   assert float(jnp.max(jnp.abs(run.train_outputs - ref.train_outputs))) <= 1e-4
   for a, b in zip(jax.tree.leaves(run.params), jax.tree.leaves(ref.params)):
     assert float(jnp.max(jnp.abs(a - b))) <= 1e-4

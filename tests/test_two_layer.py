@@ -27,8 +27,8 @@ def test_seed001_g_and_h_infinity_against_the_recursion(act, s, a2):
   W_std = (s * math.sqrt(d), math.sqrt(a2))
   readout = nl.MLP((8,), activation=act, W_std=W_std, b_std=None, trainable="readout")
   hidden = nl.MLP((8,), activation=act, W_std=W_std, b_std=None, trainable="hidden")
-  G = nl.g_infinity(x1, x2, activation=act, w_std=s)
-  H = nl.h_infinity(x1, x2, activation=act, w_std=s, a_second_moment=a2)
+  G = nl.two_layer.g_infinity(x1, x2, activation=act, first_layer_std=s)
+  H = nl.two_layer.h_infinity(x1, x2, activation=act, first_layer_std=s, a_second_moment=a2)
   assert rel_err(G, readout.kernel(x1, x2).ntk / a2) <= 1e-13
   assert rel_err(H, hidden.kernel(x1, x2).ntk / s**2) <= 1e-13
   if s == 1.0 and a2 == 1.0:  # both layers trained: K^∞ = G^∞ + H^∞ is the NTK itself
@@ -45,27 +45,29 @@ def test_seed001_definitions_by_monte_carlo():
   G_mc = jnp.tanh(pre).T @ jnp.tanh(pre) / w.shape[0]
   dt = 1 - jnp.tanh(pre) ** 2
   H_mc = (x @ x.T) * a2 * (dt.T @ dt) / w.shape[0]
-  assert rel_err(G_mc, nl.g_infinity(x, activation="tanh", w_std=s)) < 1e-2
-  assert rel_err(H_mc, nl.h_infinity(x, activation="tanh", w_std=s, a_second_moment=a2)) < 1e-2
+  assert rel_err(G_mc, nl.two_layer.g_infinity(x, activation="tanh", first_layer_std=s)) < 1e-2
+  assert (
+    rel_err(H_mc, nl.two_layer.h_infinity(x, activation="tanh", first_layer_std=s, a_second_moment=a2)) < 1e-2
+  )
 
 
 def test_seed002d_closed_form_is_h_infinity_and_the_recursion():
   x1, x2 = unit(7, 5), unit(4, 5, seed=3)
-  H = nl.relu_h_infinity(x1, x2)
+  H = nl.two_layer.relu_h_infinity(x1, x2)
   g = np.clip(np.asarray(x1 @ x2.T), -1, 1)
   assert rel_err(H, g * (math.pi - np.arccos(g)) / (2 * math.pi)) <= 1e-14
-  assert rel_err(H, nl.h_infinity(x1, x2)) <= 1e-14
+  assert rel_err(H, nl.two_layer.h_infinity(x1, x2)) <= 1e-14
   net = nl.MLP((8,), W_std=(math.sqrt(5), 1.0), b_std=None, trainable="hidden")
   assert rel_err(H, net.kernel(x1, x2).ntk) <= 1e-13
   # Any norms: the angle form scales bilinearly, H(αx, βx') = αβ H(x, x').
-  assert rel_err(nl.relu_h_infinity(2.0 * x1, 0.5 * x2), H) <= 1e-14
+  assert rel_err(nl.two_layer.relu_h_infinity(2.0 * x1, 0.5 * x2), H) <= 1e-14
 
 
 @pytest.mark.parametrize("terms", [1, 2, 5, 20, 200])
 def test_seed002_p2a_series_and_its_truncation_bound(terms):
   x = jnp.concatenate([unit(8, 3), unit(1, 3, seed=9)])
-  exact = np.asarray(nl.relu_h_infinity(x))
-  s = nl.relu_h_infinity_series(x, terms=terms)
+  exact = np.asarray(nl.two_layer.relu_h_infinity(x))
+  s = nl.two_layer.relu_h_infinity_series(x, terms=terms)
   err = np.abs(np.asarray(s.value) - exact)
   bound = np.asarray(s.error_bound)
   assert (err <= bound + 1e-15).all()
@@ -79,7 +81,7 @@ def test_seed002_p2a_series_and_its_truncation_bound(terms):
 
 def test_seed002_series_rejects_non_unit_inputs():
   with pytest.raises(ValueError, match="unit-norm"):
-    nl.relu_h_infinity_series(2.0 * unit(3, 2), terms=3)
+    nl.two_layer.relu_h_infinity_series(2.0 * unit(3, 2), terms=3)
 
 
 @pytest.mark.parametrize("s", [0.5, 1.0, 2.0])
@@ -87,9 +89,15 @@ def test_seed003_q3a_all_weights_relu_ntk(s):
   """K = Θ_hidden/s² + Θ_readout (readout c Rademacher, E[c²] = 1), and = H^∞ + G^∞ of 001."""
   d = 4
   x1, x2 = inputs(6, d), inputs(5, d, seed=4)
-  K = nl.relu_ntk_all_weights(x1, x2, w_std=s)
+  K = nl.two_layer.relu_ntk_all_weights(x1, x2, first_layer_std=s)
   W_std = (s * math.sqrt(d), 1.0)
   hidden = nl.MLP((8,), W_std=W_std, b_std=None, trainable="hidden", readout_init="rademacher")
   readout = nl.MLP((8,), W_std=W_std, b_std=None, trainable="readout", readout_init="rademacher")
   assert rel_err(K, hidden.kernel(x1, x2).ntk / s**2 + readout.kernel(x1, x2).ntk) <= 1e-13
-  assert rel_err(K, nl.h_infinity(x1, x2, w_std=s) + nl.g_infinity(x1, x2, w_std=s)) <= 1e-13
+  assert (
+    rel_err(
+      K,
+      nl.two_layer.h_infinity(x1, x2, first_layer_std=s) + nl.two_layer.g_infinity(x1, x2, first_layer_std=s),
+    )
+    <= 1e-13
+  )

@@ -43,10 +43,25 @@ import json
 import math
 import pathlib
 import time
-from typing import Callable
+from collections.abc import Callable
 
-__all__ = ["CLAIMS", "ClaimResult", "Outcome", "check_claim", "run_atlas", "atlas_markdown", "update_docs",
-           "verdict", "unresolved", "counts", "VERDICTS", "HOLDS", "FAILS", "READING", "UNDECIDED"]
+__all__ = [
+  "CLAIMS",
+  "ClaimResult",
+  "Outcome",
+  "check_claim",
+  "run_atlas",
+  "atlas_markdown",
+  "update_docs",
+  "verdict",
+  "unresolved",
+  "counts",
+  "VERDICTS",
+  "HOLDS",
+  "FAILS",
+  "READING",
+  "UNDECIDED",
+]
 
 HOLDS = "holds"
 FAILS = "fails as printed"
@@ -125,14 +140,17 @@ def claim(id: str, topic: str, statement: str, *, twin: str):
   `statement` is the claim in words with its hypotheses; `twin` says how its false twin differs
   (the check evaluates that twin instead when called with ``twin=True``).
   """
+
   def register(fn):
     CLAIMS[id] = _Claim(id, topic, statement, twin, fn)
     return fn
+
   return register
 
 
 def _load():
   import pkgutil
+
   for m in pkgutil.iter_modules(__path__):
     if m.name.startswith("c") and m.name[1:].isdigit():  # c0 … c4: one module per topic
       importlib.import_module(f"ntk_lab.atlas.{m.name}")
@@ -164,6 +182,7 @@ def unresolved(result) -> bool:
 def _check_id(id):
   if id not in CLAIMS:
     import difflib
+
     close = difflib.get_close_matches(id, list(CLAIMS), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"id: unknown claim {id!r}; valid ids are C0.1 … C4.5 ({len(CLAIMS)} claims){hint}")
@@ -173,19 +192,34 @@ def check_claim(id: str, *, quick: bool = False, twin: bool = False) -> ClaimRes
   """Runs one claim's check (in float64) and returns its `ClaimResult`; with ``twin=True`` the check
   runs on the claim's false twin (which must fail)."""
   import jax
+
   _load()
   _check_id(id)
   c = CLAIMS[id]
   t0 = time.perf_counter()
   with jax.enable_x64(True):
     out = c.check(quick, twin)
-  return ClaimResult(c.id, c.topic, c.twin if twin else c.statement, verdict(out), dict(out.measured),
-                     out.counterexample, out.corrected, out.corrected_holds, out.reading, out.power,
-                     out.search, out.note, twin, time.perf_counter() - t0)
+  return ClaimResult(
+    c.id,
+    c.topic,
+    c.twin if twin else c.statement,
+    verdict(out),
+    dict(out.measured),
+    out.counterexample,
+    out.corrected,
+    out.corrected_holds,
+    out.reading,
+    out.power,
+    out.search,
+    out.note,
+    twin,
+    time.perf_counter() - t0,
+  )
 
 
-def run_atlas(*, quick: bool = False, only=None, out=None, jobs: int = 1,
-              progress: bool = False) -> list[ClaimResult]:
+def run_atlas(
+  *, quick: bool = False, only=None, out=None, jobs: int = 1, progress: bool = False
+) -> list[ClaimResult]:
   """Runs every claim (or the ids in `only`) and returns the results in id order.
 
   Args:
@@ -196,6 +230,7 @@ def run_atlas(*, quick: bool = False, only=None, out=None, jobs: int = 1,
     progress: print one line per finished claim to stderr.
   """
   import sys
+
   _load()
   ids = sorted(CLAIMS, key=_key) if only is None else list(only)
   for cid in ids:
@@ -205,12 +240,17 @@ def run_atlas(*, quick: bool = False, only=None, out=None, jobs: int = 1,
   def record(r):
     done[r.id] = r
     if progress:
-      print(f"[{len(done)}/{len(ids)}] {r.id:6s} {r.verdict:34s} {r.seconds:6.1f} s", file=sys.stderr, flush=True)
+      print(
+        f"[{len(done)}/{len(ids)}] {r.id:6s} {r.verdict:34s} {r.seconds:6.1f} s", file=sys.stderr, flush=True
+      )
 
   if jobs > 1:
     import concurrent.futures
     import multiprocessing
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+
+    with concurrent.futures.ProcessPoolExecutor(
+      jobs, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
       futures = [pool.submit(check_claim, cid, quick=quick) for cid in ids]
       for fut in concurrent.futures.as_completed(futures):
         record(fut.result())
@@ -220,12 +260,16 @@ def run_atlas(*, quick: bool = False, only=None, out=None, jobs: int = 1,
   results = [done[cid] for cid in ids]
   if out is not None:
     import pathlib
+
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     meta = _meta(quick)
     (out / "atlas.md").write_text(atlas_markdown(results, meta))
-    (out / "atlas.json").write_text(json.dumps({"meta": meta, "claims": [dataclasses.asdict(r) for r in results]},
-                                               indent=1, default=_jsonable))
+    (out / "atlas.json").write_text(
+      json.dumps(
+        {"meta": meta, "claims": [dataclasses.asdict(r) for r in results]}, indent=1, default=_jsonable
+      )
+    )
   return results
 
 
@@ -242,8 +286,13 @@ def _meta(quick):
   import jax
 
   from ntk_lab.runner import git_commit
-  return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "commit": git_commit(short=True),
-          "quick": quick, "jax": jax.__version__}
+
+  return {
+    "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
+    "commit": git_commit(short=True),
+    "quick": quick,
+    "jax": jax.__version__,
+  }
 
 
 def _fmt(v):
@@ -267,12 +316,15 @@ def _search_text(search):
   if not search:
     return ""
   where = ", ".join(f"{k} = {_fmt(v)}" for k, v in search.get("where", {}).items())
-  return f"worst LHS/RHS {_fmt(search['worst ratio'])} at {where} ({search.get('evaluations', '?')} evaluations)"
+  return (
+    f"worst LHS/RHS {_fmt(search['worst ratio'])} at {where} ({search.get('evaluations', '?')} evaluations)"
+  )
 
 
 def atlas_markdown(results, meta=None) -> str:
   """The atlas as Markdown: a count of each verdict, a table (one row per claim), then per claim
   its readings, counterexamples, corrected statements, adversarial search and notes."""
+
   def cell(text):  # a "|" inside a cell (|x|, |F|) would end it
     return str(text).replace("|", "\\|")
 
@@ -283,10 +335,15 @@ def atlas_markdown(results, meta=None) -> str:
   c = counts(results)
   head = ", ".join(f"{n} {v}" for v, n in c.items()) + ".\n\n"
   if meta:
-    head = (f"Claims atlas, {'quick' if meta.get('quick') else 'full'} run of {meta.get('date')} on commit "
-            f"{meta.get('commit')} (jax {meta.get('jax')}), {len(results)} claims: " + head)
-  table = ("| id | topic | statement tested | measured (worst case) | verdict |\n|---|---|---|---|---|\n"
-           + "\n".join(rows) + "\n")
+    head = (
+      f"Claims atlas, {'quick' if meta.get('quick') else 'full'} run of {meta.get('date')} on commit "
+      f"{meta.get('commit')} (jax {meta.get('jax')}), {len(results)} claims: " + head
+    )
+  table = (
+    "| id | topic | statement tested | measured (worst case) | verdict |\n|---|---|---|---|---|\n"
+    + "\n".join(rows)
+    + "\n"
+  )
   notes = []
   for r in results:
     lines = [f"- **{r.id}** ({r.verdict})"]
@@ -327,7 +384,9 @@ def update_docs(results_dir="results/atlas", docs="docs/atlas.md") -> str:
   page = pathlib.Path(docs)
   text = page.read_text()
   if BEGIN not in text or END not in text:
-    raise ValueError(f"docs: {str(page)!r} has no {BEGIN} … {END} block; add both markers where the table goes.")
+    raise ValueError(
+      f"docs: {str(page)!r} has no {BEGIN} … {END} block; add both markers where the table goes."
+    )
   before, rest = text.split(BEGIN, 1)
   after = rest.split(END, 1)[1]
   page.write_text(f"{before}{BEGIN}\n{block}{END}{after}")

@@ -50,8 +50,11 @@ def worst_case(ratio, space, *, seed=0, n_random=200, n_starts=3, maxiter=200):
       if kind == "log":
         out[k] = 10 ** (math.log10(lo) + v * (math.log10(hi) - math.log10(lo)))
       elif kind == "int":
-        out[k] = int(round(2 ** (math.log2(lo) + v * (math.log2(hi) - math.log2(lo))))) if lo >= 1 else \
-            int(round(lo + v * (hi - lo)))
+        out[k] = (
+          int(round(2 ** (math.log2(lo) + v * (math.log2(hi) - math.log2(lo)))))
+          if lo >= 1
+          else int(round(lo + v * (hi - lo)))
+        )
       else:
         out[k] = lo + v * (hi - lo)
     return out
@@ -65,7 +68,9 @@ def worst_case(ratio, space, *, seed=0, n_random=200, n_starts=3, maxiter=200):
     seen.append((r, point))
     return r
 
-  us = [np.array(c, float) for c in itertools.product((0.0, 1.0), repeat=len(names))] if len(names) <= 8 else []
+  us = (
+    [np.array(c, float) for c in itertools.product((0.0, 1.0), repeat=len(names))] if len(names) <= 8 else []
+  )
   us += list(rng.uniform(size=(n_random, len(names))))
   scored = sorted(((value(u), i) for i, u in enumerate(us)), reverse=True)
   for _, i in scored[:n_starts]:
@@ -78,8 +83,12 @@ def worst_case(ratio, space, *, seed=0, n_random=200, n_starts=3, maxiter=200):
       u = u0.copy()
       u[idx] = np.clip(v, 0, 1)
       return -value(u)
-    scipy.optimize.minimize(neg, u0[idx], method="Nelder-Mead",
-                            options={"maxiter": maxiter, "xatol": 1e-6, "fatol": 1e-12,
-                                     "initial_simplex": None})
+
+    scipy.optimize.minimize(
+      neg,
+      u0[idx],
+      method="Nelder-Mead",
+      options={"maxiter": maxiter, "xatol": 1e-6, "fatol": 1e-12, "initial_simplex": None},
+    )
   worst, where = max(seen, key=lambda s: s[0])
   return {"worst ratio": worst, "where": where, "evaluations": len(seen)}

@@ -27,5 +27,6 @@ def rel(a, b) -> float:
 def sphere(key, n, d, scale=1.0):
   import jax
   import jax.numpy as jnp
+
   x = jax.random.normal(key, (n, d))
   return scale * x / jnp.linalg.norm(x, axis=1, keepdims=True)

@@ -2,9 +2,20 @@
 ``configs/``. Importing this package registers them in `EXPERIMENTS`; an experiment of your own
 is an `Experiment` passed to `register`."""
 
-from ntk_lab.experiments import (arora2019, concentration, convergence_rate, deep_linear,  # noqa: F401
-                                 generalization_bound, jacot2018, kernel_convergence, lazy_training,
-                                 lee2019, nn_vs_ntk, quickstart, real_data)
+from ntk_lab.experiments import (  # noqa: F401
+  arora2019,
+  concentration,
+  convergence_rate,
+  deep_linear,
+  generalization_bound,
+  jacot2018,
+  kernel_convergence,
+  lazy_training,
+  lee2019,
+  nn_vs_ntk,
+  quickstart,
+  real_data,
+)
 from ntk_lab.experiments.registry import EXPERIMENTS, Experiment, experiment, register
 
 __all__ = ["EXPERIMENTS", "Experiment", "experiment", "register"]

@@ -28,6 +28,7 @@ def make_data(cfg, n: int, seed: int):
     y = x @ beta
   else:
     import ntk_lab as nl
+
     teacher = nl.MLP((512,), activation="tanh", b_std=0.1)
     y = teacher.apply(teacher.init(kt, d.in_dim), x)
   y = y + d.noise * jax.random.normal(kn, y.shape)
@@ -36,9 +37,16 @@ def make_data(cfg, n: int, seed: int):
 
 def make_model(cfg, cell):
   import ntk_lab as nl
+
   m = cfg.model
-  return nl.MLP((cell.width,) * cell.depth, out_dim=m.out_dim, activation=cell.activation,
-                parametrization=m.parametrization, W_std=m.W_std, b_std=m.b_std)
+  return nl.MLP(
+    (cell.width,) * cell.depth,
+    out_dim=m.out_dim,
+    activation=cell.activation,
+    parametrization=m.parametrization,
+    W_std=m.W_std,
+    b_std=m.b_std,
+  )
 
 
 def by_width(results, key, field="width"):
@@ -60,6 +68,7 @@ def loglog_panel(ax, results, key, title):
   ax.set_xlabel("width m")
   ax.set_title(title, fontsize=9)
   from matplotlib.ticker import NullFormatter
+
   ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap over a few octaves
   if len(med) < 2:
     return None
@@ -75,10 +84,10 @@ def median_table(results, columns, field="width", reduce=np.median):
   """Markdown table of per-width medians: columns is [(key, header, format)]; `field` picks
   another cell field for the rows, `reduce` another statistic (np.max for a worst case)."""
   from benchmarks._timing import markdown_table
+
   groups = {k: by_width(results, k, field) for k, _, _ in columns}
   rows_of = list(groups[columns[0][0]])
-  rows = [[f"{w:,}"] + [format(float(reduce(groups[k][w])), fmt) for k, _, fmt in columns]
-          for w in rows_of]
+  rows = [[f"{w:,}"] + [format(float(reduce(groups[k][w])), fmt) for k, _, fmt in columns] for w in rows_of]
   return markdown_table([field] + [h for _, h, _ in columns], rows)
 
 
@@ -87,6 +96,7 @@ def slope_lines(fits, labels):
     if np.isfinite(f[1]):
       return f"- {labels[k]}: log-log slope {f[0]:.2f}, 95 % interval [{f[1]:.2f}, {f[2]:.2f}]"
     return f"- {labels[k]}: log-log slope {f[0]:.2f} (two points: no interval)"
+
   return "\n".join(line(k, f) for k, f in fits.items() if f is not None)
 
 
@@ -94,13 +104,16 @@ def savefig(fig, path):
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   import matplotlib.pyplot as plt
+
   plt.close(fig)
 
 
 def figure(rows, cols, size=(4.3, 3.8)):
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
   return fig, axes.ravel()
 
@@ -118,6 +131,7 @@ def init_seeds(net, cells, in_dim):
   """θ₀ of every cell's seed, stacked along a leading axis."""
   import jax
   import jax.numpy as jnp
+
   return jax.vmap(lambda k: net.init(k, in_dim))(jnp.stack([jax.random.PRNGKey(c.seed) for c in cells]))
 
 
@@ -125,6 +139,7 @@ def per_draw(fn, params, count):
   """[fn(θ₀) for each of the `count` stacked draws]: one `jax.vmap`ped call, or a plain call for
   a single draw (so one seed at a time runs exactly the unbatched program)."""
   import jax
+
   if count == 1:
     return [fn(jax.tree.map(lambda a: a[0], params))]
   out = jax.vmap(fn)(params)
@@ -139,6 +154,7 @@ def solver_error(cfg, cells, model_of, params, x, y, summaries, summarize, keys,
   import jax
 
   import ntk_lab as nl
+
   tr = cfg.training
   out = []
   for i, (cell, first) in enumerate(zip(cells, summaries, strict=True)):
@@ -146,9 +162,20 @@ def solver_error(cfg, cells, model_of, params, x, y, summaries, summarize, keys,
       out.append(float("nan"))
       continue
     p = jax.tree.map(lambda a: a[i], params)
-    ref = summarize(nl.gradient_flow(model_of(p), p, x, y, times=np.linspace(0.0, tr.time, tr.n_times),
-                                     learning_rate=cell.learning_rate, solver=tr.solver,
-                                     rtol=tr.rtol / 100, atol=tr.atol / 100, **options))
+    ref = summarize(
+      nl.gradient_flow(
+        model_of(p),
+        p,
+        x,
+        y,
+        times=np.linspace(0.0, tr.time, tr.n_times),
+        learning_rate=cell.learning_rate,
+        solver=tr.solver,
+        rtol=tr.rtol / 100,
+        atol=tr.atol / 100,
+        **options,
+      )
+    )
     out.append(max(abs(first[k] - ref[k]) / abs(ref[k]) for k in keys))
   return out
 
@@ -156,12 +183,23 @@ def solver_error(cfg, cells, model_of, params, x, y, summaries, summarize, keys,
 def solver_error_table(results):
   """Per width, the solver's share of the fitted metrics (first seed), and the verdict against
   the 1 % budget."""
-  table = median_table(results, [("solver_error", "solver error (largest relative change of a fitted "
-                                  "metric at rtol/100, atol/100)", ".1e")], reduce=np.nanmax)
+  table = median_table(
+    results,
+    [
+      (
+        "solver_error",
+        "solver error (largest relative change of a fitted metric at rtol/100, atol/100)",
+        ".1e",
+      )
+    ],
+    reduce=np.nanmax,
+  )
   worst = max((r["solver_error"] for r in results if np.isfinite(r["solver_error"])), default=float("nan"))
   verdict = "below" if worst < 0.01 else "ABOVE"
-  return (f"Solver error: re-solving each width's first seed at rtol/100, atol/100 moves the fitted "
-          f"metrics by at most {100 * worst:.2g} % ({verdict} the 1 % budget).\n\n" + table)
+  return (
+    f"Solver error: re-solving each width's first seed at rtol/100, atol/100 moves the fitted "
+    f"metrics by at most {100 * worst:.2g} % ({verdict} the 1 % budget).\n\n" + table
+  )
 
 
 def flow(cfg, cells, model_of, params, x, y, **options):
@@ -177,11 +215,23 @@ def flow(cfg, cells, model_of, params, x, y, **options):
   yet: no GPU was lent to this project's sessions so far).
   """
   import ntk_lab as nl
+
   tr = cfg.training
   times = np.linspace(0.0, tr.time, tr.n_times)
 
   def one(p):
-    return nl.gradient_flow(model_of(p), p, x, y, times=times, learning_rate=cells[0].learning_rate,
-                            solver=tr.solver, rtol=tr.rtol, atol=tr.atol, dt0=tr.dt0, **options)
+    return nl.gradient_flow(
+      model_of(p),
+      p,
+      x,
+      y,
+      times=times,
+      learning_rate=cells[0].learning_rate,
+      solver=tr.solver,
+      rtol=tr.rtol,
+      atol=tr.atol,
+      dt0=tr.dt0,
+      **options,
+    )
 
   return times, per_draw(one, params, len(cells))

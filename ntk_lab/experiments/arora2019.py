@@ -29,34 +29,46 @@ import numpy as np
 from ntk_lab.experiments import _common
 from ntk_lab.experiments.registry import Experiment, register
 
-DESCRIPTION = "Arora et al. 2019: true vs random labels on digits: complexity, loss vs H^∞ prediction, accuracy"
+DESCRIPTION = (
+  "Arora et al. 2019: true vs random labels on digits: complexity, loss vs H^∞ prediction, accuracy"
+)
 OPTIONS = {"classes": [3, 5], "corrupt": [0.0, 0.2, 0.5, 1.0], "steps": 1000, "every": 20, "lr_fraction": 0.5}
 
-PAPER = ("with more random labels gradient descent fits the training set more slowly, the loss curves "
-         "follow the eigen-projection prediction √(Σ(1 − ηλ_i)^{2k}(v_iᵀy)²), the complexity "
-         "√(2yᵀ(H^∞)⁻¹y/n) grows, and so does the test error (the measure tracks the generalization gap)")
+PAPER = (
+  "with more random labels gradient descent fits the training set more slowly, the loss curves "
+  "follow the eigen-projection prediction √(Σ(1 − ηλ_i)^{2k}(v_iᵀy)²), the complexity "
+  "√(2yᵀ(H^∞)⁻¹y/n) grows, and so does the test error (the measure tracks the generalization gap)"
+)
 
 
 def _check(cfg, options):
   from ntk_lab.config import ConfigError
+
   if cfg.model.depth != 1 or cfg.model.activation != "relu":
-    raise ConfigError("model: the paper's net is two-layer ReLU; set model.depth: 1 and "
-                      f"model.activation: relu (got depth {cfg.model.depth}, {cfg.model.activation!r}).")
+    raise ConfigError(
+      "model: the paper's net is two-layer ReLU; set model.depth: 1 and "
+      f"model.activation: relu (got depth {cfg.model.depth}, {cfg.model.activation!r})."
+    )
   for key in ("steps", "every"):
     v = options[key]
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
       raise ConfigError(f"options.{key}: must be a positive integer, got {v!r}.")
   if options["steps"] % options["every"]:
-    raise ConfigError(f"options.steps: must be a multiple of options.every ({options['every']}), got "
-                      f"{options['steps']}.")
+    raise ConfigError(
+      f"options.steps: must be a multiple of options.every ({options['every']}), got {options['steps']}."
+    )
   c = options["corrupt"]
-  if not isinstance(c, list) or not c or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                 and 0 <= v <= 1 for v in c):
+  if (
+    not isinstance(c, list)
+    or not c
+    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in c)
+  ):
     raise ConfigError(f"options.corrupt: must be a non-empty list of fractions in [0, 1], got {c!r}.")
   f = options["lr_fraction"]
   if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
-    raise ConfigError(f"options.lr_fraction: the GD step as a fraction of 2/λ_max(H^∞) must be in (0, 1), "
-                      f"got {f!r}.")
+    raise ConfigError(
+      f"options.lr_fraction: the GD step as a fraction of 2/λ_max(H^∞) must be in (0, 1), got {f!r}."
+    )
 
 
 def _accuracy(out, labels):
@@ -71,30 +83,56 @@ def run_seeds(cfg, cells, options):
   import ntk_lab as nl
   from ntk_lab import datasets
   from ntk_lab.config import ConfigError
+
   _check(cfg, options)
   try:
-    clean = datasets.digits(classes=tuple(options["classes"]), n_train=cfg.data.n, n_test=cfg.data.n_test,
-                            labels="pm1", key=0)
+    clean = datasets.digits(
+      classes=tuple(options["classes"]), n_train=cfg.data.n, n_test=cfg.data.n_test, labels="pm1", key=0
+    )
   except ValueError as e:
     raise ConfigError(f"options.classes / data.n / data.n_test: {e}") from e
   x, xt = clean.x_train, clean.x_test
   d = x.shape[1]
-  H, Ht = nl.relu_h_infinity(x), nl.relu_h_infinity(xt, x)
+  H, Ht = nl.two_layer.relu_h_infinity(x), nl.two_layer.relu_h_infinity(xt, x)
   eta = options["lr_fraction"] * float(nl.max_learning_rate(H))
   lam, V = np.linalg.eigh(np.asarray(H))
-  top = V[:, -max(1, len(lam) // 10):]  # the top 10 % of H^∞'s eigenvectors
+  top = V[:, -max(1, len(lam) // 10) :]  # the top 10 % of H^∞'s eigenvectors
   net = nl.MLP((cells[0].width,), activation="relu", W_std=1.0, b_std=None, trainable="hidden")
   out = []
   for cell in cells:
     p0 = net.init(jax.random.PRNGKey(cell.seed), d)
-    res = {"corrupt": [], "complexity": [], "complexity_trace": [], "top_projection": [],
-           "residual": [], "predicted": [], "test_accuracy": [], "kernel_test_accuracy": [],
-           "train_accuracy": [], "prediction_error": [], "learning_rate_used": eta}
+    res = {
+      "corrupt": [],
+      "complexity": [],
+      "complexity_trace": [],
+      "top_projection": [],
+      "residual": [],
+      "predicted": [],
+      "test_accuracy": [],
+      "kernel_test_accuracy": [],
+      "train_accuracy": [],
+      "prediction_error": [],
+      "learning_rate_used": eta,
+    }
     for p in options["corrupt"]:
-      y = datasets.digits(classes=tuple(options["classes"]), n_train=cfg.data.n, n_test=cfg.data.n_test,
-                          labels="pm1", corrupt=float(p), key=0).y_train
-      run = nl.train(nl.centered(net, p0), p0, x * jnp.sqrt(d), y, optimizer=optax.sgd(eta),
-                     steps=options["steps"], every=options["every"], x_test=xt * jnp.sqrt(d))
+      y = datasets.digits(
+        classes=tuple(options["classes"]),
+        n_train=cfg.data.n,
+        n_test=cfg.data.n_test,
+        labels="pm1",
+        corrupt=float(p),
+        key=0,
+      ).y_train
+      run = nl.train(
+        nl.centered(net, p0),
+        p0,
+        x * jnp.sqrt(d),
+        y,
+        optimizer=optax.sgd(eta),
+        steps=options["steps"],
+        every=options["every"],
+        x_test=xt * jnp.sqrt(d),
+      )
       pred = nl.mse_dynamics(H, y, run.times, k_test_train=Ht, learning_rate=eta, discrete=True)
       actual = np.linalg.norm(np.asarray(run.train_outputs - y[None]), axis=(1, 2))
       predicted = np.linalg.norm(np.asarray(pred.train - y[None]), axis=(1, 2))
@@ -142,25 +180,51 @@ def report(out, cfg, options, results):
   axes[2].legend(fontsize=7)
   _common.savefig(fig, out / "arora2019.png")
   from benchmarks._timing import markdown_table
+
   rows = []
   for i, p in enumerate(corrupt):
-    rows.append([f"{p:g}", f"{r0['complexity'][i]:.3f}", f"{r0['complexity_trace'][i]:.3f}",
-                 f"{r0['top_projection'][i]:.3f}", f"{_median(results, 'residual', wide)[i][-1]:.3f}",
-                 f"{r0['predicted'][i][-1]:.3f}", f"{_median(results, 'prediction_error', wide)[i]:.3f}",
-                 f"{_median(results, 'train_accuracy', wide)[i]:.3f}",
-                 f"{_median(results, 'test_accuracy', wide)[i]:.3f}", f"{r0['kernel_test_accuracy'][i]:.3f}"])
-  table = markdown_table(["random labels p", "√(2yᵀH⁻¹y/n)", "√(2yᵀH⁻¹y·tr H)/n", "‖P_top y‖²/‖y‖²",
-                          "final ‖y − u‖/‖y‖ (net)", "predicted", "max gap net − prediction",
-                          "train accuracy", "test accuracy (net)", "test accuracy (H^∞)"], rows)
-  md = (f"Arora et al. 2019, \"Fine-grained analysis\". Paper: {PAPER}.\n\n"
-        f"This run: digits {options['classes'][0]} vs {options['classes'][1]} (±1), {cfg.data.n} training / "
-        f"{cfg.data.n_test} test images (unit norm), two-layer ReLU nets with the readout fixed, width "
-        f"{wide:,} in the table (medians over seeds), {options['steps']} GD steps with "
-        f"η = {r0['learning_rate_used']:.3g} ({options['lr_fraction']:g} × 2/λ_max(H^∞)). ‖P_top y‖²/‖y‖²: "
-        "the share of the labels on H^∞'s top 10 % eigenvectors.\n\n" + table + "\n")
+    rows.append(
+      [
+        f"{p:g}",
+        f"{r0['complexity'][i]:.3f}",
+        f"{r0['complexity_trace'][i]:.3f}",
+        f"{r0['top_projection'][i]:.3f}",
+        f"{_median(results, 'residual', wide)[i][-1]:.3f}",
+        f"{r0['predicted'][i][-1]:.3f}",
+        f"{_median(results, 'prediction_error', wide)[i]:.3f}",
+        f"{_median(results, 'train_accuracy', wide)[i]:.3f}",
+        f"{_median(results, 'test_accuracy', wide)[i]:.3f}",
+        f"{r0['kernel_test_accuracy'][i]:.3f}",
+      ]
+    )
+  table = markdown_table(
+    [
+      "random labels p",
+      "√(2yᵀH⁻¹y/n)",
+      "√(2yᵀH⁻¹y·tr H)/n",
+      "‖P_top y‖²/‖y‖²",
+      "final ‖y − u‖/‖y‖ (net)",
+      "predicted",
+      "max gap net − prediction",
+      "train accuracy",
+      "test accuracy (net)",
+      "test accuracy (H^∞)",
+    ],
+    rows,
+  )
+  md = (
+    f'Arora et al. 2019, "Fine-grained analysis". Paper: {PAPER}.\n\n'
+    f"This run: digits {options['classes'][0]} vs {options['classes'][1]} (±1), {cfg.data.n} training / "
+    f"{cfg.data.n_test} test images (unit norm), two-layer ReLU nets with the readout fixed, width "
+    f"{wide:,} in the table (medians over seeds), {options['steps']} GD steps with "
+    f"η = {r0['learning_rate_used']:.3g} ({options['lr_fraction']:g} × 2/λ_max(H^∞)). ‖P_top y‖²/‖y‖²: "
+    "the share of the labels on H^∞'s top 10 % eigenvectors.\n\n" + table + "\n"
+  )
   (out / "arora2019.md").write_text(md)
   print(md)
 
 
 # One seed at a time: each corruption level is its own compiled training run.
-EXPERIMENT = register(Experiment("arora2019", DESCRIPTION, OPTIONS, run_seeds, report, vmap_seeds_on_cpu=False))
+EXPERIMENT = register(
+  Experiment("arora2019", DESCRIPTION, OPTIONS, run_seeds, report, vmap_seeds_on_cpu=False)
+)

@@ -18,12 +18,15 @@ import numpy as np
 from ntk_lab.experiments import _common
 from ntk_lab.experiments.registry import Experiment, register
 
-DESCRIPTION = "factor-level gradient flow vs end-to-end dynamics of balanced deep linear nets (Arora et al. 2018)"
+DESCRIPTION = (
+  "factor-level gradient flow vs end-to-end dynamics of balanced deep linear nets (Arora et al. 2018)"
+)
 OPTIONS = {"init_scale": 0.1}
 
 
 def _problem(cfg):
   import jax
+
   d0, dn, n = cfg.data.in_dim, cfg.model.out_dim, cfg.data.n
   kx, km = jax.random.split(jax.random.PRNGKey(50_000))
   x = jax.random.normal(kx, (d0, n))
@@ -39,6 +42,7 @@ def run_seeds(cfg, cells, options):
   import jax.numpy as jnp
 
   from ntk_lab import deep_linear as dl
+
   cell = cells[0]
   x, _, loss = _problem(cfg)
   dims = (cfg.data.in_dim,) + (cell.width,) * cell.depth + (cfg.model.out_dim,)
@@ -53,7 +57,9 @@ def run_seeds(cfg, cells, options):
     w_e2e = dl.flow(lambda w: dl.end_to_end_velocity(loss, w, depth), dl.end_to_end(fs0), times, **tol)
     out = {"w_fac": w_fac, "w_e2e": w_e2e, "balance": dl.balancedness([f[-1] for f in fac])}
     if cfg.model.out_dim == 1:
-      out["w_rank1"] = dl.flow(lambda w: dl.rank_one_velocity(loss, w, depth), dl.end_to_end(fs0), times, **tol)
+      out["w_rank1"] = dl.flow(
+        lambda w: dl.rank_one_velocity(loss, w, depth), dl.end_to_end(fs0), times, **tol
+      )
     return out
 
   keys = jnp.stack([jax.random.PRNGKey(c.seed) for c in cells])
@@ -62,14 +68,19 @@ def run_seeds(cfg, cells, options):
   for i in range(len(cells)):
     w_fac, w_e2e = np.asarray(res["w_fac"][i]), np.asarray(res["w_e2e"][i])
     norms = np.linalg.norm(w_fac, axis=(1, 2))
-    row = {"factors": depth, "times": np.asarray(times).tolist(),
-           "loss_factors": [float(loss(w)) for w in w_fac], "loss_e2e": [float(loss(w)) for w in w_e2e],
-           "rel_gap": float(np.max(np.linalg.norm(w_fac - w_e2e, axis=(1, 2)) / norms)),
-           "balancedness_end": float(res["balance"][i]),
-           "singular_values": np.linalg.svd(w_fac, compute_uv=False).tolist()}
+    row = {
+      "factors": depth,
+      "times": np.asarray(times).tolist(),
+      "loss_factors": [float(loss(w)) for w in w_fac],
+      "loss_e2e": [float(loss(w)) for w in w_e2e],
+      "rel_gap": float(np.max(np.linalg.norm(w_fac - w_e2e, axis=(1, 2)) / norms)),
+      "balancedness_end": float(res["balance"][i]),
+      "singular_values": np.linalg.svd(w_fac, compute_uv=False).tolist(),
+    }
     if "w_rank1" in res:
-      row["rel_gap_rank1"] = float(np.max(np.linalg.norm(w_fac - np.asarray(res["w_rank1"][i]), axis=(1, 2))
-                                          / norms))
+      row["rel_gap_rank1"] = float(
+        np.max(np.linalg.norm(w_fac - np.asarray(res["w_rank1"][i]), axis=(1, 2)) / norms)
+      )
     row["final_loss"] = row["loss_factors"][-1]
     results.append(row)
   return results
@@ -81,7 +92,7 @@ def report(out, cfg, options, results):
   for r in results:
     first.setdefault(r["factors"], r)
   for n_fac, r in first.items():
-    line, = axes[0].semilogy(r["times"], r["loss_factors"], label=f"N = {n_fac} factors")
+    (line,) = axes[0].semilogy(r["times"], r["loss_factors"], label=f"N = {n_fac} factors")
     axes[0].semilogy(r["times"], r["loss_e2e"], "--", color=line.get_color())
   axes[0].set_title("ℓ(W(t)): factor-level GF (solid), end-to-end ODE (dashed)", fontsize=9)
   axes[0].set_xlabel("t")
@@ -95,15 +106,20 @@ def report(out, cfg, options, results):
   axes[2].set_title(f"singular values of W(t), N = {max(first)} (incremental learning)", fontsize=9)
   axes[2].set_xlabel("t")
   _common.savefig(fig, out / "deep_linear.png")
-  cols = [("rel_gap", "max_t relative gap (worst seed)", ".1e"),
-          ("balancedness_end", "balancedness at t_end (worst)", ".1e"),
-          ("final_loss", "ℓ(W(t_end)) (worst)", ".2e")]
+  cols = [
+    ("rel_gap", "max_t relative gap (worst seed)", ".1e"),
+    ("balancedness_end", "balancedness at t_end (worst)", ".1e"),
+    ("final_loss", "ℓ(W(t_end)) (worst)", ".2e"),
+  ]
   if "rel_gap_rank1" in results[0]:
     cols.insert(1, ("rel_gap_rank1", "rank-one form: gap (worst)", ".1e"))
-  md = (f"Balanced deep linear nets, d_0 = {cfg.data.in_dim}, hidden {results[0]['width']}, d_N = "
-        f"{cfg.model.out_dim}, n = {cfg.data.n}, init scale {options['init_scale']:g}, gradient flow to "
-        f"t = {cfg.training.time:g} at rtol {cfg.training.rtol:g}.\n\n"
-        + _common.median_table(results, cols, field="factors", reduce=np.max) + "\n")
+  md = (
+    f"Balanced deep linear nets, d_0 = {cfg.data.in_dim}, hidden {results[0]['width']}, d_N = "
+    f"{cfg.model.out_dim}, n = {cfg.data.n}, init scale {options['init_scale']:g}, gradient flow to "
+    f"t = {cfg.training.time:g} at rtol {cfg.training.rtol:g}.\n\n"
+    + _common.median_table(results, cols, field="factors", reduce=np.max)
+    + "\n"
+  )
   (out / "deep_linear.md").write_text(md)
   print(md)
 

@@ -23,6 +23,7 @@ OPTIONS = {}
 def _draw(key, n, n_test, d):
   import jax
   import jax.numpy as jnp
+
   kx, kb = jax.random.split(key)
   x = jax.random.normal(kx, (n + n_test, d))
   x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
@@ -35,18 +36,26 @@ def _cell(key, n, n_test, d):
   import jax.numpy as jnp
 
   import ntk_lab as nl
+
   x, xt, beta = _draw(key, n, n_test, d)
   y, yt = x @ beta, xt @ beta
-  measure = nl.ntk_complexity(x, y)
+  measure = nl.two_layer.ntk_complexity(x, y)
   bound = 2 * jnp.sqrt(2.0) * jnp.linalg.norm(beta) / jnp.sqrt(n)
-  pred = nl.relu_h_infinity(xt, x) @ jax.scipy.linalg.solve(nl.relu_h_infinity(x), y, assume_a="pos")
-  return {"measure": measure, "bound": bound, "ratio": measure / bound,
-          "test_error": jnp.mean(jnp.sign(pred) != jnp.sign(yt)),
-          "test_rel_mse": jnp.sum((pred - yt) ** 2) / jnp.sum(yt**2)}
+  pred = nl.two_layer.relu_h_infinity(xt, x) @ jax.scipy.linalg.solve(
+    nl.two_layer.relu_h_infinity(x), y, assume_a="pos"
+  )
+  return {
+    "measure": measure,
+    "bound": bound,
+    "ratio": measure / bound,
+    "test_error": jnp.mean(jnp.sign(pred) != jnp.sign(yt)),
+    "test_rel_mse": jnp.sum((pred - yt) ** 2) / jnp.sum(yt**2),
+  }
 
 
 def run_seeds(cfg, cells, options):
   import jax
+
   n, n_test, d = cells[0].n, cfg.data.n_test, cfg.data.in_dim
   keys = jax.numpy.stack([jax.random.PRNGKey(20_000 + c.seed) for c in cells])
   out = jax.jit(jax.vmap(lambda k: _cell(k, n, n_test, d)))(keys)
@@ -58,12 +67,13 @@ def report(out, cfg, options, results):
   ns = [r["n"] for r in results]
   floor = 0.5 / cfg.data.n_test  # a zero error is drawn here (log axis)
   fits = {}
-  for ax, keys, title in ((axes[0], ("measure", "bound"), "√(2yᵀH⁻¹y·trH)/n and 2√2‖β‖/√n"),
-                          (axes[1], ("test_error", "test_rel_mse"),
-                           f"NTK predictor on fresh points (0 drawn at {floor:g})")):
+  for ax, keys, title in (
+    (axes[0], ("measure", "bound"), "√(2yᵀH⁻¹y·trH)/n and 2√2‖β‖/√n"),
+    (axes[1], ("test_error", "test_rel_mse"), f"NTK predictor on fresh points (0 drawn at {floor:g})"),
+  ):
     for key in keys:
       med = {n: max(float(np.median(v)), floor) for n, v in _common.by_width(results, key, "n").items()}
-      line, = ax.loglog(list(med), list(med.values()), "o-", label=key)
+      (line,) = ax.loglog(list(med), list(med.values()), "o-", label=key)
       ax.loglog(ns, [max(r[key], floor) for r in results], ".", alpha=0.3, color=line.get_color())
       vals = np.array([r[key] for r in results])
       if len(med) > 2 and np.all(vals > 0):
@@ -73,15 +83,28 @@ def report(out, cfg, options, results):
     ax.legend(fontsize=8)
   _common.savefig(fig, out / "generalization_bound.png")
   worst = max(r["ratio"] for r in results)
-  cols = [("measure", "√(2yᵀH⁻¹y·trH)/n", ".4f"), ("bound", "2√2‖β‖/√n", ".4f"),
-          ("ratio", "measure / bound", ".3f"), ("test_error", "test classification error", ".3f"),
-          ("test_rel_mse", "test ‖f − y‖²/‖y‖²", ".2e")]
-  labels = {"measure": "complexity measure (bound: −0.5)", "bound": "bound 2√2‖β‖/√n",
-            "test_error": "test classification error", "test_rel_mse": "test relative squared error"}
-  md = (f"Two-layer ReLU NTK, unit-norm inputs in d = {cfg.data.in_dim}, y = βᵀx; medians over seeds, "
-        f"{cfg.data.n_test} test points. Largest measure/bound over all cells: {worst:.3f} "
-        f"({'the bound holds' if worst <= 1 else 'the bound FAILS'}).\n\n"
-        + _common.median_table(results, cols, field="n") + "\n\n" + _common.slope_lines(fits, labels) + "\n")
+  cols = [
+    ("measure", "√(2yᵀH⁻¹y·trH)/n", ".4f"),
+    ("bound", "2√2‖β‖/√n", ".4f"),
+    ("ratio", "measure / bound", ".3f"),
+    ("test_error", "test classification error", ".3f"),
+    ("test_rel_mse", "test ‖f − y‖²/‖y‖²", ".2e"),
+  ]
+  labels = {
+    "measure": "complexity measure (bound: −0.5)",
+    "bound": "bound 2√2‖β‖/√n",
+    "test_error": "test classification error",
+    "test_rel_mse": "test relative squared error",
+  }
+  md = (
+    f"Two-layer ReLU NTK, unit-norm inputs in d = {cfg.data.in_dim}, y = βᵀx; medians over seeds, "
+    f"{cfg.data.n_test} test points. Largest measure/bound over all cells: {worst:.3f} "
+    f"({'the bound holds' if worst <= 1 else 'the bound FAILS'}).\n\n"
+    + _common.median_table(results, cols, field="n")
+    + "\n\n"
+    + _common.slope_lines(fits, labels)
+    + "\n"
+  )
   (out / "generalization_bound.md").write_text(md)
   print(md)
 

@@ -25,20 +25,24 @@ from ntk_lab.experiments.registry import Experiment, register
 DESCRIPTION = "Jacot et al. 2018 Fig. 1: NTK of depth-4 ReLU nets on the circle, init vs trained vs limit"
 OPTIONS = {"angles": 64, "steps": 200, "lr_fraction": 0.5}
 
-PAPER = ("the NTKs of the width-10,000 nets lie on the limiting kernel and hardly move during "
-         "training; at width 500 they scatter around it and move visibly during training")
+PAPER = (
+  "the NTKs of the width-10,000 nets lie on the limiting kernel and hardly move during "
+  "training; at width 500 they scatter around it and move visibly during training"
+)
 
 
 def _check(options):
   from ntk_lab.config import ConfigError
+
   for key in ("angles", "steps"):
     v = options[key]
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
       raise ConfigError(f"options.{key}: must be a positive integer, got {v!r}.")
   f = options["lr_fraction"]
   if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
-    raise ConfigError(f"options.lr_fraction: the GD step as a fraction of 2/λ_max(Θ∞) must be in (0, 1), "
-                      f"got {f!r}.")
+    raise ConfigError(
+      f"options.lr_fraction: the GD step as a fraction of 2/λ_max(Θ∞) must be in (0, 1), got {f!r}."
+    )
 
 
 def data(cfg, options):
@@ -47,6 +51,7 @@ def data(cfg, options):
   import jax.numpy as jnp
 
   from ntk_lab import datasets
+
   gamma = -np.pi + 2 * np.pi * np.arange(options["angles"]) / options["angles"]
   grid = jnp.stack([jnp.cos(jnp.asarray(gamma)), jnp.sin(jnp.asarray(gamma))], axis=1)
   x = datasets.circle(cfg.data.n, key=jax.random.PRNGKey(10_000))
@@ -59,6 +64,7 @@ def run_seeds(cfg, cells, options):
   import optax
 
   import ntk_lab as nl
+
   _check(options)
   x0, grid, _, x, y = data(cfg, options)
   net = _common.make_model(cfg, cells[0])
@@ -69,18 +75,23 @@ def run_seeds(cfg, cells, options):
   for cell in cells:
     p0 = net.init(jax.random.PRNGKey(cell.seed), 2)
     init = np.asarray(row(p0))
-    run = nl.train(net, p0, x, y, optimizer=optax.sgd(eta), steps=options["steps"],
-                   every=options["steps"])
+    run = nl.train(net, p0, x, y, optimizer=optax.sgd(eta), steps=options["steps"], every=options["steps"])
     trained = np.asarray(row(run.final_params))
     scale = np.linalg.norm(limit)
-    out.append({"gamma_grid": options["angles"], "theta_init": init.tolist(),
-                "theta_trained": trained.tolist(), "theta_limit": limit.tolist(),
-                "rel_dev_init": float(np.linalg.norm(init - limit) / scale),
-                "rel_dev_trained": float(np.linalg.norm(trained - limit) / scale),
-                "kernel_motion": float(np.linalg.norm(trained - init) / scale),
-                "learning_rate_used": eta,
-                "loss_init": float(0.5 * np.sum((np.asarray(run.train_outputs[0]) - np.asarray(y)) ** 2)),
-                "loss_final": float(0.5 * np.sum((np.asarray(run.train_outputs[-1]) - np.asarray(y)) ** 2))})
+    out.append(
+      {
+        "gamma_grid": options["angles"],
+        "theta_init": init.tolist(),
+        "theta_trained": trained.tolist(),
+        "theta_limit": limit.tolist(),
+        "rel_dev_init": float(np.linalg.norm(init - limit) / scale),
+        "rel_dev_trained": float(np.linalg.norm(trained - limit) / scale),
+        "kernel_motion": float(np.linalg.norm(trained - init) / scale),
+        "learning_rate_used": eta,
+        "loss_init": float(0.5 * np.sum((np.asarray(run.train_outputs[0]) - np.asarray(y)) ** 2)),
+        "loss_final": float(0.5 * np.sum((np.asarray(run.train_outputs[-1]) - np.asarray(y)) ** 2)),
+      }
+    )
     del p0, run
   return out
 
@@ -93,12 +104,17 @@ def summary(results):
     trained = np.array(_common.by_width(results, "theta_trained")[w])
     limit = np.array(results[0]["theta_limit"])
     scale = np.linalg.norm(limit)
-    spread = float(np.mean(init.std(axis=0, ddof=1)) / np.mean(np.abs(limit))) if len(init) > 1 else float("nan")
-    rows[w] = {"seeds": len(init), "spread": spread,
-               "mean_vs_limit": float(np.linalg.norm(init.mean(axis=0) - limit) / scale),
-               "dev_init": float(np.median(_common.by_width(results, "rel_dev_init")[w])),
-               "motion": float(np.median(_common.by_width(results, "kernel_motion")[w])),
-               "mean_trained_vs_limit": float(np.linalg.norm(trained.mean(axis=0) - limit) / scale)}
+    spread = (
+      float(np.mean(init.std(axis=0, ddof=1)) / np.mean(np.abs(limit))) if len(init) > 1 else float("nan")
+    )
+    rows[w] = {
+      "seeds": len(init),
+      "spread": spread,
+      "mean_vs_limit": float(np.linalg.norm(init.mean(axis=0) - limit) / scale),
+      "dev_init": float(np.median(_common.by_width(results, "rel_dev_init")[w])),
+      "motion": float(np.median(_common.by_width(results, "kernel_motion")[w])),
+      "mean_trained_vs_limit": float(np.linalg.norm(trained.mean(axis=0) - limit) / scale),
+    }
   return rows
 
 
@@ -110,42 +126,80 @@ def report(out, cfg, options, results):
   for w in widths:
     rs = [r for r in results if r["width"] == w]
     for i, r in enumerate(rs):
-      axes[0].plot(gamma, r["theta_init"], color=colors.get(w), lw=0.8, alpha=0.7,
-                   label=f"n = {w:,}, t = 0" if i == 0 else None)
-      axes[0].plot(gamma, r["theta_trained"], color=colors.get(w), lw=0.8, ls="--", alpha=0.7,
-                   label=f"n = {w:,}, after {options['steps']} GD steps" if i == 0 else None)
+      axes[0].plot(
+        gamma,
+        r["theta_init"],
+        color=colors.get(w),
+        lw=0.8,
+        alpha=0.7,
+        label=f"n = {w:,}, t = 0" if i == 0 else None,
+      )
+      axes[0].plot(
+        gamma,
+        r["theta_trained"],
+        color=colors.get(w),
+        lw=0.8,
+        ls="--",
+        alpha=0.7,
+        label=f"n = {w:,}, after {options['steps']} GD steps" if i == 0 else None,
+      )
   axes[0].plot(gamma, results[0]["theta_limit"], "k-", lw=1.6, label="n → ∞ (analytic)")
   axes[0].set_xlabel("γ"), axes[0].set_ylabel("Θ(x₀, x(γ))")
-  axes[0].set_title(f"NTK on the circle, depth {results[0]['depth'] + 1}, ReLU, β = {cfg.model.b_std:g}",
-                    fontsize=9)
+  axes[0].set_title(
+    f"NTK on the circle, depth {results[0]['depth'] + 1}, ReLU, β = {cfg.model.b_std:g}", fontsize=9
+  )
   axes[0].legend(fontsize=7)
   rows = summary(results)
   axes[1].loglog(widths, [rows[w]["dev_init"] for w in widths], "o-", label="‖Θ_init − Θ∞‖/‖Θ∞‖ (median)")
-  axes[1].loglog(widths, [rows[w]["motion"] for w in widths], "s-", label="‖Θ_trained − Θ_init‖/‖Θ∞‖ (median)")
+  axes[1].loglog(
+    widths, [rows[w]["motion"] for w in widths], "s-", label="‖Θ_trained − Θ_init‖/‖Θ∞‖ (median)"
+  )
   axes[1].loglog(widths, [rows[w]["mean_vs_limit"] for w in widths], "^-", label="seed mean vs limit")
   axes[1].set_xlabel("width n"), axes[1].legend(fontsize=7)
   axes[1].set_title("deviation, motion and seed-mean error against width", fontsize=9)
   _common.savefig(fig, out / "jacot2018.png")
   from benchmarks._timing import markdown_table
+
   fmt = lambda v: f"{v:.3f}" if np.isfinite(v) else "– (one seed)"
   table = markdown_table(
-      ["width", "seeds", "spread over seeds (mean sd / mean Θ∞)", "median ‖Θ_init − Θ∞‖/‖Θ∞‖",
-       "seed mean vs Θ∞", "median motion ‖Θ_T − Θ_0‖/‖Θ∞‖"],
-      [[f"{w:,}", str(r["seeds"]), fmt(r["spread"]), f"{r['dev_init']:.3f}", f"{r['mean_vs_limit']:.3f}",
-        f"{r['motion']:.3f}"] for w, r in rows.items()])
-  md = (f"Jacot et al. 2018, Fig. 1. Paper: {PAPER}.\n\n"
-        f"This run: depth-{results[0]['depth'] + 1} ReLU nets (β = {cfg.model.b_std:g}), Θ(x₀, x(γ)) on "
-        f"{options['angles']} angles, {options['steps']} GD steps (η = {results[0]['learning_rate_used']:.3g}, "
-        f"{options['lr_fraction']:g} × 2/λ_max(Θ∞)) on {cfg.data.n} circle points, y = x₁x₂.\n\n"
-        + table + "\n")
+    [
+      "width",
+      "seeds",
+      "spread over seeds (mean sd / mean Θ∞)",
+      "median ‖Θ_init − Θ∞‖/‖Θ∞‖",
+      "seed mean vs Θ∞",
+      "median motion ‖Θ_T − Θ_0‖/‖Θ∞‖",
+    ],
+    [
+      [
+        f"{w:,}",
+        str(r["seeds"]),
+        fmt(r["spread"]),
+        f"{r['dev_init']:.3f}",
+        f"{r['mean_vs_limit']:.3f}",
+        f"{r['motion']:.3f}",
+      ]
+      for w, r in rows.items()
+    ],
+  )
+  md = (
+    f"Jacot et al. 2018, Fig. 1. Paper: {PAPER}.\n\n"
+    f"This run: depth-{results[0]['depth'] + 1} ReLU nets (β = {cfg.model.b_std:g}), Θ(x₀, x(γ)) on "
+    f"{options['angles']} angles, {options['steps']} GD steps (η = {results[0]['learning_rate_used']:.3g}, "
+    f"{options['lr_fraction']:g} × 2/λ_max(Θ∞)) on {cfg.data.n} circle points, y = x₁x₂.\n\n" + table + "\n"
+  )
   lo, hi = widths[0], widths[-1]
   if lo != hi and np.isfinite(rows[lo]["spread"]):
-    md += (f"\nFrom width {lo:,} to {hi:,} the spread falls by {rows[lo]['spread'] / rows[hi]['spread']:.1f}× "
-           f"and the motion during training by {rows[lo]['motion'] / rows[hi]['motion']:.1f}× (both O(1/√n) "
-           f"in theory: {np.sqrt(hi / lo):.1f}×).\n")
+    md += (
+      f"\nFrom width {lo:,} to {hi:,} the spread falls by {rows[lo]['spread'] / rows[hi]['spread']:.1f}× "
+      f"and the motion during training by {rows[lo]['motion'] / rows[hi]['motion']:.1f}× (both O(1/√n) "
+      f"in theory: {np.sqrt(hi / lo):.1f}×).\n"
+    )
   (out / "jacot2018.md").write_text(md)
   print(md)
 
 
 # One seed at a time: a vmapped width-10,000 net would hold every seed's parameters at once.
-EXPERIMENT = register(Experiment("jacot2018", DESCRIPTION, OPTIONS, run_seeds, report, vmap_seeds_on_cpu=False))
+EXPERIMENT = register(
+  Experiment("jacot2018", DESCRIPTION, OPTIONS, run_seeds, report, vmap_seeds_on_cpu=False)
+)

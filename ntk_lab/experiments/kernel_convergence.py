@@ -26,18 +26,28 @@ def run_seeds(cfg, cells, options):
   net, params, x, _, _, _ = _common.setup(cfg, cells)  # the same inputs for every draw
   emp = np.asarray(jax.jit(jax.vmap(lambda p: nl.empirical_ntk(net, p, x)))(params))
   lim = np.asarray(net.kernel(x, get="ntk").ntk)
-  return [{"rel_error": float(np.linalg.norm(e - lim) / np.linalg.norm(lim)),
-           "max_abs_error": float(np.max(np.abs(e - lim)))} for e in emp]
+  return [
+    {
+      "rel_error": float(np.linalg.norm(e - lim) / np.linalg.norm(lim)),
+      "max_abs_error": float(np.max(np.abs(e - lim))),
+    }
+    for e in emp
+  ]
 
 
 def report(out, cfg, options, results):
   fig, (ax,) = _common.figure(1, 1, size=(5, 4))
-  fit = _common.loglog_panel(ax, results, "rel_error",
-                             "‖Θ_m − Θ∞‖_F / ‖Θ∞‖_F (theory: slope −1/2)")
+  fit = _common.loglog_panel(ax, results, "rel_error", "‖Θ_m − Θ∞‖_F / ‖Θ∞‖_F (theory: slope −1/2)")
   _common.savefig(fig, out / "kernel_convergence.png")
-  md = (_common.median_table(results, [("rel_error", "median ‖Θ_m − Θ∞‖/‖Θ∞‖", ".3e"),
-                                       ("max_abs_error", "median max |Θ_m − Θ∞|", ".3e")]) + "\n\n" +
-        _common.slope_lines({"rel_error": fit}, {"rel_error": "‖Θ_m − Θ∞‖/‖Θ∞‖ (theory −0.5)"}) + "\n")
+  md = (
+    _common.median_table(
+      results,
+      [("rel_error", "median ‖Θ_m − Θ∞‖/‖Θ∞‖", ".3e"), ("max_abs_error", "median max |Θ_m − Θ∞|", ".3e")],
+    )
+    + "\n\n"
+    + _common.slope_lines({"rel_error": fit}, {"rel_error": "‖Θ_m − Θ∞‖/‖Θ∞‖ (theory −0.5)"})
+    + "\n"
+  )
   (out / "kernel_convergence.md").write_text(md)
   print(md)
 

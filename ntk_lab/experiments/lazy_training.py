@@ -25,15 +25,16 @@ def run_seeds(cfg, cells, options):
   _, runs = _common.flow(cfg, cells, lambda p: net, params, x, y, observe=observe)
   out = [_summary(run) for run in runs]
   fitted = [k for k in out[0] if k != "final_loss_ratio"]
-  err = _common.solver_error(cfg, cells, lambda p: net, params, x, y, out, _summary, fitted,
-                             observe=observe)
+  err = _common.solver_error(cfg, cells, lambda p: net, params, x, y, out, _summary, fitted, observe=observe)
   return [dict(s, solver_error=e) for s, e in zip(out, err, strict=True)]
 
 
 def _summary(run):
   obs = {k: np.asarray(v) for k, v in run.observables.items()}
-  out = {"kernel_drift": float(obs["kernel_drift"].max()),
-         "final_loss_ratio": float(obs["loss"][-1] / obs["loss"][0])}
+  out = {
+    "kernel_drift": float(obs["kernel_drift"].max()),
+    "final_loss_ratio": float(obs["loss"][-1] / obs["loss"][0]),
+  }
   for l in range(obs["weight_change"].shape[1]):
     out[f"weight_change_{l + 1}"] = float(obs["weight_change"][:, l].max())
     out[f"unit_change_{l + 1}"] = float(obs["unit_change"][:, l].max())
@@ -45,23 +46,39 @@ def report(out, cfg, options, results):
   metrics = {"kernel_drift": "sup_t ‖K(t) − K(0)‖/‖K(0)‖"}
   for l in layers:
     metrics[f"weight_change_{l}"] = f"sup_t ‖W_{l}(t) − W_{l}(0)‖/‖W_{l}(0)‖"
-    metrics[f"unit_change_{l}"] = (f"sup_t max_r |a_r(t) − a_r(0)| (layer {l})" if l == layers[-1]
-                                   else f"sup_t max_r ‖w_r(t) − w_r(0)‖ (layer {l})")
+    metrics[f"unit_change_{l}"] = (
+      f"sup_t max_r |a_r(t) − a_r(0)| (layer {l})"
+      if l == layers[-1]
+      else f"sup_t max_r ‖w_r(t) − w_r(0)‖ (layer {l})"
+    )
   cols = 3
   fig, axes = _common.figure(-(-len(metrics) // cols), cols)
   fits = {k: _common.loglog_panel(ax, results, k, label) for ax, (k, label) in zip(axes, metrics.items())}
-  for ax in axes[len(metrics):]:
+  for ax in axes[len(metrics) :]:
     ax.axis("off")
   _common.savefig(fig, out / "lazy_training.png")
-  md = (f"Gradient flow to t = {cfg.training.time:g}, {cfg.data.n} points, {cfg.model.activation}, "
-        f"depth {cfg.model.depth}; medians over seeds (theory: every column → 0 like width^(−1/2)).\n\n"
-        + _common.median_table(results, [(k, label, ".3e") for k, label in metrics.items()])
-        + "\n\n" + _common.slope_lines(fits, metrics) + "\n\n" + _common.solver_error_table(results)
-        + "\n")
+  md = (
+    f"Gradient flow to t = {cfg.training.time:g}, {cfg.data.n} points, {cfg.model.activation}, "
+    f"depth {cfg.model.depth}; medians over seeds (theory: every column → 0 like width^(−1/2)).\n\n"
+    + _common.median_table(results, [(k, label, ".3e") for k, label in metrics.items()])
+    + "\n\n"
+    + _common.slope_lines(fits, metrics)
+    + "\n\n"
+    + _common.solver_error_table(results)
+    + "\n"
+  )
   (out / "lazy_training.md").write_text(md)
   print(md)
 
 
-EXPERIMENT = register(Experiment("lazy_training", DESCRIPTION, OPTIONS, run_seeds, report,
-                                 # vmapped adaptive solves cost more on a CPU (`_common.flow`)
-                                 vmap_seeds_on_cpu=False))
+EXPERIMENT = register(
+  Experiment(
+    "lazy_training",
+    DESCRIPTION,
+    OPTIONS,
+    run_seeds,
+    report,
+    # vmapped adaptive solves cost more on a CPU (`_common.flow`)
+    vmap_seeds_on_cpu=False,
+  )
+)

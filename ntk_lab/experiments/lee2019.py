@@ -27,28 +27,35 @@ from ntk_lab.experiments.registry import Experiment, register
 DESCRIPTION = "Lee et al. 2019: network vs linearized vs infinite-width outputs over GD, gaps vs width"
 OPTIONS = {"steps": 300, "every": 10, "lr_fraction": 0.5}
 
-PAPER = ("during gradient descent the network's outputs stay within O(1/√n) of its linearization's "
-         "(sup_t ‖f_t − f_t^lin‖ = O(n^(−1/2)), an upper bound), and the weights move by O(1) while "
-         "their norm grows with the width; with the infinite-width kernel the linear model tracks both")
+PAPER = (
+  "during gradient descent the network's outputs stay within O(1/√n) of its linearization's "
+  "(sup_t ‖f_t − f_t^lin‖ = O(n^(−1/2)), an upper bound), and the weights move by O(1) while "
+  "their norm grows with the width; with the infinite-width kernel the linear model tracks both"
+)
 
-GAPS = {"lin_gap": "max_k RMS(f_NN − f_lin) on test points (paper's bound: slope ≤ −0.5)",
-        "inf_gap": "max_k RMS(f_NN − f_∞) on test points (Θ̂₀ − Θ∞ = O(n^(−1/2)): −0.5)",
-        "weight_motion": "‖θ_T − θ₀‖/‖θ₀‖ (O(1) motion over a norm ∝ n: −1)"}
+GAPS = {
+  "lin_gap": "max_k RMS(f_NN − f_lin) on test points (paper's bound: slope ≤ −0.5)",
+  "inf_gap": "max_k RMS(f_NN − f_∞) on test points (Θ̂₀ − Θ∞ = O(n^(−1/2)): −0.5)",
+  "weight_motion": "‖θ_T − θ₀‖/‖θ₀‖ (O(1) motion over a norm ∝ n: −1)",
+}
 
 
 def _check(options):
   from ntk_lab.config import ConfigError
+
   for key in ("steps", "every"):
     v = options[key]
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
       raise ConfigError(f"options.{key}: must be a positive integer, got {v!r}.")
   if options["steps"] % options["every"]:
-    raise ConfigError(f"options.steps: must be a multiple of options.every ({options['every']}), got "
-                      f"{options['steps']}.")
+    raise ConfigError(
+      f"options.steps: must be a multiple of options.every ({options['every']}), got {options['steps']}."
+    )
   f = options["lr_fraction"]
   if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
-    raise ConfigError(f"options.lr_fraction: the GD step as a fraction of 2/λ_max(Θ∞) must be in (0, 1), "
-                      f"got {f!r}.")
+    raise ConfigError(
+      f"options.lr_fraction: the GD step as a fraction of 2/λ_max(Θ∞) must be in (0, 1), got {f!r}."
+    )
 
 
 def _rms(a, b):
@@ -60,6 +67,7 @@ def run_seeds(cfg, cells, options):
   import optax
 
   import ntk_lab as nl
+
   _check(options)
   x, y, xt, _ = _common.make_data(cfg, cells[0].n, 0)
   net = _common.make_model(cfg, cells[0])
@@ -68,27 +76,38 @@ def run_seeds(cfg, cells, options):
   out = []
   for cell in cells:
     p0 = net.init(jax.random.PRNGKey(cell.seed), x.shape[1])
-    run = nl.train(net, p0, x, y, optimizer=optax.sgd(eta), steps=options["steps"],
-                   every=options["every"], x_test=xt)
+    run = nl.train(
+      net, p0, x, y, optimizer=optax.sgd(eta), steps=options["steps"], every=options["every"], x_test=xt
+    )
     steps = run.times
     u0, u0t = net.apply(p0, x), net.apply(p0, xt)
     k_emp, kt_emp = nl.empirical_ntk(net, p0, x), nl.empirical_ntk(net, p0, xt, x)
-    lin = nl.mse_dynamics(k_emp, y, steps, k_test_train=kt_emp, learning_rate=eta, u0_train=u0,
-                          u0_test=u0t, discrete=True)
-    inf = nl.mse_dynamics(k_inf, y, steps, k_test_train=kt_inf, learning_rate=eta, u0_train=u0,
-                          u0_test=u0t, discrete=True)
+    lin = nl.mse_dynamics(
+      k_emp, y, steps, k_test_train=kt_emp, learning_rate=eta, u0_train=u0, u0_test=u0t, discrete=True
+    )
+    inf = nl.mse_dynamics(
+      k_inf, y, steps, k_test_train=kt_inf, learning_rate=eta, u0_train=u0, u0_test=u0t, discrete=True
+    )
     nn_t = np.asarray(run.test_outputs)
     lin_gap, inf_gap = _rms(nn_t, lin.test), _rms(nn_t, inf.test)
     flat = lambda p: np.concatenate([np.ravel(a) for a in jax.tree.leaves(p)])
     th0, thT = flat(p0), flat(run.final_params)
-    out.append({"steps": np.asarray(steps).tolist(), "learning_rate_used": eta,
-                "lin_gap": float(lin_gap.max()), "inf_gap": float(inf_gap.max()),
-                "lin_gap_final": float(lin_gap[-1]), "inf_gap_final": float(inf_gap[-1]),
-                "lin_gap_train": float(_rms(run.train_outputs, lin.train).max()),
-                "weight_motion": float(np.linalg.norm(thT - th0) / np.linalg.norm(th0)),
-                "train_loss_final": float(0.5 * np.sum((np.asarray(run.train_outputs[-1]) - np.asarray(y)) ** 2)),
-                "nn_test0": nn_t[:, 0, 0].tolist(), "lin_test0": np.asarray(lin.test[:, 0, 0]).tolist(),
-                "inf_test0": np.asarray(inf.test[:, 0, 0]).tolist()})
+    out.append(
+      {
+        "steps": np.asarray(steps).tolist(),
+        "learning_rate_used": eta,
+        "lin_gap": float(lin_gap.max()),
+        "inf_gap": float(inf_gap.max()),
+        "lin_gap_final": float(lin_gap[-1]),
+        "inf_gap_final": float(inf_gap[-1]),
+        "lin_gap_train": float(_rms(run.train_outputs, lin.train).max()),
+        "weight_motion": float(np.linalg.norm(thT - th0) / np.linalg.norm(th0)),
+        "train_loss_final": float(0.5 * np.sum((np.asarray(run.train_outputs[-1]) - np.asarray(y)) ** 2)),
+        "nn_test0": nn_t[:, 0, 0].tolist(),
+        "lin_test0": np.asarray(lin.test[:, 0, 0]).tolist(),
+        "inf_test0": np.asarray(inf.test[:, 0, 0]).tolist(),
+      }
+    )
   return out
 
 
@@ -103,21 +122,35 @@ def report(out, cfg, options, results):
   axes[0].set_xlabel("GD step k"), axes[0].set_ylabel("f(x_test,0)")
   axes[0].set_title("one test output over training", fontsize=9)
   axes[0].legend(fontsize=6)
-  fits = {"lin_gap": _common.loglog_panel(axes[1], results, "lin_gap", "max_k RMS(f_NN − f_lin), test (bound: ≤ −1/2)"),
-          "inf_gap": _common.loglog_panel(axes[2], results, "inf_gap", "max_k RMS(f_NN − f_∞), test (theory: −1/2)")}
-  fits["weight_motion"] = _common.loglog_fit([r["width"] for r in results],
-                                             [r["weight_motion"] for r in results])[:3] if len(widths) > 1 else None
+  fits = {
+    "lin_gap": _common.loglog_panel(
+      axes[1], results, "lin_gap", "max_k RMS(f_NN − f_lin), test (bound: ≤ −1/2)"
+    ),
+    "inf_gap": _common.loglog_panel(
+      axes[2], results, "inf_gap", "max_k RMS(f_NN − f_∞), test (theory: −1/2)"
+    ),
+  }
+  fits["weight_motion"] = (
+    _common.loglog_fit([r["width"] for r in results], [r["weight_motion"] for r in results])[:3]
+    if len(widths) > 1
+    else None
+  )
   _common.savefig(fig, out / "lee2019.png")
-  cols = [("lin_gap", "max RMS net − lin (test)", ".2e"), ("inf_gap", "max RMS net − ∞ (test)", ".2e"),
-          ("lin_gap_final", "final net − lin", ".2e"), ("weight_motion", "‖θ_T − θ₀‖/‖θ₀‖", ".2e"),
-          ("train_loss_final", "final train loss", ".2e")]
+  cols = [
+    ("lin_gap", "max RMS net − lin (test)", ".2e"),
+    ("inf_gap", "max RMS net − ∞ (test)", ".2e"),
+    ("lin_gap_final", "final net − lin", ".2e"),
+    ("weight_motion", "‖θ_T − θ₀‖/‖θ₀‖", ".2e"),
+    ("train_loss_final", "final train loss", ".2e"),
+  ]
   r0 = results[0]
-  md = (f"Lee et al. 2019. Paper: {PAPER}.\n\n"
-        f"This run: depth-{r0['depth']} {r0['activation']} nets, {cfg.data.n} training / {cfg.data.n_test} "
-        f"test points, {options['steps']} GD steps with η = {r0['learning_rate_used']:.3g} "
-        f"({options['lr_fraction']:g} × 2/λ_max(Θ∞)), outputs every {options['every']} steps; medians "
-        "over seeds.\n\n" + _common.median_table(results, cols) + "\n\n"
-        + _common.slope_lines(fits, GAPS) + "\n")
+  md = (
+    f"Lee et al. 2019. Paper: {PAPER}.\n\n"
+    f"This run: depth-{r0['depth']} {r0['activation']} nets, {cfg.data.n} training / {cfg.data.n_test} "
+    f"test points, {options['steps']} GD steps with η = {r0['learning_rate_used']:.3g} "
+    f"({options['lr_fraction']:g} × 2/λ_max(Θ∞)), outputs every {options['every']} steps; medians "
+    "over seeds.\n\n" + _common.median_table(results, cols) + "\n\n" + _common.slope_lines(fits, GAPS) + "\n"
+  )
   (out / "lee2019.md").write_text(md)
   print(md)
 

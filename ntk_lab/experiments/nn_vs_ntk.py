@@ -23,18 +23,34 @@ def run_seeds(cfg, cells, options):
   net, params, x, y, xt, _ = _common.setup(cfg, cells)
   times, runs = _common.flow(cfg, cells, lambda p: net, params, x, y, x_test=xt, observe=["ntk_gap"])
   out = [_summary(times, run) for run in runs]
-  err = _common.solver_error(cfg, cells, lambda p: net, params, x, y, out,
-                             lambda run: _summary(times, run), ["peak_gap", "peak_gap_test"],
-                             x_test=xt, observe=["ntk_gap"])
+  err = _common.solver_error(
+    cfg,
+    cells,
+    lambda p: net,
+    params,
+    x,
+    y,
+    out,
+    lambda run: _summary(times, run),
+    ["peak_gap", "peak_gap_test"],
+    x_test=xt,
+    observe=["ntk_gap"],
+  )
   return [dict(s, solver_error=e) for s, e in zip(out, err, strict=True)]
 
 
 def _summary(times, run):
   train, test = np.asarray(run.observables["ntk_gap"]), np.asarray(run.observables["ntk_gap_test"])
-  return {"peak_gap": float(train.max()), "final_gap": float(train[-1]),
-          "peak_time": float(times[int(train.argmax())]), "peak_gap_test": float(test.max()),
-          "final_gap_test": float(test[-1]), "times": times.tolist(),
-          "gap": train.tolist(), "gap_test": test.tolist()}
+  return {
+    "peak_gap": float(train.max()),
+    "final_gap": float(train[-1]),
+    "peak_time": float(times[int(train.argmax())]),
+    "peak_gap_test": float(test.max()),
+    "final_gap_test": float(test[-1]),
+    "times": times.tolist(),
+    "gap": train.tolist(),
+    "gap_test": test.tolist(),
+  }
 
 
 def report(out, cfg, options, results):
@@ -48,17 +64,35 @@ def report(out, cfg, options, results):
     ax.legend(fontsize=8)
   fit = _common.loglog_panel(axes[2], results, "peak_gap", "peak training gap max_t ‖u_NN − u_NTK‖")
   _common.savefig(fig, out / "nn_vs_ntk.png")
-  cols = [("peak_gap", "peak gap (train)", ".3e"), ("peak_time", "t of the peak", ".3g"),
-          ("final_gap", "final gap (train)", ".3e"), ("peak_gap_test", "peak gap (test)", ".3e"),
-          ("final_gap_test", "final gap (test)", ".3e")]
-  md = (f"Gradient flow to t = {cfg.training.time:g}, {cfg.data.n} training and {cfg.data.n_test} test "
-        f"points; medians over seeds.\n\n" + _common.median_table(results, cols) + "\n\n" +
-        _common.slope_lines({"peak_gap": fit}, {"peak_gap": "peak training gap"}) + "\n\n" +
-        _common.solver_error_table(results) + "\n")
+  cols = [
+    ("peak_gap", "peak gap (train)", ".3e"),
+    ("peak_time", "t of the peak", ".3g"),
+    ("final_gap", "final gap (train)", ".3e"),
+    ("peak_gap_test", "peak gap (test)", ".3e"),
+    ("final_gap_test", "final gap (test)", ".3e"),
+  ]
+  md = (
+    f"Gradient flow to t = {cfg.training.time:g}, {cfg.data.n} training and {cfg.data.n_test} test "
+    f"points; medians over seeds.\n\n"
+    + _common.median_table(results, cols)
+    + "\n\n"
+    + _common.slope_lines({"peak_gap": fit}, {"peak_gap": "peak training gap"})
+    + "\n\n"
+    + _common.solver_error_table(results)
+    + "\n"
+  )
   (out / "nn_vs_ntk.md").write_text(md)
   print(md)
 
 
-EXPERIMENT = register(Experiment("nn_vs_ntk", DESCRIPTION, OPTIONS, run_seeds, report,
-                                 # vmapped adaptive solves cost more on a CPU (`_common.flow`)
-                                 vmap_seeds_on_cpu=False))
+EXPERIMENT = register(
+  Experiment(
+    "nn_vs_ntk",
+    DESCRIPTION,
+    OPTIONS,
+    run_seeds,
+    report,
+    # vmapped adaptive solves cost more on a CPU (`_common.flow`)
+    vmap_seeds_on_cpu=False,
+  )
+)

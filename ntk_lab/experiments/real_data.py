@@ -10,7 +10,7 @@ Per cell (width, seed): the MLP of the config at that width, centred (f − f(·
 start at 0 like the ensemble mean's), trained by gradient flow on
 L = ½ Σ ‖f(x_i) − y_i‖² at rate η to `training.time`; the test accuracy (argmax) and the distance
 to the infinite-width NTK predictor at every saved time. Kernel baselines on the same split: the
-infinite ensemble's mean at the same times (`mse_ensemble`, get="ntk"), its t → ∞ limit (NTK
+infinite ensemble's mean at the same times (`mse_ensemble`, kernel="ntk"), its t → ∞ limit (NTK
 regression), and the NNGP posterior mean (`gp_inference`). The report plots test accuracy against
 width with the kernels as horizontal lines, and the accuracy over training time.
 """
@@ -32,20 +32,25 @@ def load(cfg, options):
   ``options.corrupt`` of the training labels replaced by random classes)."""
   from ntk_lab import datasets
   from ntk_lab.config import ConfigError
+
   if options["dataset"] != "digits":
-    raise ConfigError(f"options.dataset: only 'digits' (scikit-learn, no download) is supported, got "
-                      f"{options['dataset']!r}.")
+    raise ConfigError(
+      f"options.dataset: only 'digits' (scikit-learn, no download) is supported, got {options['dataset']!r}."
+    )
   if cfg.model.out_dim != 10:
-    raise ConfigError(f"model.out_dim: the digits have 10 classes (one output each), got {cfg.model.out_dim}; "
-                      "set model.out_dim: 10.")
+    raise ConfigError(
+      f"model.out_dim: the digits have 10 classes (one output each), got {cfg.model.out_dim}; "
+      "set model.out_dim: 10."
+    )
   corrupt = options["corrupt"]
   if isinstance(corrupt, bool) or not isinstance(corrupt, (int, float)) or not 0 <= corrupt <= 1:
     raise ConfigError(f"options.corrupt: must be a fraction in [0, 1], got {corrupt!r}.")
   n, n_test = cfg.data.n, cfg.data.n_test
   if n + n_test > 1797:
     raise ConfigError(f"data.n + data.n_test: the digits have 1797 images, asked for {n} + {n_test}.")
-  d = datasets.digits(n_train=n, n_test=n_test, normalize="unit", labels="onehot",
-                      corrupt=float(corrupt), key=0)
+  d = datasets.digits(
+    n_train=n, n_test=n_test, normalize="unit", labels="onehot", corrupt=float(corrupt), key=0
+  )
   x, xt = np.asarray(d.x_train) * 8.0, np.asarray(d.x_test) * 8.0
   return x, np.asarray(d.y_train) - 0.1, xt, np.asarray(d.y_test) - 0.1, np.argmax(d.y_test, axis=1)
 
@@ -58,28 +63,38 @@ def run_seeds(cfg, cells, options):
   import jax.numpy as jnp
 
   import ntk_lab as nl
+
   x, y, xt, yt, labels = (jnp.asarray(a) for a in load(cfg, options))
   net = _common.make_model(cfg, cells[0])
   params = _common.init_seeds(net, cells, x.shape[1])
   # centred (f − f(·; θ₀)): the infinite ensemble's mean is then what one wide net tracks
   times, runs = _common.flow(cfg, cells, lambda p: nl.centered(net, p), params, x, y, x_test=xt)
   k_train, k_test = net.kernel(x), net.kernel(xt, x)
-  ntk_t = np.asarray(nl.mse_ensemble(k_train, y, times, k_test_train=k_test,
-                                     learning_rate=cells[0].learning_rate).mean)
+  ntk_t = np.asarray(
+    nl.mse_ensemble(k_train, y, times, k_test_train=k_test, learning_rate=cells[0].learning_rate).mean
+  )
   ntk_inf = np.asarray(nl.mse_ensemble(k_train, y, jnp.inf, k_test_train=k_test).mean[0])
   nngp = np.asarray(nl.gp_inference(k_train.nngp, y, k_test_train=k_test.nngp, diag_reg=1e-6).mean)
   labels, y = np.asarray(labels), np.asarray(y)
-  kernels = {"ntk_accuracy": [_accuracy(o, labels) for o in ntk_t],
-             "ntk_time_accuracy": _accuracy(ntk_t[-1], labels),
-             "ntk_inf_accuracy": _accuracy(ntk_inf, labels), "nngp_accuracy": _accuracy(nngp, labels)}
+  kernels = {
+    "ntk_accuracy": [_accuracy(o, labels) for o in ntk_t],
+    "ntk_time_accuracy": _accuracy(ntk_t[-1], labels),
+    "ntk_inf_accuracy": _accuracy(ntk_inf, labels),
+    "nngp_accuracy": _accuracy(nngp, labels),
+  }
   out = []
   for run in runs:
     test_out = np.asarray(run.test_outputs)
-    out.append({"times": times.tolist(), "nn_accuracy": [_accuracy(o, labels) for o in test_out],
-                "final_accuracy": _accuracy(test_out[-1], labels),
-                "final_train_loss": float(0.5 * np.sum((np.asarray(run.train_outputs[-1]) - y) ** 2)),
-                "gap_to_ntk": float(np.linalg.norm(test_out[-1] - ntk_t[-1]) / np.linalg.norm(ntk_t[-1])),
-                **kernels})
+    out.append(
+      {
+        "times": times.tolist(),
+        "nn_accuracy": [_accuracy(o, labels) for o in test_out],
+        "final_accuracy": _accuracy(test_out[-1], labels),
+        "final_train_loss": float(0.5 * np.sum((np.asarray(run.train_outputs[-1]) - y) ** 2)),
+        "gap_to_ntk": float(np.linalg.norm(test_out[-1] - ntk_t[-1]) / np.linalg.norm(ntk_t[-1])),
+        **kernels,
+      }
+    )
   return out
 
 
@@ -89,9 +104,11 @@ def report(out, cfg, options, results):
   r0 = results[0]
   axes[0].semilogx(list(acc), [np.median(v) for v in acc.values()], "o-", label="trained net (median)")
   axes[0].semilogx([r["width"] for r in results], [r["final_accuracy"] for r in results], ".", alpha=0.4)
-  for key, style, label in (("ntk_time_accuracy", "k--", f"NTK ensemble at t = {cfg.training.time:g}"),
-                            ("ntk_inf_accuracy", "k:", "NTK regression (t → ∞)"),
-                            ("nngp_accuracy", "g-.", "NNGP posterior mean")):
+  for key, style, label in (
+    ("ntk_time_accuracy", "k--", f"NTK ensemble at t = {cfg.training.time:g}"),
+    ("ntk_inf_accuracy", "k:", "NTK regression (t → ∞)"),
+    ("nngp_accuracy", "g-.", "NNGP posterior mean"),
+  ):
     axes[0].axhline(r0[key], linestyle=style[1:], color=style[0], label=label)
   axes[0].set_xlabel("width m")
   axes[0].set_title(f"digits: test accuracy ({cfg.data.n} train, {cfg.data.n_test} test)", fontsize=9)
@@ -104,13 +121,19 @@ def report(out, cfg, options, results):
   axes[1].set_title("test accuracy over gradient-flow time", fontsize=9)
   axes[1].legend(fontsize=8)
   _common.savefig(fig, out / "real_data.png")
-  cols = [("final_accuracy", "net test accuracy", ".3f"), ("gap_to_ntk", "‖f_NN − f_NTK‖/‖f_NTK‖ (test)", ".3f"),
-          ("final_train_loss", "train loss", ".2e")]
-  md = (f"scikit-learn digits, {cfg.data.n} training / {cfg.data.n_test} test images, depth "
-        f"{r0['depth']} {r0['activation']} nets, gradient flow to t = {cfg.training.time:g}; medians over "
-        f"seeds. Kernels on the same split: NTK ensemble at that time {r0['ntk_time_accuracy']:.3f}, "
-        f"NTK regression (t → ∞) {r0['ntk_inf_accuracy']:.3f}, NNGP posterior mean {r0['nngp_accuracy']:.3f}.\n\n"
-        + _common.median_table(results, cols) + "\n")
+  cols = [
+    ("final_accuracy", "net test accuracy", ".3f"),
+    ("gap_to_ntk", "‖f_NN − f_NTK‖/‖f_NTK‖ (test)", ".3f"),
+    ("final_train_loss", "train loss", ".2e"),
+  ]
+  md = (
+    f"scikit-learn digits, {cfg.data.n} training / {cfg.data.n_test} test images, depth "
+    f"{r0['depth']} {r0['activation']} nets, gradient flow to t = {cfg.training.time:g}; medians over "
+    f"seeds. Kernels on the same split: NTK ensemble at that time {r0['ntk_time_accuracy']:.3f}, "
+    f"NTK regression (t → ∞) {r0['ntk_inf_accuracy']:.3f}, NNGP posterior mean {r0['nngp_accuracy']:.3f}.\n\n"
+    + _common.median_table(results, cols)
+    + "\n"
+  )
   if len(acc) > 2:
     fit = _common.loglog_fit([r["width"] for r in results], [r["gap_to_ntk"] for r in results])[:3]
     md += "\n" + _common.slope_lines({"gap": fit}, {"gap": "‖f_NN − f_NTK‖/‖f_NTK‖ on test points"}) + "\n"
@@ -118,6 +141,14 @@ def report(out, cfg, options, results):
   print(md)
 
 
-EXPERIMENT = register(Experiment("real_data", DESCRIPTION, OPTIONS, run_seeds, report,
-                                 # vmapped adaptive solves cost more on a CPU (`_common.flow`)
-                                 vmap_seeds_on_cpu=False))
+EXPERIMENT = register(
+  Experiment(
+    "real_data",
+    DESCRIPTION,
+    OPTIONS,
+    run_seeds,
+    report,
+    # vmapped adaptive solves cost more on a CPU (`_common.flow`)
+    vmap_seeds_on_cpu=False,
+  )
+)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ntk_lab import _checks
 
@@ -47,7 +48,10 @@ def register(exp: Experiment) -> Experiment:
 def experiment(name: str) -> Experiment:
   """The registered experiment `name`; an unknown name is a `ConfigError` with a suggestion."""
   from ntk_lab.config import ConfigError
+
   if name not in EXPERIMENTS:
-    raise ConfigError(f"experiment: unknown {name!r}; valid: {', '.join(EXPERIMENTS)}"
-                      f"{_checks.did_you_mean(name, EXPERIMENTS)}")
+    raise ConfigError(
+      f"experiment: unknown {name!r}; valid: {', '.join(EXPERIMENTS)}"
+      f"{_checks.did_you_mean(name, EXPERIMENTS)}"
+    )
   return EXPERIMENTS[name]

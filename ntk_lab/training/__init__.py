@@ -25,5 +25,14 @@ from ntk_lab.training.optax_loop import train
 from ntk_lab.training.results import DivergenceError, SolverError, Trajectory
 from ntk_lab.training.solvers import RK4, SOLVERS
 
-__all__ = ["DivergenceError", "LOSSES", "REDUCTIONS", "RK4", "SOLVERS", "SolverError", "Trajectory", "gradient_flow",
-           "train"]
+__all__ = [
+  "DivergenceError",
+  "LOSSES",
+  "REDUCTIONS",
+  "RK4",
+  "SOLVERS",
+  "SolverError",
+  "Trajectory",
+  "gradient_flow",
+  "train",
+]

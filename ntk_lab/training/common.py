@@ -48,25 +48,35 @@ def prepare(model, params0, x, y, loss, x_test):
   if len(out.shape) != 2:
     raise ValueError(f"model: apply(params, x) must return (N, O), got {out.shape} for 1 point.")
   o = out.shape[1]
-  y = _checks.as_batch(y, "y") if not (hasattr(y, "dtype") and jnp.issubdtype(y.dtype, jnp.integer)
-                                       and loss == "cross_entropy") else jnp.asarray(y)
+  y = (
+    _checks.as_batch(y, "y")
+    if not (hasattr(y, "dtype") and jnp.issubdtype(y.dtype, jnp.integer) and loss == "cross_entropy")
+    else jnp.asarray(y)
+  )
   if y.shape[0] != n:
     raise ValueError(f"y: has {y.shape[0]} targets but x has {n} points; they must match.")
   if loss == "cross_entropy" and y.ndim == 1:
     if not jnp.issubdtype(y.dtype, jnp.integer):
-      raise TypeError("y: for loss='cross_entropy' pass integer class labels (N,) or "
-                      f"probabilities (N, {o}); got a 1-D {y.dtype} array.")
+      raise TypeError(
+        "y: for loss='cross_entropy' pass integer class labels (N,) or "
+        f"probabilities (N, {o}); got a 1-D {y.dtype} array."
+      )
+
     def labels_in_range(lo, hi):
       if int(lo) < 0 or int(hi) >= o:
-        raise ValueError(f"y: class labels must lie in [0, {o}) for a model with {o} outputs, "
-                         f"got range [{int(lo)}, {int(hi)}].")
+        raise ValueError(
+          f"y: class labels must lie in [0, {o}) for a model with {o} outputs, "
+          f"got range [{int(lo)}, {int(hi)}]."
+        )
+
     _checks.now_or_at_run_time(labels_in_range, y.min(), y.max())
     y = jax.nn.one_hot(y, o, dtype=out.dtype)
   elif y.ndim == 1:
     y = y[:, None]
   if y.shape != (n, o):
-    raise ValueError(f"y: expected shape ({n},) or ({n}, {o}) for a model with {o} outputs, "
-                     f"got {tuple(y.shape)}.")
+    raise ValueError(
+      f"y: expected shape ({n},) or ({n}, {o}) for a model with {o} outputs, got {tuple(y.shape)}."
+    )
   y = y.astype(out.dtype)
   if x_test is not None:
     x_test = _checks.as_batch(x_test, "x_test")
@@ -103,8 +113,7 @@ def state_of(model, loss_fn, context, theta, frozen, x, y, x_test, kernel_time):
   f = apply_fn_of(model)
   out = f(params, x)
   test = None if x_test is None else f(params, x_test)
-  return State(model, params, context["params0"], x, y, out, loss_fn(out, y), x_test, test,
-               kernel_time, None)
+  return State(model, params, context["params0"], x, y, out, loss_fn(out, y), x_test, test, kernel_time, None)
 
 
 def snapshot(model, loss_fn, entries, context, theta, frozen, x, y, x_test, save_params, kernel_time):

@@ -20,10 +20,26 @@ from ntk_lab.training.solvers import solver_of
 __all__ = ["gradient_flow"]
 
 
-def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", reduction: str = "sum",
-                  learning_rate: float = 1.0, solver="tsit5", rtol: float = 1e-4, atol: float = 1e-6,
-                  error_control: str = "outputs", dt0: float | None = None, max_steps: int = 100_000,
-                  observe=(), x_test=None, save_params: bool = False) -> Trajectory:
+def gradient_flow(
+  model,
+  params0,
+  x,
+  y,
+  *,
+  times,
+  loss: str = "mse",
+  reduction: str = "sum",
+  learning_rate: float = 1.0,
+  solver="tsit5",
+  rtol: float = 1e-4,
+  atol: float = 1e-6,
+  error_control: str = "outputs",
+  dt0: float | None = None,
+  max_steps: int = 100_000,
+  observe=(),
+  x_test=None,
+  save_params: bool = False,
+) -> Trajectory:
   """Integrates gradient flow dθ/dt = −η ∇_θ L(θ) from θ(0) = θ₀ and samples it at `times`.
 
   Args:
@@ -95,26 +111,54 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", reduction: 
   if adaptive:
     rtol, atol = common.positive(rtol, "rtol"), common.positive(atol, "atol")
   elif t_last is not None and math.ceil(t_last / dt0) > max_steps:
-    raise ValueError(f"dt0: reaching t = {t_last:g} in steps of {dt0:g} takes "
-                     f"{math.ceil(t_last / dt0)} steps, more than max_steps={max_steps}; "
-                     "raise max_steps or dt0.")
-  observer = Observer(model, params0, x, y, loss=loss, observe=observe, x_test=x_test,
-                      reduction=reduction)
+    raise ValueError(
+      f"dt0: reaching t = {t_last:g} in steps of {dt0:g} takes "
+      f"{math.ceil(t_last / dt0)} steps, more than max_steps={max_steps}; "
+      "raise max_steps or dt0."
+    )
+  observer = Observer(model, params0, x, y, loss=loss, observe=observe, x_test=x_test, reduction=reduction)
   trainable0, frozen = split_trainable(model, params0)
   static, leaves = common.split_model(model)
-  run = _compiled_flow(static, loss, reduction, solver_obj, adaptive,
-                       error_control if adaptive else "params", dt0 is None, max_steps,
-                       observer.entries, bool(save_params))
+  run = _compiled_flow(
+    static,
+    loss,
+    reduction,
+    solver_obj,
+    adaptive,
+    error_control if adaptive else "params",
+    dt0 is None,
+    max_steps,
+    observer.entries,
+    bool(save_params),
+  )
   dtype = x.dtype
   tol = (jnp.asarray(rtol if adaptive else 1.0, dtype), jnp.asarray(atol if adaptive else 1.0, dtype))
   rate = jnp.asarray(eta * common.time_scale(reduction, y), dtype)
   context = {"params0": params0, "observables": observer.context}
   saved, final, t_end, status, stats, steps = run(
-      leaves, trainable0, frozen, x, y, x_test, times, jnp.asarray(eta, dtype), rate, tol,
-      None if dt0 is None else jnp.asarray(dt0, dtype), context)
+    leaves,
+    trainable0,
+    frozen,
+    x,
+    y,
+    x_test,
+    times,
+    jnp.asarray(eta, dtype),
+    rate,
+    tol,
+    None if dt0 is None else jnp.asarray(dt0, dtype),
+    context,
+  )
   stats = {k: v for k, v in stats.items() if k.startswith("num_")}
-  _checks.now_or_at_run_time(functools.partial(_flow_failure, max_steps=max_steps), status,
-                             t_end, stats["num_steps"], stats["num_rejected_steps"], saved["loss"], times)
+  _checks.now_or_at_run_time(
+    functools.partial(_flow_failure, max_steps=max_steps),
+    status,
+    t_end,
+    stats["num_steps"],
+    stats["num_rejected_steps"],
+    saved["loss"],
+    times,
+  )
   try:
     stats = {k: int(v) for k, v in stats.items()}
   except _checks.TRACED:  # under jit or vmap they stay arrays
@@ -122,8 +166,15 @@ def gradient_flow(model, params0, x, y, *, times, loss: str = "mse", reduction: 
   obs = dict(saved["obs"])
   if steps is not None:
     obs.update(_running_maxima(times, obs, *steps))
-  return Trajectory(times, saved["train"], saved.get("test"), saved.get("params"),
-                    trainable_merge(model)(final, frozen), obs, stats)
+  return Trajectory(
+    times,
+    saved["train"],
+    saved.get("test"),
+    saved.get("params"),
+    trainable_merge(model)(final, frozen),
+    obs,
+    stats,
+  )
 
 
 ERROR_CONTROLS = ("outputs", "params", "both")
@@ -144,37 +195,56 @@ def _running_maxima(times, saved_obs, step_ts, step_obs):
 
 def _flow_failure(status, t_end, steps, rejected, losses, times, *, max_steps):
   """Raises what went wrong in a finished solve (numpy in): divergence, max_steps, solver failure."""
-  status, t_end, steps, losses, times = int(status), float(np.ravel(t_end)[0]), int(steps), \
-      np.asarray(losses), np.asarray(times)
+  status, t_end, steps, losses, times = (
+    int(status),
+    float(np.ravel(t_end)[0]),
+    int(steps),
+    np.asarray(losses),
+    np.asarray(times),
+  )
   if status == 1:
     k = common.last_finite(losses)
-    last = "" if k is None else \
-        f"; the last finite loss was {losses[k]:.6g} at saved time t = {float(times[k]):.6g}"
+    last = (
+      ""
+      if k is None
+      else f"; the last finite loss was {losses[k]:.6g} at saved time t = {float(times[k]):.6g}"
+    )
     raise DivergenceError(
-        f"gradient_flow: diverged at t = {t_end:.6g} (solver step {steps}): the "
-        f"parameters became NaN/Inf{last}. Use a smaller learning_rate, a smaller dt0 or an "
-        "adaptive solver.", time=t_end, step=steps,
-        last_finite_loss=None if k is None else float(losses[k]),
-        last_finite_at=None if k is None else float(times[k]))
+      f"gradient_flow: diverged at t = {t_end:.6g} (solver step {steps}): the "
+      f"parameters became NaN/Inf{last}. Use a smaller learning_rate, a smaller dt0 or an "
+      "adaptive solver.",
+      time=t_end,
+      step=steps,
+      last_finite_loss=None if k is None else float(losses[k]),
+      last_finite_at=None if k is None else float(times[k]),
+    )
   if status == 2:
     raise SolverError(
-        f"gradient_flow: the solver reached only t = {t_end:.6g} of {float(times[-1]):.6g} in "
-        f"max_steps={max_steps} steps ({int(rejected)} rejected). The flow is stiff "
-        "(η·λ_max of the NTK is large relative to the time span): raise max_steps, or loosen "
-        "rtol/atol.", time=t_end, steps=steps)
+      f"gradient_flow: the solver reached only t = {t_end:.6g} of {float(times[-1]):.6g} in "
+      f"max_steps={max_steps} steps ({int(rejected)} rejected). The flow is stiff "
+      "(η·λ_max of the NTK is large relative to the time span): raise max_steps, or loosen "
+      "rtol/atol.",
+      time=t_end,
+      steps=steps,
+    )
   if status == 3:
-    raise SolverError(f"gradient_flow: the solver failed at t = {t_end:.6g} after "
-                      f"{steps} steps; try another solver or tighter rtol/atol.",
-                      time=t_end, steps=steps)
+    raise SolverError(
+      f"gradient_flow: the solver failed at t = {t_end:.6g} after "
+      f"{steps} steps; try another solver or tighter rtol/atol.",
+      time=t_end,
+      steps=steps,
+    )
   if not np.all(np.isfinite(losses)):
     k = int(np.argmin(np.isfinite(losses)))
     j = common.last_finite(losses[:k]) if k else None
     last = "" if j is None else f"; the last finite loss was {losses[j]:.6g} at t = {float(times[j]):.6g}"
     raise DivergenceError(
-        f"gradient_flow: the loss is NaN/Inf from saved time t = {float(times[k]):.6g} on{last}. "
-        "Use a smaller learning_rate.", time=float(times[k]),
-        last_finite_loss=None if j is None else float(losses[j]),
-        last_finite_at=None if j is None else float(times[j]))
+      f"gradient_flow: the loss is NaN/Inf from saved time t = {float(times[k]):.6g} on{last}. "
+      "Use a smaller learning_rate.",
+      time=float(times[k]),
+      last_finite_loss=None if j is None else float(losses[j]),
+      last_finite_at=None if j is None else float(times[j]),
+    )
 
 
 def _check_times(times, dtype):
@@ -189,8 +259,9 @@ def _check_times(times, dtype):
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_flow(static, loss, reduction, solver, adaptive, error_control, auto_dt0, max_steps,
-                   entries, save_params):
+def _compiled_flow(
+  static, loss, reduction, solver, adaptive, error_control, auto_dt0, max_steps, entries, save_params
+):
   """One compiled solve per structure; η, the time scale, rtol/atol and dt0 are arguments."""
   loss_fn = common.loss_fn(loss, reduction)
   run_max = any(e.running_max for _, e in entries)
@@ -222,8 +293,9 @@ def _compiled_flow(static, loss, reduction, solver, adaptive, error_control, aut
       return z[0] if on_outputs else z
 
     def save(t, z, args):
-      return common.snapshot(model, loss_fn, entries, context, at(delta_of(z)), frozen, x, y, x_test,
-                             save_params, rate * t)
+      return common.snapshot(
+        model, loss_fn, entries, context, at(delta_of(z)), frozen, x, y, x_test, save_params, rate * t
+      )
 
     def save_running(t, z, args):
       s = common.state_of(model, loss_fn, context, at(delta_of(z)), frozen, x, y, x_test, rate * t)
@@ -244,12 +316,27 @@ def _compiled_flow(static, loss, reduction, solver, adaptive, error_control, aut
     z0 = (delta0, outputs(delta0)) if on_outputs else delta0
     event = diffrax.Event(lambda t, z, args, **kw: jnp.logical_not(common.all_finite(z)))
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field), solver, t0=jnp.zeros((), times.dtype), t1=times[-1],
-        dt0=None if auto_dt0 else dt0, y0=z0, saveat=diffrax.SaveAt(subs=subs),
-        stepsize_controller=controller, event=event, max_steps=max_steps, throw=False)
-    status = jnp.select([sol.result == diffrax.RESULTS.successful,
-                         sol.result == diffrax.RESULTS.event_occurred,
-                         sol.result == diffrax.RESULTS.max_steps_reached], [0, 1, 2], 3)
+      diffrax.ODETerm(field),
+      solver,
+      t0=jnp.zeros((), times.dtype),
+      t1=times[-1],
+      dt0=None if auto_dt0 else dt0,
+      y0=z0,
+      saveat=diffrax.SaveAt(subs=subs),
+      stepsize_controller=controller,
+      event=event,
+      max_steps=max_steps,
+      throw=False,
+    )
+    status = jnp.select(
+      [
+        sol.result == diffrax.RESULTS.successful,
+        sol.result == diffrax.RESULTS.event_occurred,
+        sol.result == diffrax.RESULTS.max_steps_reached,
+      ],
+      [0, 1, 2],
+      3,
+    )
     final = at(jax.tree.map(lambda a: a[-1], sol.ys[1]))
     steps = (sol.ts[2], sol.ys[2]) if run_max else None
     return sol.ys[0], final, sol.ts[1], status, sol.stats, steps

@@ -20,9 +20,24 @@ from ntk_lab.training.results import DivergenceError, Trajectory
 __all__ = ["train"]
 
 
-def train(model, params0, x, y, *, optimizer, steps: int, loss: str = "mse", reduction: str = "sum",
-          batch_size: int | None = None, key=None, every: int | None = None, observe=(),
-          x_test=None, save_params: bool = False, time_per_step: float | None = None) -> Trajectory:
+def train(
+  model,
+  params0,
+  x,
+  y,
+  *,
+  optimizer,
+  steps: int,
+  loss: str = "mse",
+  reduction: str = "sum",
+  batch_size: int | None = None,
+  key=None,
+  every: int | None = None,
+  observe=(),
+  x_test=None,
+  save_params: bool = False,
+  time_per_step: float | None = None,
+) -> Trajectory:
   """Trains with an optax optimizer for `steps` steps (one `lax.scan`, compiled once).
 
   Each step takes the gradient of L on the full batch (``batch_size=None``: gradient descent) or
@@ -68,44 +83,68 @@ def train(model, params0, x, y, *, optimizer, steps: int, loss: str = "mse", red
   _checks.choice(reduction, "reduction", common.REDUCTIONS)
   params0 = _checks.promote_params(params0, x.dtype)
   if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-    raise TypeError(f"optimizer: expected an optax.GradientTransformation such as optax.sgd(0.1), "
-                    f"got {type(optimizer).__name__}.")
+    raise TypeError(
+      f"optimizer: expected an optax.GradientTransformation such as optax.sgd(0.1), "
+      f"got {type(optimizer).__name__}."
+    )
   steps = _checks.positive_int(steps, "steps")
   if every is None:
     every = max(d for d in range(1, max(1, steps // 100) + 1) if steps % d == 0)
   every = _checks.positive_int(every, "every")
   if steps % every:
-    raise ValueError(f"every: steps ({steps}) must be a multiple of every ({every}); e.g. every="
-                     f"{math.gcd(steps, every)}.")
+    raise ValueError(
+      f"every: steps ({steps}) must be a multiple of every ({every}); e.g. every={math.gcd(steps, every)}."
+    )
   n = x.shape[0]
   if batch_size is not None:
     batch_size = _checks.positive_int(batch_size, "batch_size")
     if batch_size > n:
       raise ValueError(f"batch_size: {batch_size} exceeds the {n} training points.")
     if key is None:
-      raise ValueError("key: minibatch SGD (batch_size set) needs a PRNG key, e.g. "
-                       "key=jax.random.PRNGKey(0).")
+      raise ValueError(
+        "key: minibatch SGD (batch_size set) needs a PRNG key, e.g. key=jax.random.PRNGKey(0)."
+      )
   key = jax.random.PRNGKey(0) if key is None else key
-  observer = Observer(model, params0, x, y, loss=loss, observe=observe, x_test=x_test,
-                      reduction=reduction)
+  observer = Observer(model, params0, x, y, loss=loss, observe=observe, x_test=x_test, reduction=reduction)
   if observer.needs_time and time_per_step is None:
-    raise ValueError("time_per_step: the 'lin_gap'/'ntk_gap' observables compare with gradient "
-                     "flow at t = step · time_per_step; pass it (η for optax.sgd(η)).")
-  tau = np.nan if time_per_step is None else \
-      common.positive(time_per_step, "time_per_step") * common.time_scale(reduction, y)
+    raise ValueError(
+      "time_per_step: the 'lin_gap'/'ntk_gap' observables compare with gradient "
+      "flow at t = step · time_per_step; pass it (η for optax.sgd(η))."
+    )
+  tau = (
+    np.nan
+    if time_per_step is None
+    else common.positive(time_per_step, "time_per_step") * common.time_scale(reduction, y)
+  )
   trainable0, frozen = split_trainable(model, params0)
   static, leaves = common.split_model(model)
   opt_state = optimizer.init(trainable0)
-  run = _compiled_train(static, loss, reduction, _canonical(optimizer, trainable0, opt_state),
-                        batch_size, every, steps // every, observer.entries, bool(save_params))
+  run = _compiled_train(
+    static,
+    loss,
+    reduction,
+    _canonical(optimizer, trainable0, opt_state),
+    batch_size,
+    every,
+    steps // every,
+    observer.entries,
+    bool(save_params),
+  )
   context = {"params0": params0, "observables": observer.context}
-  rec, final, bad_step, last_loss, last_step = run(leaves, trainable0, opt_state, frozen, x, y, x_test,
-                                                   key, jnp.asarray(tau, x.dtype), context)
-  _checks.now_or_at_run_time(functools.partial(_train_failure, steps=steps), bad_step, last_loss,
-                             last_step)
+  rec, final, bad_step, last_loss, last_step = run(
+    leaves, trainable0, opt_state, frozen, x, y, x_test, key, jnp.asarray(tau, x.dtype), context
+  )
+  _checks.now_or_at_run_time(functools.partial(_train_failure, steps=steps), bad_step, last_loss, last_step)
   recorded = np.arange(0, steps + 1, every)
-  return Trajectory(recorded, rec["train"], rec.get("test"), rec.get("params"),
-                    trainable_merge(model)(final, frozen), dict(rec["obs"]), {"steps": steps})
+  return Trajectory(
+    recorded,
+    rec["train"],
+    rec.get("test"),
+    rec.get("params"),
+    trainable_merge(model)(final, frozen),
+    dict(rec["obs"]),
+    {"steps": steps},
+  )
 
 
 # Optimizers already compiled for, keyed on what their update computes.
@@ -118,8 +157,10 @@ def _canonical(optimizer, params, state):
   `vmap` over θ₀) the optimizer itself is the key."""
   try:
     closed = jax.make_jaxpr(optimizer.update)(params, state, params)
-    consts = tuple((np.shape(c), str(np.result_type(c)), hashlib.sha256(np.asarray(c).tobytes()).hexdigest())
-                   for c in closed.consts)
+    consts = tuple(
+      (np.shape(c), str(np.result_type(c)), hashlib.sha256(np.asarray(c).tobytes()).hexdigest())
+      for c in closed.consts
+    )
   except _checks.TRACED:
     return optimizer
   key = (str(closed.jaxpr), consts, jax.tree.structure(state))
@@ -133,15 +174,16 @@ def _train_failure(bad_step, last_loss, last_step, *, steps):
   if bad_step >= 0:
     last = "" if last_step < 0 else f"; the last finite loss was {float(last_loss):.6g} at step {last_step}"
     raise DivergenceError(
-        f"train: diverged at step {bad_step} of {steps}: the loss or the parameters became "
-        f"NaN/Inf{last}. Use a smaller learning rate.", step=bad_step,
-        last_finite_loss=None if last_step < 0 else float(last_loss),
-        last_finite_at=None if last_step < 0 else last_step)
+      f"train: diverged at step {bad_step} of {steps}: the loss or the parameters became "
+      f"NaN/Inf{last}. Use a smaller learning rate.",
+      step=bad_step,
+      last_finite_loss=None if last_step < 0 else float(last_loss),
+      last_finite_at=None if last_step < 0 else last_step,
+    )
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_train(static, loss, reduction, optimizer, batch_size, every, n_records, entries,
-                    save_params):
+def _compiled_train(static, loss, reduction, optimizer, batch_size, every, n_records, entries, save_params):
   loss_fn = common.loss_fn(loss, reduction)
   run_max = any(e.running_max for _, e in entries)
 
@@ -156,8 +198,9 @@ def _compiled_train(static, loss, reduction, optimizer, batch_size, every, n_rec
       return loss_fn(f(merge(theta, frozen), xb), yb) * (1.0 if reduction == "mean" else n / xb.shape[0])
 
     def running(theta, k):
-      return common.running(entries, context, common.state_of(model, loss_fn, context, theta, frozen,
-                                                              x, y, x_test, k * tau))
+      return common.running(
+        entries, context, common.state_of(model, loss_fn, context, theta, frozen, x, y, x_test, k * tau)
+      )
 
     def step(carry, k):
       def advance(carry):
@@ -174,14 +217,22 @@ def _compiled_train(static, loss, reduction, optimizer, batch_size, every, n_rec
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
         if run_max:  # the gaps after this step, so that every step's state is measured
           peak = keep(jax.tree.map(jnp.maximum, peak, running(new_theta, k + 1)), peak)
-        return (keep(new_theta, theta), keep(new_state, opt_state), jnp.where(ok, bad, k),
-                jnp.where(ok, value, last_loss), jnp.where(ok, k, last_step), peak)
+        return (
+          keep(new_theta, theta),
+          keep(new_state, opt_state),
+          jnp.where(ok, bad, k),
+          jnp.where(ok, value, last_loss),
+          jnp.where(ok, k, last_step),
+          peak,
+        )
+
       # After a divergence the remaining steps are skipped (cond runs one branch).
       return jax.lax.cond(carry[2] >= 0, lambda c: c, advance, carry), None
 
     def record(carry, k):
-      rec = common.snapshot(model, loss_fn, entries, context, carry[0], frozen, x, y, x_test,
-                            save_params, k * tau)
+      rec = common.snapshot(
+        model, loss_fn, entries, context, carry[0], frozen, x, y, x_test, save_params, k * tau
+      )
       rec["obs"].update({name + "_max": v for name, v in carry[5].items()})
       return rec
 

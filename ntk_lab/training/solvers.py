@@ -32,10 +32,10 @@ class RK4(diffrax.AbstractERK):
   """
 
   tableau = diffrax.ButcherTableau(
-      c=np.array([0.5, 0.5, 1.0]),
-      b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
-      b_error=np.zeros(4),  # no embedded method: only for constant step sizes
-      a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
+    c=np.array([0.5, 0.5, 1.0]),
+    b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+    b_error=np.zeros(4),  # no embedded method: only for constant step sizes
+    a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
   )
   interpolation_cls = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
 
@@ -53,13 +53,13 @@ class SolverSpec(NamedTuple):
 # The one registry: name -> solver object (Heun's embedded Euler estimate is too crude to steer
 # steps on a gradient flow, so it is offered with fixed steps).
 SOLVERS = {
-    "tsit5": SolverSpec(diffrax.Tsit5(), True),
-    "dopri5": SolverSpec(diffrax.Dopri5(), True),
-    "dopri8": SolverSpec(diffrax.Dopri8(), True),
-    "bosh3": SolverSpec(diffrax.Bosh3(), True),
-    "heun": SolverSpec(diffrax.Heun(), False),
-    "euler": SolverSpec(diffrax.Euler(), False),
-    "rk4": SolverSpec(RK4(), False),
+  "tsit5": SolverSpec(diffrax.Tsit5(), True),
+  "dopri5": SolverSpec(diffrax.Dopri5(), True),
+  "dopri8": SolverSpec(diffrax.Dopri8(), True),
+  "bosh3": SolverSpec(diffrax.Bosh3(), True),
+  "heun": SolverSpec(diffrax.Heun(), False),
+  "euler": SolverSpec(diffrax.Euler(), False),
+  "rk4": SolverSpec(RK4(), False),
 }
 
 
@@ -68,12 +68,16 @@ def solver_of(solver, dt0):
   if isinstance(solver, str):
     spec = SOLVERS[_checks.choice(solver, "solver", tuple(SOLVERS))]
     if not spec.adaptive and dt0 is None:
-      raise ValueError(f"dt0: solver={solver!r} takes fixed steps, so it needs dt0 (e.g. a fraction "
-                       "of 1/(η λ_max) of the NTK); or use an adaptive solver such as 'tsit5'.")
+      raise ValueError(
+        f"dt0: solver={solver!r} takes fixed steps, so it needs dt0 (e.g. a fraction "
+        "of 1/(η λ_max) of the NTK); or use an adaptive solver such as 'tsit5'."
+      )
     return spec.solver, spec.adaptive
   if isinstance(solver, diffrax.AbstractSolver):
     return solver, dt0 is None
   if isinstance(solver, type) and issubclass(solver, diffrax.AbstractSolver):
     raise TypeError(f"solver: pass a diffrax solver instance, e.g. {solver.__name__}(), not the class.")
-  raise TypeError(f"solver: expected one of {sorted(SOLVERS)} or a diffrax solver instance "
-                  f"(e.g. diffrax.Tsit5()), got {solver!r}.")
+  raise TypeError(
+    f"solver: expected one of {sorted(SOLVERS)} or a diffrax solver instance "
+    f"(e.g. diffrax.Tsit5()), got {solver!r}."
+  )

@@ -10,9 +10,9 @@ import jax
 
 jax.config.update("jax_enable_x64", True)  # for the float64 reference; the kernel itself is float32
 
-import jax.numpy as jnp
+import jax.numpy as jnp  # noqa: E402  (after enabling float64)
 
-import ntk_lab as nl
+import ntk_lab as nl  # noqa: E402
 
 
 def status_gib(field):  # VmRSS now / VmHWM peak: unlike ru_maxrss, not inherited from pytest
@@ -37,8 +37,22 @@ cols = jnp.array([3, 5760, 17_280, n // 3, n - 1])
 x64 = x.astype(jnp.float64)
 direct = net.kernel(x64[rows], x64[cols], get="ntk").ntk
 got, mirrored = K[rows][:, cols].astype(jnp.float64), K[cols][:, rows].T.astype(jnp.float64)
-err = max(float(jnp.linalg.norm(got - direct) / jnp.linalg.norm(direct)),
-          float(jnp.linalg.norm(mirrored - direct) / jnp.linalg.norm(direct)))
+err = max(
+  float(jnp.linalg.norm(got - direct) / jnp.linalg.norm(direct)),
+  float(jnp.linalg.norm(mirrored - direct) / jnp.linalg.norm(direct)),
+)
 finite = bool(jnp.isfinite(K).all())
-print(json.dumps({"n": n, "seconds": seconds, "growth_gib": growth, "output_gib": K.nbytes / 2**30,
-                  "spot_rel_err": err, "finite": finite, "dtype": str(K.dtype), "shape": list(K.shape)}))
+print(
+  json.dumps(
+    {
+      "n": n,
+      "seconds": seconds,
+      "growth_gib": growth,
+      "output_gib": K.nbytes / 2**30,
+      "spot_rel_err": err,
+      "finite": finite,
+      "dtype": str(K.dtype),
+      "shape": list(K.shape),
+    }
+  )
+)
