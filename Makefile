@@ -40,7 +40,7 @@ test-slow: $(STAMP)
 
 ## The claims atlas: every checkable statement of the seeds, a verdict each (results/atlas/atlas.md).
 atlas: $(STAMP)
-	$(VENV)/bin/ntk-lab atlas --out results/atlas
+	$(VENV)/bin/ntk-lab atlas --out results/atlas --docs docs/atlas.md
 
 ## Live cross-checks against neural-tangents (builds its pinned environment first); CI runs them.
 test-nt: $(STAMP) reference

@@ -424,9 +424,11 @@ class Activation:
 
   def __post_init__(self):
     # math, not jnp: an Activation may be built while tracing (inside jit), where jnp gives tracers
+    # One number policy (`_checks.number`): NumPy scalars become floats, so the spec stays hashable.
     for field in ("alpha", "scale", "inner", "shift"):
-      if not _is_number(getattr(self, field)):
-        raise ValueError(f"activation {field}: must be a finite number, got {getattr(self, field)!r}.")
+      object.__setattr__(
+        self, field, _checks.number(getattr(self, field), f"activation {field}", static=True)
+      )
     if self.name == "custom":
       if not callable(self.fn):
         raise TypeError("Activation(name='custom') needs a callable `fn`, e.g. fn=jnp.cos.")

@@ -1,19 +1,21 @@
-"""Deep linear networks and their trajectories (seed 004, "Linear Neural Networks").
+"""Deep linear networks and their trajectories (Arora, Cohen and Hazan 2018, "On the optimization
+of deep networks: implicit acceleration by overparameterization"; Arora et al. 2019, "A convergence
+analysis of gradient descent for deep linear neural networks").
 
 A depth-N linear net is a list of factors ``[W_1, …, W_N]``, W_j of shape (d_j, d_{j−1}), with the
 end-to-end matrix W_{1:N} = W_N ⋯ W_1 of shape (d_N, d_0). A loss ℓ is any function of the
 end-to-end matrix; gradient flow on the factors is Ẇ_j = −∂ℓ(W_N ⋯ W_1)/∂W_j.
 
-* Balanced factors (Ex 1): W_{j+1}ᵀW_{j+1} = W_j W_jᵀ for every j. `balanced_factors` builds them as
+* Balanced factors: W_{j+1}ᵀW_{j+1} = W_j W_jᵀ for every j. `balanced_factors` builds them as
   W_j = V_{j+1} Σ^{1/N} V_jᵀ (V_1, V_{N+1} the singular vectors of the target end-to-end matrix,
   the inner V_j random with orthonormal columns), so W_{1:j}ᵀW_{1:j} = [W_{1:N}ᵀW_{1:N}]^{j/N}.
-* End-to-end dynamics (Ex 3): if the factors start balanced, W = W_{1:N} follows
+* End-to-end dynamics (Arora et al. 2018, Theorem 1): if the factors start balanced, W = W_{1:N} follows
   Ẇ = −Σ_{i=1}^N [WWᵀ]^{(i−1)/N} ∇ℓ(W) [WᵀW]^{(N−i)/N}  (`end_to_end_velocity`); for a row-vector
   output (d_N = 1) this is Ẇ = −‖W‖^{2(N−1)/N} (∇ℓ(W) + (N − 1) ∇ℓ(W) ŵᵀŵ), ŵ = W/‖W‖
   (`rank_one_velocity`): the step along the current direction is amplified (N − 1)-fold.
-* Symmetric factorization (Ex 2): φ(U) = ℓ(UUᵀ). With G = ∇ℓ(UUᵀ), ∇φ(U) = (G + Gᵀ)U, so
-  U̇ = −(G + Gᵀ)U and W = UUᵀ follows Ẇ = −(G + Gᵀ)W − W(G + Gᵀ). The seed prints
-  U̇ = −2GᵀU and Ẇ = −2(X + Xᵀ), X = GᵀW, which agree with these exactly when G is symmetric
+* Symmetric factorization: φ(U) = ℓ(UUᵀ). With G = ∇ℓ(UUᵀ), ∇φ(U) = (G + Gᵀ)U, so
+  U̇ = −(G + Gᵀ)U and W = UUᵀ follows Ẇ = −(G + Gᵀ)W − W(G + Gᵀ). The forms
+  U̇ = −2GᵀU and Ẇ = −2(X + Xᵀ), X = GᵀW, often written for it, agree with these exactly when G is symmetric
   (e.g. ℓ defined on symmetric matrices through a symmetric formula); see the claims atlas, C4.2.
 
 Every velocity is a pure function of arrays (jit/vmap-able); `flow` integrates any of them with
@@ -164,7 +166,7 @@ def end_to_end_velocity(loss: Callable, w, depth: int) -> jax.Array:
 
 def rank_one_velocity(loss: Callable, w, depth: int) -> jax.Array:
   """The end-to-end velocity for a row-vector output W (1, d_0):
-  Ẇ = −‖W‖^{2(N−1)/N} (∇ℓ(W) + (N − 1) ∇ℓ(W) ŵᵀŵ), ŵ = W/‖W‖ (seed 004 LNN Ex 3)."""
+  Ẇ = −‖W‖^{2(N−1)/N} (∇ℓ(W) + (N − 1) ∇ℓ(W) ŵᵀŵ), ŵ = W/‖W‖ (Arora et al. 2018, Claim 1)."""
   w = jnp.asarray(w)
   if w.ndim != 2 or w.shape[0] != 1:
     raise ValueError(f"w: expected a row vector of shape (1, d_0), got shape {w.shape}.")
@@ -176,7 +178,7 @@ def rank_one_velocity(loss: Callable, w, depth: int) -> jax.Array:
 
 
 def factorization_velocity(loss: Callable, u) -> jax.Array:
-  """U̇ = −∇_U ℓ(UUᵀ) = −(G + Gᵀ)U with G = ∇ℓ(UUᵀ) (seed 004 LNN Ex 2, any ℓ)."""
+  """U̇ = −∇_U ℓ(UUᵀ) = −(G + Gᵀ)U with G = ∇ℓ(UUᵀ) (any ℓ)."""
   g = jax.grad(loss)(u @ u.T)
   return -(g + g.T) @ u
 

@@ -447,7 +447,7 @@ def _general(
       return tile(xa, xa if x2 is None else xs[1][None])[0, 0]
 
     xs = (x1, x1 if x2 is None else x2)
-    out = jax.vmap(pair)(xs) if block is None else jax.lax.map(pair, xs, tile_size=block)
+    out = jax.vmap(pair)(xs) if block is None else jax.lax.map(pair, xs, batch_size=block)
     return jnp.moveaxis(out, 1, 0) if per_layer else out
   out = _tiling.tiled(
     tile, x1, x1 if x2 is None else x2, block, symmetric=x2 is None, swap_axes=None if trace else (-1, -2)
@@ -491,7 +491,7 @@ def _ntvp_kernel(f, theta, x1, x2, trace, chunk: int = 32):
     e = jnp.zeros((n2 * n_out,), out2.dtype).at[k].set(1).reshape(n2, n_out)
     return jvp1(vjp2(e)[0])
 
-  cols = jax.lax.map(column, jnp.arange(n2 * n_out), tile_size=min(chunk, n2 * n_out))
+  cols = jax.lax.map(column, jnp.arange(n2 * n_out), batch_size=min(chunk, n2 * n_out))
   full = jnp.transpose(cols.reshape(n2, n_out, n1, n_out), (2, 0, 3, 1))  # (N1, N2, a, b)
   if trace:
     return jnp.trace(full, axis1=2, axis2=3) / n_out

@@ -19,7 +19,7 @@ from tests.conftest import inputs
     (dict(hidden=(8,), activation="rleu"), ValueError, r"unknown name 'rleu'.*did you mean 'relu'"),
     (dict(hidden=(8,), activation=3), TypeError, r"activation"),
     (dict(hidden=(8,), parametrization="NTK"), ValueError, r"parametrization: must be one of"),
-    (dict(hidden=(8,), W_std=-1.0), ValueError, r"W_std: must be finite and >= 0"),
+    (dict(hidden=(8,), W_std=-1.0), ValueError, r"W_std: must be a finite number ≥ 0"),
     (dict(hidden=(8,), W_std=(1.0,)), ValueError, r"W_std: needs one value per layer"),
     (dict(hidden=(8,), b_std=-1.0), ValueError, r"b_std"),
     (dict(hidden=(8,), b_std=float("nan")), ValueError, r"b_std"),

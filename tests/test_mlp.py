@@ -301,10 +301,10 @@ def test_per_layer_spec_errors():
   with pytest.raises(ValueError, match=r"activation: needs one value per hidden layer \(2\), got 3"):
     nl.MLP((4, 4), activation=("relu",) * 3)
   with pytest.raises(
-    ValueError, match=r"b_std: must be a finite number >= 0, or None for no bias, got -1 at layer 1"
+    ValueError, match=r"b_std\[1\]: must be a finite number ≥ 0, or None for no bias, got -1"
   ):
     nl.MLP((4,), b_std=(0.1, -1))
-  with pytest.raises(ValueError, match=r"W_std: must be finite and >= 0, got -0.5 at layer 0"):
+  with pytest.raises(ValueError, match=r"W_std\[0\]: must be a finite number ≥ 0, got -0.5"):
     nl.MLP((4,), W_std=(-0.5, 1.0))
   with pytest.raises(ValueError, match=r"x2: diagonal=True pairs x1\[i\] with x2\[i\]"):
     nl.MLP((4,)).kernel(inputs(3, 2), inputs(2, 2), diagonal=True)

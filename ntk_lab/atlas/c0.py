@@ -100,7 +100,8 @@ def ntk_recursion(quick, twin):
             if wj.shape[0] == wj.shape[1]:  # the first term read literally, as an outer product
               outer = jnp.outer(rho(pa[j - 1]), rho(pb[j - 1])) / wj.shape[1] + rest
             k = half * rho(pa[j - 1]) @ rho(pb[j - 1]) / wj.shape[1] * jnp.eye(wj.shape[0]) + rest
-            if J == j + 1 and wj.shape[0] == wj.shape[1]:
+            # (an all-zero reference, e.g. every ReLU unit off, would make the relative error 0/0)
+            if J == j + 1 and wj.shape[0] == wj.shape[1] and float(jnp.max(jnp.abs(auto))) > 0:
               worst_outer = max(worst_outer, rel(outer, auto))
           worst = max(worst, rel(k, auto))
           count += 1
