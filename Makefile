@@ -50,9 +50,10 @@ test-nt: $(STAMP) reference
 bench: $(STAMP)
 	$(PY) -m benchmarks.bench_empirical_ntk --out results
 
-## Benchmark of the infinite-width kernels against NT (writes JSON + Markdown under results/).
+## Benchmark of the infinite-width kernels against NT, and of the quadrature kernels against the
+## rule they replaced (writes JSON + Markdown under results/).
 bench-analytic: $(STAMP)
-	$(PY) -m benchmarks.bench_analytic --out results
+	$(PY) -m benchmarks.bench_analytic --out results --quadrature --quad-n 100
 
 ## Benchmark of gradient flow (diffrax) and optax GD over widths (writes JSON + Markdown under results/).
 bench-training: $(STAMP)

@@ -24,9 +24,11 @@ def median_time(fn, *args, repeats: int = 5, warmup: int = 1) -> tuple[float, li
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
-  lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-  lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-  return "\n".join(lines)
+  """The experiments' Markdown table (imported when called: a benchmark cell may run against
+  another version of the library, see `bench_analytic`'s previous-rule baseline)."""
+  from ntk_lab.experiments._common import markdown_table as table
+
+  return table(header, rows)
 
 
 def _proc_status_mb(field: str) -> float | None:
@@ -66,20 +68,24 @@ class CellCache:
     self.directory, self.resume, self.timeout, self.cwd = directory, resume, timeout, cwd
     directory.mkdir(parents=True, exist_ok=True)
 
-  def __call__(self, name: str, cmd: list[str]) -> dict:
+  def __call__(self, name: str, cmd: list[str], *, cwd=None, env=None) -> dict:
     path = self.directory / f"{name}.json"
     if self.resume and path.exists():
       return json.loads(path.read_text())
-    res = self.run(cmd)
+    res = self.run(cmd, cwd=cwd, env=env)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(res))
     tmp.replace(path)
     return res
 
-  def run(self, cmd: list[str]) -> dict:
-    """The last JSON line the command prints, or {"error": …} if it fails or times out."""
+  def run(self, cmd: list[str], *, cwd=None, env=None) -> dict:
+    """The last JSON line the command prints, or {"error": …} if it fails or times out; `cwd`
+    (default: the cache's) is where it runs, and so which `ntk_lab` a ``-m`` command imports;
+    `env` replaces the environment."""
     try:
-      proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout, cwd=self.cwd)
+      proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=self.timeout, cwd=cwd or self.cwd, env=env
+      )
     except subprocess.TimeoutExpired:
       return {"error": f"timed out after {self.timeout} s"}
     lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]

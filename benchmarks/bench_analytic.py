@@ -15,12 +15,16 @@ measured in the same run. Writes ``bench_analytic.json`` and ``bench_analytic.md
 Quadrature kernels (`--quadrature`, N = 1000 by default): a depth-3 MLP with tanh, softplus and a
 callable erf (no name, so integrated numerically), W_std 1.5, b_std 0.1, float64, x2 = None, timed
 at the default accuracy (node counts chosen per layer; the first call includes that choice) and
-with the node count forced to 32 (the cost of the rule alone).
+with the node count forced to 32 (the cost of the rule alone: 64 × 64 evaluations per entry), and
+beside them the rule these kernels replaced, measured in the same run: a fixed 64-node
+Gauss–Hermite product rule without an error estimate (ntk_lab at commit `PREVIOUS`, extracted with
+``git archive`` and imported in the cell's process; also 64 × 64 evaluations per entry).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import sys
 import time
@@ -32,6 +36,22 @@ IN_DIM, DEPTH = 100, 3
 SIZES = (1000, 5000, 20000)
 IMPLS = ("ntk_lab", "nt_kernel_fn", "nt_batch")
 QUAD_ACTIVATIONS = ("tanh", "softplus", "erf_callable")
+PREVIOUS = "194c2bc"  # the last commit with the fixed 64-node Gauss–Hermite rule (the old default)
+
+
+def previous_tree(directory: pathlib.Path) -> pathlib.Path | None:
+  """`ntk_lab` at commit `PREVIOUS`, extracted under `directory` (None without git history)."""
+  import subprocess
+
+  tree = directory / f"ntk_lab_{PREVIOUS}"
+  if (tree / "ntk_lab" / "__init__.py").exists():
+    return tree
+  tree.mkdir(parents=True, exist_ok=True)
+  archive = subprocess.run(["git", "archive", PREVIOUS, "ntk_lab"], cwd=ROOT, capture_output=True)
+  if archive.returncode != 0:
+    return None
+  subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+  return tree
 
 
 def quad_cell(args):
@@ -176,9 +196,13 @@ def main(argv=None):
     )
 
   if args.quadrature:
+    previous = previous_tree(out / "cells_analytic")
     for act in QUAD_ACTIVATIONS:
       rec = {"quadrature": act, "n": args.quad_n, "impls": {}}
-      for tag, nodes in (("default", None), ("nodes_32", 32)):
+      for tag, nodes in (("default", None), ("nodes_32", 32), ("previous_gh64", None)):
+        if tag == "previous_gh64" and previous is None:
+          rec["impls"][tag] = {"error": f"no git history: commit {PREVIOUS} not found"}
+          continue
         cmd = [
           sys.executable,
           "-m",
@@ -191,7 +215,11 @@ def main(argv=None):
           "--qact",
           act,
         ] + ([] if nodes is None else ["--qnodes", str(nodes)])
-        rec["impls"][tag] = cached(f"quad_{act}_{args.quad_n}_{tag}", cmd)
+        # the previous rule runs with the extracted tree as working directory: `-m` imports from it
+        # (and finds `benchmarks` through PYTHONPATH)
+        cwd = previous if tag == "previous_gh64" else None
+        env = dict(os.environ, PYTHONPATH=str(ROOT)) if cwd else None
+        rec["impls"][tag] = cached(f"quad_{act}_{args.quad_n}_{tag}", cmd, cwd=cwd, env=env)
       records.append(rec)
       print(
         json.dumps(
@@ -257,6 +285,8 @@ def _quad_markdown(quad):
       t(r["impls"]["default"]),
       t(r["impls"]["default"], "first_call_s"),
       t(r["impls"]["nodes_32"]),
+      t(r["impls"]["previous_gh64"]) if "previous_gh64" in r["impls"] else "–",
+      _ratio(r["impls"]["default"], r["impls"].get("previous_gh64", {})),
     ]
     for r in quad
   ]
@@ -265,9 +295,26 @@ def _quad_markdown(quad):
     "\nQuadrature kernels: depth-3 MLP, W_std 1.5, b_std 0.1, in_dim 100, float64, x2 = None; "
     "median of repeated calls (node counts chosen once per call, included) and the first call "
     f"(compilation included).{cond}\n\n"
-    + markdown_table(["activation", "N", "default accuracy (1e-7)", "first call", "32 nodes forced"], rows)
+    + markdown_table(
+      [
+        "activation",
+        "N",
+        "default accuracy (1e-7)",
+        "first call",
+        "32 nodes forced",
+        "previous: 64-node Gauss–Hermite, no estimate",
+        "default / previous",
+      ],
+      rows,
+    )
     + "\n"
   )
+
+
+def _ratio(new, old):
+  if "median_s" not in new or "median_s" not in old:
+    return "–"
+  return f"{new['median_s'] / old['median_s']:.2f}×"
 
 
 if __name__ == "__main__":

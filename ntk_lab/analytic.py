@@ -105,7 +105,8 @@ def analytic_kernel(
       the fewest that meet ``quadrature_rtol`` (module docstring); a number forces it, and a
       warning names the estimated error when that misses ``quadrature_rtol``. When the inputs,
       W_std or b_std are traced (jit, grad), the variances are not known beforehand: None then
-      means 32 nodes, without the estimate.
+      means 32 nodes, and the same estimate runs inside the program, raising (a
+      ``JaxRuntimeError`` under jit) when it misses ``quadrature_rtol``.
     quadrature_rtol: the accuracy quadrature kernels must meet, relative to
       √(Σ(x, x)·Σ(x', x')) on Σ and Σ̇ of every layer. None: 1e-7 in float64, 1e-5 in float32.
       If no node count up to 128 meets it, the call raises with the estimated error.
@@ -188,9 +189,12 @@ def analytic_kernel(
     n_dev = len(devices)
   n1 = x1.shape[0]
   n2 = n1 if x2 is None else x2.shape[0]
+  out_bytes = len(get) * n1 * n2 * dtype.itemsize
+  _tiling.check_fits("analytic_kernel", n1, n2, out_bytes=out_bytes, temp_bytes=0, devices=devices)
+  nodes = _nodes(model, x1, x2, w, b, dtype, closed, quadrature_rtol, quadrature_nodes)
   # Temporaries per kernel entry: a few per layer, and for quadrature the inner nodes of one
   # outer step (the scan holds one at a time).
-  per_entry = 16 + (0 if closed else 16 * (quadrature_nodes or TRACED_NODES))
+  per_entry = 16 + 16 * max(nodes, default=0)
   if tile_size is None:
     # Small tiles keep each tile's elementwise temporaries in cache (XLA materialises several per
     # layer); a larger single pass is slower, not faster. The budget caps them for quadrature.
@@ -202,11 +206,10 @@ def analytic_kernel(
     "analytic_kernel",
     n1,
     n2,
-    out_bytes=len(get) * n1 * n2 * dtype.itemsize,
+    out_bytes=out_bytes,
     temp_bytes=block * block * per_entry * dtype.itemsize,
     devices=devices,
   )
-  nodes = _nodes(model, x1, x2, w, b, dtype, closed, quadrature_rtol, quadrature_nodes)
   mesh = None if devices is None else jax.sharding.Mesh(np.array(devices), ("points",))
   out = _kernel(model, x1, x2, w, b, nodes=nodes, get=get, block=tile_size, mesh=mesh)
   return _as_kernel(model, out)
@@ -240,7 +243,9 @@ def _layer_nodes(model, x1, x2, w, b, rtol, forced):
   try:
     xs = [np.asarray(v) for v in ((x1, w, b) if x2 is None else (x1, x2, w, b))]
   except _checks.TRACED:
-    return (forced or TRACED_NODES,) * n_hidden
+    nodes = (forced or TRACED_NODES,) * n_hidden
+    _check_traced_rule(model, x1, x2, w, b, nodes, rtol)
+    return nodes
   x = jnp.asarray(np.concatenate(xs[:-2]))
   # The variances only place the probe grid, so a fixed, ample node count serves for them.
   variances = _layer_variances(model, x, w, b, nodes=(TRACED_NODES,) * n_hidden)
@@ -264,6 +269,35 @@ def _layer_nodes(model, x1, x2, w, b, rtol, forced):
       )
     nodes.append(forced)
   return tuple(nodes)
+
+
+def _check_traced_rule(model, x1, x2, w, b, nodes, rtol):
+  """Traced inputs or scales (jit, grad): the node count cannot follow the variances, so the
+  estimate of `quadrature_error` runs inside the program, on the variances it computes, and a host
+  callback raises when a layer misses ``rtol``."""
+  layers = [l for l in range(model.n_layers - 1) if not model.activation_of(l).has_closed_form]
+  if not layers:
+    return
+  x = x1 if x2 is None else jnp.concatenate([x1, x2])
+  args = jax.tree.map(jax.lax.stop_gradient, (x, w, b))
+  variances = _layer_variances(model, *args, nodes=nodes)
+  errs = jnp.stack([_probe_error(model.activation_of(l), nodes[l], variances[l]) for l in layers])
+  jax.debug.callback(
+    functools.partial(_raise_traced_rule, layers=tuple(layers), nodes=nodes, rtol=rtol), errs
+  )
+
+
+def _raise_traced_rule(errs, *, layers, nodes, rtol):
+  errs = np.asarray(errs)
+  for l, (e_sigma, e_dot) in zip(layers, errs):
+    if max(e_sigma, e_dot) > rtol:
+      raise ValueError(
+        f"analytic_kernel under jit/grad: the {nodes[l]}-node quadrature rule of hidden layer "
+        f"{l + 1} has estimated relative error {e_sigma:.1e} on Σ and {e_dot:.1e} on Σ̇, above "
+        f"quadrature_rtol={rtol:g}. The node count of traced inputs or scales is fixed before "
+        "running: pass quadrature_nodes= (up to 512; choose_nodes(activation, variances, rtol) "
+        "gives one for known variances), or compute the kernel outside jit."
+      )
 
 
 @functools.partial(jax.jit, static_argnames=("model", "nodes"))
@@ -547,6 +581,22 @@ def quadrature_error(act, variances, nodes: int, *, _cache=None) -> tuple[float,
     scale = np.sqrt(np.outer(diag, diag))[..., None]
     errs.append(float(np.max(np.abs(a - b) / np.maximum(scale, np.finfo(b.dtype).tiny))))
   return errs[0], errs[1]
+
+
+def _probe_error(act, n, variances):
+  """`quadrature_error` as traced arrays: (error of Σ, error of Σ̇), 0 when no variance is > 0."""
+  q = variances.ravel()
+  ok = jnp.isfinite(q) & (q > 0)
+  some = jnp.any(ok)
+  lo = jnp.where(some, jnp.min(jnp.where(ok, q, jnp.inf)), 1.0)
+  hi = jnp.where(some, jnp.max(jnp.where(ok, q, 0.0)), 1.0)
+  qs = jnp.stack([lo, jnp.sqrt(lo * hi), hi])
+  errs = []
+  for a, b in zip(_probe(act, n, qs), _probe(act, 2 * n, qs)):
+    diag = jnp.abs(jnp.diagonal(b[..., -1]))
+    scale = jnp.sqrt(jnp.outer(diag, diag))[..., None]
+    errs.append(jnp.max(jnp.abs(a - b) / jnp.maximum(scale, jnp.finfo(b.dtype).tiny)))
+  return jnp.where(some, jnp.stack(errs), 0.0)
 
 
 def default_rtol(dtype) -> float:

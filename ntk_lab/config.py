@@ -8,7 +8,8 @@ A config names an experiment and sets its data, model, training and sweep; every
     data:     {n: 32, n_test: 16, in_dim: 2, inputs: sphere, target: sin, noise: 0.0}
     model:    {width: 256, depth: 1, activation: relu, parametrization: ntk, W_std: 1.0, b_std: null}
     training: {time: 10.0, n_times: 21, learning_rate: 1.0, solver: tsit5, rtol: 1.0e-4, atol: 1.0e-6,
-               dt0: null}     # dt0: the step of a fixed-step solver (euler, heun, rk4)
+               dt0: null,     # dt0: the step of a fixed-step solver (euler, heun, rk4)
+               error_control: outputs}   # what rtol/atol bound: outputs, params or both
     sweep:    {widths: [64, 256, 1024], seeds: [0, 1, 2]}
     options:  {}              # experiment-specific keys, checked by the experiment
 
@@ -88,6 +89,12 @@ def _solvers():
   return tuple(SOLVERS)
 
 
+def _error_controls():
+  from ntk_lab.training.flow import ERROR_CONTROLS
+
+  return tuple(ERROR_CONTROLS)
+
+
 def _fixed_step(solver: str) -> bool:
   """Whether the registered solver takes fixed steps (and so needs ``training.dt0``)."""
   from ntk_lab.training import SOLVERS
@@ -126,7 +133,9 @@ class ModelConfig:
 class TrainingConfig:
   """Gradient flow (or GD) settings; `time` is the final gradient-flow time, sampled at `n_times`
   equally spaced times from 0 (so at least 2). `dt0` is the step of a fixed-step solver (required
-  for one) and the first step of an adaptive one (None: chosen by the solver)."""
+  for one) and the first step of an adaptive one (None: chosen by the solver). `error_control`
+  says what rtol/atol bound (`gradient_flow`): the outputs (default), or also the parameters
+  (``both``) when the experiment measures parameter-space quantities such as the kernel's drift."""
 
   time: float = dataclasses.field(default=10.0, metadata={"positive": True})
   n_times: int = dataclasses.field(default=21, metadata={"min": 2})
@@ -135,6 +144,7 @@ class TrainingConfig:
   rtol: float = dataclasses.field(default=1e-4, metadata={"positive": True})
   atol: float = dataclasses.field(default=1e-6, metadata={"positive": True})
   dt0: float | None = dataclasses.field(default=None, metadata={"positive": True})
+  error_control: str = dataclasses.field(default="outputs", metadata={"choices": _error_controls})
 
 
 @dataclasses.dataclass(frozen=True)

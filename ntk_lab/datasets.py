@@ -54,9 +54,10 @@ def _rng(key, name="key"):
 
 
 def _fraction(value, name):
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+  value = _checks.number(value, name, low=0.0, strict=False, static=True, unit=" (a fraction in [0, 1])")
+  if value > 1:
     raise ValueError(f"{name}: must be a fraction in [0, 1], got {value!r}.")
-  return float(value)
+  return value
 
 
 def digits(

@@ -191,8 +191,30 @@ def test_unreachable_accuracy_raises_with_the_estimate_and_a_forced_count_warns(
     nl.analytic_kernel(_net("tanh", 3.0, depth=1), x, quadrature_nodes=4)
 
 
+def test_traced_quadrature_checks_its_fixed_rule_at_run_time():
+  """Under jit the variances are not known before running, so the node count is fixed (32 or the
+  one given) and the estimate runs inside the program: tanh at W_std = 5 misses 1e-7 with 32
+  nodes and the run raises; 128 nodes meet it and match the eager kernel; W_std = 1 passes."""
+  x = inputs(5, 3)
+  net = _net("tanh", 5.0, depth=1)
+  with pytest.raises(jax.errors.JaxRuntimeError, match=r"32-node quadrature rule.*quadrature_nodes="):
+    jax.block_until_ready(jax.jit(lambda x: net.kernel(x).ntk)(x))
+  forced = jax.jit(lambda x: net.kernel(x, quadrature_nodes=128).ntk)(x)
+  assert rel_err(forced, net.kernel(x).ntk) <= 1e-7
+  mild = _net("tanh", 1.0, depth=1)
+  assert rel_err(jax.jit(lambda x: mild.kernel(x).ntk)(x), mild.kernel(x).ntk) <= 1e-7
+  # grad w.r.t. W_std traces the scale: the same run-time estimate, met at W_std = 1.
+  g = jax.grad(lambda s: nl.analytic_kernel(mild, x, W_std=s).ntk.sum())(1.0)
+  assert np.isfinite(float(g))
+
+
 @pytest.mark.parametrize(
-  "name,fn", [("identity", lambda z: z), ("erf", jax.scipy.special.erf), ("sin", jnp.sin)]
+  "name,fn",
+  [
+    ("identity", lambda z: z),
+    ("erf", jax.scipy.special.erf),
+    pytest.param("sin", jnp.sin, marks=pytest.mark.slow),
+  ],
 )
 def test_input_gradients_at_a_zero_norm_input_match_the_closed_form(name, fn):
   """At x = 0 the pre-activation variance is 0, where the rule's correlation is pinned; the
@@ -266,6 +288,7 @@ def test_registry_names_resolve_and_user_rules_are_used():
     del nl.activations.REGISTRY["_double"]
 
 
+@pytest.mark.slow  # a wide network's NTK (~10 s); the routes and the limit are checked cheaply elsewhere
 def test_empirical_ntk_of_wide_network_approaches_the_limit():
   x = inputs(6, 3)
   errs = []
@@ -316,7 +339,8 @@ def test_readout_initialisation_and_frozen_layers():
 ACTS = ["relu", "leaky_relu", "abs", "erf", "sin", "gelu", "identity", "tanh"]  # tanh: the quadrature path
 
 
-@pytest.mark.parametrize("act", ACTS)
+# op by op, the quadrature path (tanh) runs every node of its node choice and rule: the slow suite
+@pytest.mark.parametrize("act", [pytest.param(a, marks=pytest.mark.slow) if a == "tanh" else a for a in ACTS])
 def test_compiled_matches_eager_and_is_symmetric(act):
   """The jitted kernel equals the op-by-op one (a guard against miscompiled fusions), x2 = None
   is exactly symmetric, and x2 = x1 passed explicitly agrees to rounding (1e-7: arccos near

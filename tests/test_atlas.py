@@ -75,6 +75,7 @@ def test_unknown_id_names_the_valid_ones():
     atlas.check_claim("C3.1 ")
 
 
+@pytest.mark.slow  # runs claims end to end (~15 s)
 def test_cli_writes_markdown_json_and_docs(tmp_path, capsys):
   page = tmp_path / "page.md"
   page.write_text("intro\n<!-- atlas:begin -->\nSTALE-BLOCK\n<!-- atlas:end -->\noutro\n")

@@ -64,6 +64,10 @@ BASE = {"experiment": "kernel_convergence"}
     ({**BASE, "training": {"solver": "rk4", "dt0": 0}}, r"training.dt0: must be > 0, got 0"),
     ({**BASE, "training": {"solver": "tsit"}}, r"training.solver: must be one of .*did you mean 'tsit5'\?"),
     ({**BASE, "data": [1, 2]}, r"data: expected a mapping"),
+    (
+      {**BASE, "training": {"error_control": "output"}},
+      r"training.error_control: must be one of outputs, params, both.*did you mean 'outputs'\?",
+    ),
   ],
 )
 def test_bad_configs_name_the_key_and_the_fix(raw, match):

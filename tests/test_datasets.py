@@ -61,7 +61,7 @@ def test_normalizations(normalize):
     assert np.all(x[:, std == 0] == 0) and (std == 0).any()  # the constant border pixels
 
 
-@pytest.mark.parametrize("corrupt", [0.0, 0.25, 1.0])
+@pytest.mark.parametrize("corrupt", [0.0, 0.25, np.float32(0.5), 1.0])  # NumPy scalars are numbers too
 def test_corruption_replaces_that_fraction_of_training_labels_only(corrupt):
   kw = dict(classes=(0, 1, 2, 3), n_train=400, n_test=100, labels="int", key=jax.random.PRNGKey(5))
   clean = datasets.digits(**kw)
@@ -96,6 +96,7 @@ def test_keys_and_seeds():
     (dict(labels="binary"), ValueError, "labels: must be one of"),
     (dict(normalize="l2"), ValueError, "normalize: must be one of"),
     (dict(corrupt=1.5), ValueError, "corrupt: must be a fraction"),
+    (dict(corrupt=-0.1), ValueError, "corrupt: must be a finite number ≥ 0 \\(a fraction in \\[0, 1\\]\\)"),
     (dict(n_train=1500, n_test=400), ValueError, "n_train \\+ n_test: the chosen classes have 1797"),
     (dict(n_train=0), ValueError, "n_train: must be a positive integer"),
     (dict(key="zero"), TypeError, "key: expected an integer seed or a JAX PRNG key"),

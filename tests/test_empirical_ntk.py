@@ -24,9 +24,19 @@ def assert_routes_agree(model, params, x1, x2=None, tol=TOL[jnp.float64], **kw):
   return ks
 
 
-@pytest.mark.parametrize("activation", nl.activations.ACTIVATIONS + ("leaky_relu_0.2", "custom"))
-@pytest.mark.parametrize("parametrization", ["ntk", "standard"])
-@pytest.mark.parametrize("b_std", [None, 0.4])
+def _every_activation_cases():
+  """Every activation × parametrization × bias; each activation's first combination (cycling, so
+  every combination appears) in the default suite, its other three in the slow suite."""
+  combos = [(p, b) for p in ("ntk", "standard") for b in (None, 0.4)]
+  names = nl.activations.ACTIVATIONS + ("leaky_relu_0.2", "custom")
+  return [
+    pytest.param(a, p, b, marks=() if j == i % 4 else pytest.mark.slow)
+    for i, a in enumerate(names)
+    for j, (p, b) in enumerate(combos)
+  ]
+
+
+@pytest.mark.parametrize("activation,parametrization,b_std", _every_activation_cases())
 def test_routes_agree_every_activation(activation, parametrization, b_std):
   if activation == "leaky_relu_0.2":
     activation = nl.Activation("leaky_relu", alpha=0.2)

@@ -17,17 +17,23 @@ Z = 5.0
 @pytest.mark.parametrize(
   "act,b_std,parametrization",
   [
+    # a closed form, an affine wrap and a jump in the default suite (each case draws and compiles
+    # a Monte Carlo ensemble: 10–20 s on 2 cores), the rest in the slow one
     ("relu", None, "ntk"),
-    ("erf", 0.3, "ntk"),
-    ("tanh", 0.2, "ntk"),
-    ("gelu", 0.1, "standard"),
-    ("softplus", None, "standard"),
+    pytest.param("erf", 0.3, "ntk", marks=pytest.mark.slow),
+    pytest.param("tanh", 0.2, "ntk", marks=pytest.mark.slow),
+    pytest.param("gelu", 0.1, "standard", marks=pytest.mark.slow),
+    pytest.param("softplus", None, "standard", marks=pytest.mark.slow),
     # registry closed forms without a neural-tangents twin for the wrap, and a jump (sign)
     (nl.Activation("relu", scale=-2.0, inner=0.5, shift=-0.3), 0.2, "ntk"),
-    (nl.Activation("gelu", scale=1.2, inner=2.0, shift=0.1), None, "standard"),
+    pytest.param(
+      nl.Activation("gelu", scale=1.2, inner=2.0, shift=0.1), None, "standard", marks=pytest.mark.slow
+    ),
     (nl.Activation("sign"), 0.1, "ntk"),
-    (nl.Activation("rectified_monomial", params=(2,), shift=-0.5), 0.1, "ntk"),
-    (nl.Activation("polynomial", params=(0.3, -1.0, 0.5)), None, "ntk"),
+    pytest.param(
+      nl.Activation("rectified_monomial", params=(2,), shift=-0.5), 0.1, "ntk", marks=pytest.mark.slow
+    ),
+    pytest.param(nl.Activation("polynomial", params=(0.3, -1.0, 0.5)), None, "ntk", marks=pytest.mark.slow),
   ],
   ids=str,
 )
@@ -48,6 +54,7 @@ def test_one_hidden_layer_mc_is_unbiased_for_the_analytic_kernel(act, b_std, par
   assert 1.6 < ratio < 2.5  # √(400/100) = 2
 
 
+@pytest.mark.slow  # a deep ensemble compiled twice (~14 s)
 def test_deep_mc_approaches_the_limit_and_options():
   net = nl.MLP((512, 512), activation="erf", b_std=0.2)
   x = inputs(5, 3)

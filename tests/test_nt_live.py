@@ -130,7 +130,7 @@ def mixed_grid():
   rng = np.random.default_rng(1)
   acts = CLOSED
   cases = []
-  for i in range(12):
+  for i in range(24):
     depth = 1 + i % 4
     L = depth + 1
     params = ["ntk", "standard"] * L
@@ -352,7 +352,8 @@ def test_a_custom_callable_matches_its_named_twin_in_monte_carlo():
 )
 def test_ensemble_and_gp_posterior_match_nt(nt_answers, i):
   """`mse_ensemble` (mean and covariance, finite t and t = ∞) and `gp_inference` against NT's
-  `gradient_descent_mse_ensemble` and `gp_inference`; NT's time runs at η = 1/y.size of ours."""
+  `gradient_descent_mse_ensemble` and `gp_inference`; NT's time runs at η = 1/y.size of ours, or
+  at η = 1 with ``reduction="mean"`` (NT's loss)."""
   answers, local = nt_answers
   net, _, x1, x2 = local[i]
   case, p = CASES[i], f"c{i}_"
@@ -376,6 +377,20 @@ def test_ensemble_and_gp_posterior_match_nt(nt_answers, i):
         mean, cov = mean[None], cov[None]
       assert rel_err(ens.mean, mean) <= TOL, (g, tag, "mean")
       assert rel_err(ens.cov, cov) <= TOL, (g, tag, "cov")
+      # NT's own convention, the mean-reduced loss: the same time axis at η = 1
+      ens_mean = nl.mse_ensemble(
+        k_dd,
+        y,
+        t,
+        k_test_train=k_td,
+        nngp_test_test=k_tt,
+        kernel=g,
+        reduction="mean",
+        diag_reg=case["diag_reg"],
+        compute_cov=True,
+      )
+      assert rel_err(ens_mean.mean, mean) <= TOL, (g, tag, "mean, reduction='mean'")
+      assert rel_err(ens_mean.cov, cov) <= TOL, (g, tag, "cov, reduction='mean'")
   gp = nl.gp_inference(k_dd.nngp, y, k_test_train=k_td.nngp, k_test_test=k_tt, diag_reg=case["diag_reg"])
   assert rel_err(gp.mean, answers[p + "gp_mean"]) <= TOL
   assert rel_err(gp.cov, answers[p + "gp_cov"]) <= TOL

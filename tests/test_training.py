@@ -208,6 +208,7 @@ def seeds(net, d, n_seeds=3):
   return jax.vmap(lambda k: net.init(k, d))(jax.random.split(jax.random.PRNGKey(5), n_seeds))
 
 
+@pytest.mark.slow  # two vmapped compilations of each trainer (~35 s); the runner's vmap test is in the default suite
 def test_seeds_vmap_through_gradient_flow_and_train():
   """vmap over draws of θ₀ (what the runner does with seeds) gives each draw's own run, with its
   own adaptive steps."""

@@ -1,5 +1,5 @@
 """Pieces shared by the experiments: data and models from a config cell, log-log slope fits with
-confidence intervals, and the per-width table."""
+confidence intervals, and Markdown tables (the benchmarks use them too)."""
 
 from __future__ import annotations
 
@@ -80,11 +80,37 @@ def loglog_panel(ax, results, key, title):
   return slope, lo, hi
 
 
+def check_gd_options(options, *, ints=("steps", "every"), kernel="Θ∞"):
+  """ConfigError unless the options named in ``ints`` are positive integers, ``steps`` is a
+  multiple of ``every`` (when both are given), and ``lr_fraction`` (the GD step as a fraction of
+  2/λ_max of ``kernel``) lies in (0, 1)."""
+  from ntk_lab.config import ConfigError
+
+  for key in ints:
+    v = options[key]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+      raise ConfigError(f"options.{key}: must be a positive integer, got {v!r}.")
+  if "every" in ints and options["steps"] % options["every"]:
+    raise ConfigError(
+      f"options.steps: must be a multiple of options.every ({options['every']}), got {options['steps']}."
+    )
+  f = options["lr_fraction"]
+  if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
+    raise ConfigError(
+      f"options.lr_fraction: the GD step as a fraction of 2/λ_max({kernel}) must be in (0, 1), got {f!r}."
+    )
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+  """A Markdown table: a header row, a rule, then the rows (cells through str)."""
+  lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+  lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
 def median_table(results, columns, field="width", reduce=np.median):
   """Markdown table of per-width medians: columns is [(key, header, format)]; `field` picks
   another cell field for the rows, `reduce` another statistic (np.max for a worst case)."""
-  from benchmarks._timing import markdown_table
-
   groups = {k: by_width(results, k, field) for k, _, _ in columns}
   rows_of = list(groups[columns[0][0]])
   rows = [[f"{w:,}"] + [format(float(reduce(groups[k][w])), fmt) for k, _, fmt in columns] for w in rows_of]
@@ -149,8 +175,10 @@ def per_draw(fn, params, count):
 def solver_error(cfg, cells, model_of, params, x, y, summaries, summarize, keys, **options):
   """The solver's share of the fitted metrics, per cell: for the cell of the sweep's first seed,
   the largest relative change of its summary's `keys` when its gradient flow is re-solved with
-  rtol and atol divided by 100 (``summarize(trajectory)`` recomputes the summary); NaN for the
-  other seeds (so the value does not depend on how seeds are grouped). Options as in `flow`."""
+  rtol and atol divided by 100 and dt0 (if set) by 10 (``summarize(trajectory)`` recomputes the
+  summary); None (not computed, JSON null) for the other seeds, so the value does not depend on
+  how seeds are grouped, and the runner does not mistake a missing estimate for a non-finite
+  result. Options as in `flow`."""
   import jax
 
   import ntk_lab as nl
@@ -159,7 +187,7 @@ def solver_error(cfg, cells, model_of, params, x, y, summaries, summarize, keys,
   out = []
   for i, (cell, first) in enumerate(zip(cells, summaries, strict=True)):
     if cell.seed != cfg.sweep.seeds[0]:
-      out.append(float("nan"))
+      out.append(None)
       continue
     p = jax.tree.map(lambda a: a[i], params)
     ref = summarize(
@@ -173,6 +201,9 @@ def solver_error(cfg, cells, model_of, params, x, y, summaries, summarize, keys,
         solver=tr.solver,
         rtol=tr.rtol / 100,
         atol=tr.atol / 100,
+        error_control=tr.error_control,
+        # a fixed-step solver ignores rtol/atol: its reference takes steps ten times smaller
+        dt0=None if tr.dt0 is None else tr.dt0 / 10,
         **options,
       )
     )
@@ -183,6 +214,7 @@ def solver_error(cfg, cells, model_of, params, x, y, summaries, summarize, keys,
 def solver_error_table(results):
   """Per width, the solver's share of the fitted metrics (first seed), and the verdict against
   the 1 % budget."""
+  results = [r for r in results if r.get("solver_error") is not None]
   table = median_table(
     results,
     [
@@ -231,6 +263,7 @@ def flow(cfg, cells, model_of, params, x, y, **options):
       rtol=tr.rtol,
       atol=tr.atol,
       dt0=tr.dt0,
+      error_control=tr.error_control,
       **options,
     )
 

@@ -49,14 +49,7 @@ def _check(cfg, options):
       "model: the paper's net is two-layer ReLU; set model.depth: 1 and "
       f"model.activation: relu (got depth {cfg.model.depth}, {cfg.model.activation!r})."
     )
-  for key in ("steps", "every"):
-    v = options[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-      raise ConfigError(f"options.{key}: must be a positive integer, got {v!r}.")
-  if options["steps"] % options["every"]:
-    raise ConfigError(
-      f"options.steps: must be a multiple of options.every ({options['every']}), got {options['steps']}."
-    )
+  _common.check_gd_options(options, kernel="H^∞")
   c = options["corrupt"]
   if (
     not isinstance(c, list)
@@ -64,11 +57,6 @@ def _check(cfg, options):
     or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in c)
   ):
     raise ConfigError(f"options.corrupt: must be a non-empty list of fractions in [0, 1], got {c!r}.")
-  f = options["lr_fraction"]
-  if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
-    raise ConfigError(
-      f"options.lr_fraction: the GD step as a fraction of 2/λ_max(H^∞) must be in (0, 1), got {f!r}."
-    )
 
 
 def _accuracy(out, labels):
@@ -179,8 +167,6 @@ def report(out, cfg, options, results):
   axes[2].set_title(f"after {options['steps']} steps", fontsize=9)
   axes[2].legend(fontsize=7)
   _common.savefig(fig, out / "arora2019.png")
-  from benchmarks._timing import markdown_table
-
   rows = []
   for i, p in enumerate(corrupt):
     rows.append(
@@ -197,7 +183,7 @@ def report(out, cfg, options, results):
         f"{r0['kernel_test_accuracy'][i]:.3f}",
       ]
     )
-  table = markdown_table(
+  table = _common.markdown_table(
     [
       "random labels p",
       "√(2yᵀH⁻¹y/n)",

@@ -31,20 +31,6 @@ PAPER = (
 )
 
 
-def _check(options):
-  from ntk_lab.config import ConfigError
-
-  for key in ("angles", "steps"):
-    v = options[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-      raise ConfigError(f"options.{key}: must be a positive integer, got {v!r}.")
-  f = options["lr_fraction"]
-  if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
-    raise ConfigError(
-      f"options.lr_fraction: the GD step as a fraction of 2/λ_max(Θ∞) must be in (0, 1), got {f!r}."
-    )
-
-
 def data(cfg, options):
   """(x₀, circle grid, γ, training inputs, targets)."""
   import jax
@@ -65,7 +51,7 @@ def run_seeds(cfg, cells, options):
 
   import ntk_lab as nl
 
-  _check(options)
+  _common.check_gd_options(options, ints=("angles", "steps"))
   x0, grid, _, x, y = data(cfg, options)
   net = _common.make_model(cfg, cells[0])
   limit = np.asarray(net.kernel(x0, grid, get="ntk").ntk[0])
@@ -158,10 +144,8 @@ def report(out, cfg, options, results):
   axes[1].set_xlabel("width n"), axes[1].legend(fontsize=7)
   axes[1].set_title("deviation, motion and seed-mean error against width", fontsize=9)
   _common.savefig(fig, out / "jacot2018.png")
-  from benchmarks._timing import markdown_table
-
   fmt = lambda v: f"{v:.3f}" if np.isfinite(v) else "– (one seed)"
-  table = markdown_table(
+  table = _common.markdown_table(
     [
       "width",
       "seeds",

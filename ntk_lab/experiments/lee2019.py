@@ -40,24 +40,6 @@ GAPS = {
 }
 
 
-def _check(options):
-  from ntk_lab.config import ConfigError
-
-  for key in ("steps", "every"):
-    v = options[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-      raise ConfigError(f"options.{key}: must be a positive integer, got {v!r}.")
-  if options["steps"] % options["every"]:
-    raise ConfigError(
-      f"options.steps: must be a multiple of options.every ({options['every']}), got {options['steps']}."
-    )
-  f = options["lr_fraction"]
-  if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
-    raise ConfigError(
-      f"options.lr_fraction: the GD step as a fraction of 2/λ_max(Θ∞) must be in (0, 1), got {f!r}."
-    )
-
-
 def _rms(a, b):
   return np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2, axis=tuple(range(1, np.ndim(a)))))
 
@@ -68,7 +50,7 @@ def run_seeds(cfg, cells, options):
 
   import ntk_lab as nl
 
-  _check(options)
+  _common.check_gd_options(options)
   x, y, xt, _ = _common.make_data(cfg, cells[0].n, 0)
   net = _common.make_model(cfg, cells[0])
   k_inf, kt_inf = net.kernel(x, get="ntk").ntk, net.kernel(xt, x, get="ntk").ntk
