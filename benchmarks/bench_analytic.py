@@ -27,6 +27,7 @@ import json
 import os
 import pathlib
 import sys
+import tempfile
 import time
 
 from benchmarks._timing import CellCache, bench_parser, machine_meta, subcommand, write_report
@@ -196,7 +197,8 @@ def main(argv=None):
     )
 
   if args.quadrature:
-    previous = previous_tree(out / "cells_analytic")
+    scratch = tempfile.TemporaryDirectory(prefix="ntk_lab_previous_")  # removed at exit
+    previous = previous_tree(pathlib.Path(scratch.name))
     for act in QUAD_ACTIVATIONS:
       rec = {"quadrature": act, "n": args.quad_n, "impls": {}}
       for tag, nodes in (("default", None), ("nodes_32", 32), ("previous_gh64", None)):

@@ -17,19 +17,21 @@ Z = 5.0
 @pytest.mark.parametrize(
   "act,b_std,parametrization",
   [
-    # a closed form, an affine wrap and a jump in the default suite (each case draws and compiles
-    # a Monte Carlo ensemble: 10–20 s on 2 cores), the rest in the slow one
+    # a closed form in the default suite (each case draws and compiles a Monte Carlo ensemble:
+    # 10–20 s on 2 cores), the rest in the slow one
     ("relu", None, "ntk"),
     pytest.param("erf", 0.3, "ntk", marks=pytest.mark.slow),
     pytest.param("tanh", 0.2, "ntk", marks=pytest.mark.slow),
     pytest.param("gelu", 0.1, "standard", marks=pytest.mark.slow),
     pytest.param("softplus", None, "standard", marks=pytest.mark.slow),
     # registry closed forms without a neural-tangents twin for the wrap, and a jump (sign)
-    (nl.Activation("relu", scale=-2.0, inner=0.5, shift=-0.3), 0.2, "ntk"),
+    pytest.param(
+      nl.Activation("relu", scale=-2.0, inner=0.5, shift=-0.3), 0.2, "ntk", marks=pytest.mark.slow
+    ),
     pytest.param(
       nl.Activation("gelu", scale=1.2, inner=2.0, shift=0.1), None, "standard", marks=pytest.mark.slow
     ),
-    (nl.Activation("sign"), 0.1, "ntk"),
+    pytest.param(nl.Activation("sign"), 0.1, "ntk", marks=pytest.mark.slow),
     pytest.param(
       nl.Activation("rectified_monomial", params=(2,), shift=-0.5), 0.1, "ntk", marks=pytest.mark.slow
     ),
