@@ -190,6 +190,7 @@ def analytic_kernel(
   n1 = x1.shape[0]
   n2 = n1 if x2 is None else x2.shape[0]
   out_bytes = len(get) * n1 * n2 * dtype.itemsize
+  # The output alone first: refused before the node choice below compiles anything.
   _tiling.check_fits("analytic_kernel", n1, n2, out_bytes=out_bytes, temp_bytes=0, devices=devices)
   nodes = _nodes(model, x1, x2, w, b, dtype, closed, quadrature_rtol, quadrature_nodes)
   # Temporaries per kernel entry: a few per layer, and for quadrature the inner nodes of one
@@ -573,14 +574,19 @@ def quadrature_error(act, variances, nodes: int, *, _cache=None) -> tuple[float,
   for n in (nodes, 2 * nodes):
     if n not in cache:
       cache[n] = _probe(act, n, qs)
-  coarse, fine = cache[nodes], cache[2 * nodes]
+  err_sigma, err_dot = _relative_difference(cache[nodes], cache[2 * nodes])
+  return float(err_sigma), float(err_dot)
+
+
+def _relative_difference(coarse, fine):
+  """(Σ, Σ̇) errors of the coarse probe against the fine one, each relative to √(Σ(x, x)·Σ(x', x'))
+  of the fine rule (the correlation-1 entries of the probe grid's diagonal)."""
   errs = []
   for a, b in zip(coarse, fine):
-    a, b = np.asarray(a), np.asarray(b)
-    diag = np.abs(np.diagonal(b[..., -1]))  # c = 1: Σ(x, x) at each variance
-    scale = np.sqrt(np.outer(diag, diag))[..., None]
-    errs.append(float(np.max(np.abs(a - b) / np.maximum(scale, np.finfo(b.dtype).tiny))))
-  return errs[0], errs[1]
+    diag = jnp.abs(jnp.diagonal(b[..., -1]))  # c = 1: Σ(x, x) at each variance
+    scale = jnp.sqrt(jnp.outer(diag, diag))[..., None]
+    errs.append(jnp.max(jnp.abs(a - b) / jnp.maximum(scale, jnp.finfo(b.dtype).tiny)))
+  return tuple(errs)
 
 
 def _probe_error(act, n, variances):
@@ -591,11 +597,7 @@ def _probe_error(act, n, variances):
   lo = jnp.where(some, jnp.min(jnp.where(ok, q, jnp.inf)), 1.0)
   hi = jnp.where(some, jnp.max(jnp.where(ok, q, 0.0)), 1.0)
   qs = jnp.stack([lo, jnp.sqrt(lo * hi), hi])
-  errs = []
-  for a, b in zip(_probe(act, n, qs), _probe(act, 2 * n, qs)):
-    diag = jnp.abs(jnp.diagonal(b[..., -1]))
-    scale = jnp.sqrt(jnp.outer(diag, diag))[..., None]
-    errs.append(jnp.max(jnp.abs(a - b) / jnp.maximum(scale, jnp.finfo(b.dtype).tiny)))
+  errs = _relative_difference(_probe(act, n, qs), _probe(act, 2 * n, qs))
   return jnp.where(some, jnp.stack(errs), 0.0)
 
 
