@@ -25,7 +25,7 @@ import numpy as np
 
 from ntk_lab import _checks
 from ntk_lab.activations import get_activation
-from ntk_lab.analytic import choose_nodes, default_rtol, gaussian_expectations
+from ntk_lab.quadrature import choose_nodes, default_rtol, gaussian_expectations
 
 __all__ = [
   "g_infinity",
@@ -56,7 +56,7 @@ def _gram(x1, x2, first_layer_std):
 
 def _nodes(act, k11, k22, nodes):
   """The quadrature node count: as given, or the fewest meeting the default accuracy for these
-  variances (`ntk_lab.analytic.choose_nodes`); 32 when they are traced. Unused for closed forms."""
+  variances (`ntk_lab.quadrature.choose_nodes`); 32 when they are traced. Unused for closed forms."""
   if nodes is not None or act.has_closed_form:
     return nodes or 32
   try:
