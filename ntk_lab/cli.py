@@ -15,8 +15,9 @@ it, and the exit code says what kind of failure it was:
 * 1: a failure while running: a solver or divergence error, out of memory, a file that cannot be
   written; also `atlas` when a claim fails as printed and no corrected statement
   held (`ntk_lab.atlas.unresolved`);
-* 2: bad usage or config (an unknown key, a value out of range, a path that is not a config file or
-  a run directory, an output directory holding other results);
+* 2: bad usage or config (an unknown key, a key the experiment does not use, a value out of range
+  or too large for memory, a path that is not a config file or a run directory, an empty --out, an
+  output directory holding other results or being written by another run);
 * 130: interrupted (Ctrl-C); the cells finished so far are kept, and ``--resume`` finishes the run.
 
 ``--debug`` prints the traceback before that line.

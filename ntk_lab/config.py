@@ -36,7 +36,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import math
 import pathlib
 import types
 import typing
@@ -272,8 +271,10 @@ def _value(tp, v, path, meta):
         v = float(v)
       except ValueError:
         pass
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-      raise ConfigError(f"{path}: must be a finite number, got {v!r}.")
+    try:  # the library's number policy: NumPy scalars are numbers; bools, NaN and ±inf are not
+      v = _checks.number(v, path, static=True)
+    except (TypeError, ValueError) as e:
+      raise ConfigError(str(e)) from None
     if meta.get("positive") and v <= 0:
       raise ConfigError(f"{path}: must be > 0, got {v!r}.")
     if "min" in meta and v < meta["min"]:

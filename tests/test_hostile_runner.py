@@ -341,6 +341,21 @@ CASES = [
     lambda: validate({**QUICK, "sweep": {"seeds": [*range(1000), 999]}}),
     Raises(ConfigError, r"sweep.seeds: 999 is listed twice \(1001 values\); list each value once"),
   ),
+  (
+    "config numpy scalars",
+    lambda: load_config({**QUICK, "model": {"W_std": np.float32(1.5), "width": np.int64(8)}}).model,
+    Value(lambda m: (m.W_std, m.width) == (1.5, 8) and type(m.W_std) is float and type(m.width) is int),
+  ),
+  (
+    "config number a bool",
+    lambda: load_config({**QUICK, "training": {"rtol": True}}),
+    Raises(ConfigError, r"training.rtol: must be a finite number, got the bool True"),
+  ),
+  (
+    "config number the string nan",
+    lambda: load_config({**QUICK, "training": {"atol": "nan"}}),
+    Raises(ConfigError, r"training.atol: must be a finite number, got nan"),
+  ),
   # -------------------------------------------------------------------------- booleans and out dirs
   (
     "boolean the string False",
