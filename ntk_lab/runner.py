@@ -13,13 +13,20 @@ A run directory holds
 
 What the runner guarantees (docs/runner.md has the details):
 
+* **One run per directory.** A run holds a `fcntl.flock` lock on ``.lock`` in its directory for
+  its whole length; a second run into it is refused naming the holder's pid, except a shard of the
+  same config joining shards of that config.
+* **The experiment's contract.** A config key the experiment does not honour is refused before
+  anything runs (`ntk_lab.config.check_contract`), and each group of cells gets its own resolved
+  config, the sweep's values substituted (`ntk_lab.config.cell_config`).
+
 * **Exact cell identity.** A cell's KEY is a readable prefix plus a hash of its exact parameters
   (`ntk_lab.config.Cell.key`), so two different cells (learning rates 1.0 and 1.0000001) never share
   a file.
 * **Fingerprints.** Every cell file carries the fingerprint of the resolved config
   (`ntk_lab.config.fingerprint`); a cell of another config is never taken for one of this run:
   `run(resume=True)` moves it to ``cells/foreign/`` and recomputes it (and moves there any file that
-  is no cell of this grid), `report` leaves it out.
+  is no cell of this grid), `report` moves it there too and leaves it out.
 * **Damaged cells** (empty, truncated, not UTF-8 or JSON, fields missing) are named, moved to
   ``cells/damaged/`` and recomputed by a resumed run; `report` skips them and lists them.
 * **Non-finite values**: a cell holding NaN or ±inf is kept and marked (the ``nonfinite`` column of
