@@ -426,3 +426,42 @@ def _raise_kernel(asym, lam_min, lam_max, *, name, tol):
       "semi-definite, and a negative eigenvalue makes gradient flow grow along it. Check how K "
       "was computed (an inaccurate quadrature, float16/float32 cancellation?)."
     )
+
+
+def boolean(value, name: str) -> bool:
+  """True or False (a Python or NumPy bool), returned as a bool.
+
+  Anything else is refused, the strings ``"False"``/``"true"`` above all: a non-empty string is
+  truthy, so ``flag="False"`` would silently mean True; 0 and 1 are refused too (a count is not a
+  switch).
+  """
+  if isinstance(value, (bool, np.bool_)):
+    return bool(value)
+  if isinstance(value, np.ndarray) and value.shape == () and value.dtype == bool:
+    return bool(value)
+  if isinstance(value, str):
+    word = value.strip().lower()
+    fix = f"pass {word.capitalize()} without quotes" if word in ("true", "false") else "pass True or False"
+    raise ValueError(
+      f"{name}: must be True or False, got the string {value!r} (a non-empty string counts as True); {fix}."
+    )
+  raise ValueError(f"{name}: must be True or False, got {value!r} ({type(value).__name__}).")
+
+
+def integer(value, name: str, *, low: int = 1) -> int:
+  """An integer ≥ `low` (a Python or NumPy integer, or a 0-d integer array), returned as an int.
+
+  A bool, a float (even 3.0: a size written as 3.0 or 1e3 is a slip), a string or NaN is refused,
+  with the reason.
+  """
+  if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.generic):
+    if tuple(value.shape) == () and np.issubdtype(np.dtype(value.dtype), np.integer):
+      value = int(np.asarray(value))
+  kind = "a positive integer" if low == 1 else f"an integer ≥ {low}"
+  if isinstance(value, (bool, np.bool_)):
+    raise ValueError(f"{name}: must be {kind}, got the bool {value!r}; pass a number.")
+  if not isinstance(value, (int, np.integer)):
+    raise ValueError(f"{name}: must be {kind}, got {value!r} ({type(value).__name__}).")
+  if value < low:
+    raise ValueError(f"{name}: must be {kind}, got {value!r}.")
+  return int(value)
