@@ -43,6 +43,7 @@ import typing
 import yaml
 
 from ntk_lab import _checks
+from ntk_lab.experiments.registry import ConfigError  # defined beside the registry that raises it too
 from ntk_lab.mlp import PARAMETRIZATIONS
 
 __all__ = [
@@ -61,10 +62,6 @@ __all__ = [
   "load_config",
   "load_saved",
 ]
-
-
-class ConfigError(ValueError):
-  """A config that does not validate; the message names the key path and how to fix it."""
 
 
 def _choice(*options):

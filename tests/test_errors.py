@@ -90,7 +90,9 @@ def test_empirical_ntk_shape_checks(jit):
 
 
 def test_structured_needs_a_network_and_apply_fn_must_return_rank_2():
-  with pytest.raises(ValueError, match=r"method='structured': it is not a network of ntk_lab layers.*Use method='jacobian'"):
+  with pytest.raises(
+    ValueError, match=r"method='structured': it is not a network of ntk_lab layers.*Use method='jacobian'"
+  ):
     nl.empirical_ntk(NET.apply, PARAMS, inputs(2, 3), method="structured")
   with pytest.raises(ValueError, match=r"must return shape \(N, O\)"):
     nl.empirical_ntk(lambda p, x: NET.apply(p, x)[:, 0], PARAMS, inputs(2, 3))

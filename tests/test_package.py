@@ -74,13 +74,19 @@ MODULES = {_module_name(p): p for p in LIBRARY}
 
 
 def _internal_edges(name):
-  """The ntk_lab modules `name` imports, at module level, in functions or under TYPE_CHECKING."""
+  """The ntk_lab modules `name` imports, at module level, in functions or under TYPE_CHECKING:
+  `from p import m` reaches the module p.m when there is one, else p."""
   out = set()
-  for _, imported in _imports(MODULES[name]):
-    # `from ntk_lab import x` reaches ntk_lab.x when that is a module, else the package itself
-    target = imported if imported in MODULES else imported.rpartition(".")[0]
-    if target in MODULES and target != name and target != "ntk_lab":
-      out.add(target)
+  for node in ast.walk(ast.parse(MODULES[name].read_text())):
+    if isinstance(node, ast.Import):
+      targets = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+      targets = [
+        f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES else node.module for a in node.names
+      ]
+    else:
+      continue
+    out.update(t for t in targets if t in MODULES and t not in (name, "ntk_lab"))
   return out
 
 

@@ -45,7 +45,7 @@ def check(cfg, options):
   """ConfigError for options out of range and a split the two classes cannot give (the model keys
   are fixed by the contract's allowed values)."""
   from ntk_lab import datasets
-  from ntk_lab.config import ConfigError
+  from ntk_lab.experiments.registry import ConfigError
 
   _common.check_gd_options(options, kernel="H^∞")
   c = options["corrupt"]

@@ -140,7 +140,7 @@ def report(out, cfg, options, results):
 
 def check(cfg, options):
   """ConfigError for a σ the bounds do not cover and for options out of range."""
-  from ntk_lab.config import ConfigError
+  from ntk_lab.experiments.registry import ConfigError
 
   if cfg.model.activation in NONSMOOTH:
     raise ConfigError(

@@ -125,7 +125,7 @@ def report(out, cfg, options, results):
 
 
 def check(cfg, options):
-  from ntk_lab.config import ConfigError
+  from ntk_lab.experiments.registry import ConfigError
 
   s = options["init_scale"]
   if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s < float("inf"):

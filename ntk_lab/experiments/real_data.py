@@ -43,7 +43,7 @@ def load(cfg, options):
 
 def check(cfg, options):
   """ConfigError for a data set, corruption or split the digits cannot give."""
-  from ntk_lab.config import ConfigError
+  from ntk_lab.experiments.registry import ConfigError
 
   if options["dataset"] != "digits":
     raise ConfigError(

@@ -14,6 +14,14 @@ from typing import Any
 
 from ntk_lab import _checks
 
+
+class ConfigError(ValueError):
+  """A config that does not validate; the message names the key path and how to fix it.
+
+  Defined here, below the config module, so that experiments raise it without importing the
+  config (which reads this registry): the import graph has no cycle."""
+
+
 __all__ = [
   "ALWAYS",
   "DATA",
@@ -120,7 +128,6 @@ def register(exp: Experiment) -> Experiment:
 
 def experiment(name: str) -> Experiment:
   """The registered experiment `name`; an unknown name is a `ConfigError` with a suggestion."""
-  from ntk_lab.config import ConfigError
 
   if name not in EXPERIMENTS:
     raise ConfigError(
