@@ -1,6 +1,7 @@
 """`make gpu-check` (benchmarks/gpu_check.py) in its CPU smoke mode, so the script cannot rot."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -52,3 +53,13 @@ def test_cpu_smoke_runs_every_section(tmp_path):
   assert [c["width"] for c in sections["kernel_convergence"]["cells"]] == [16, 32]
   for name in gpu_check.SECTIONS:
     assert f"## {name}" in md
+
+
+def test_without_a_gpu_the_full_check_refuses_with_the_install_line(tmp_path):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  cmd = [sys.executable, "-m", "benchmarks.gpu_check", "--out", str(tmp_path)]
+  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+  assert (
+    proc.returncode == 2 and 'pip install -U "jax[cuda12]"' in proc.stderr and "--cpu-smoke" in proc.stderr
+  )
+  assert not (tmp_path / "gpu_check.json").exists()
