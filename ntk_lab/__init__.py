@@ -17,6 +17,8 @@ Public API (explicit re-exports; everything else lives in its module):
   infinite-width ensemble of trained networks and the NNGP posterior.
 * `gradient_flow` (diffrax) and `train` (optax) → `Trajectory`, raising `DivergenceError` or
   `SolverError`: training runs with opt-in observables.
+* `from_equinox`, `from_nnx`: an Equinox or Flax NNX module as ``(apply_fn, params)``, for every
+  function that takes an apply_fn.
 * `kernel_complexity`: yᵀH⁻¹y complexity measures of a kernel (Arora et al. 2019).
 * Submodules: `datasets` (digits and synthetic sets), `two_layer` (two-layer kernels in closed
   form: Du et al. 2019; Arora et al. 2019), `deep_linear` (balanced deep linear networks: Arora et
@@ -28,6 +30,7 @@ from ntk_lab.activations import Activation
 from ntk_lab.analytic import Kernel, analytic_kernel
 from ntk_lab.complexity import kernel_complexity
 from ntk_lab.empirical import empirical_nngp, empirical_ntk
+from ntk_lab.interop import from_equinox, from_nnx
 from ntk_lab.ensemble import Gaussian, gp_inference, mse_ensemble
 from ntk_lab.kernel_dynamics import MSEDynamics, max_learning_rate, mse_dynamics
 from ntk_lab.linearize import linearize
@@ -54,6 +57,8 @@ __all__ = [
   "deep_linear",
   "empirical_nngp",
   "empirical_ntk",
+  "from_equinox",
+  "from_nnx",
   "gp_inference",
   "gradient_flow",
   "kernel_complexity",
