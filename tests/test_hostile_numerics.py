@@ -161,6 +161,19 @@ CASES = [
     Value(lambda ks: 1e-7 < max_rel(ks[0].nngp, ks[1].nngp) <= 1e-5),
   ),
   (
+    "exp callable W_std 3 float32 inputs: 1e-6 beyond the window is within 1e-5",
+    lambda: (
+      nl.analytic_kernel(net(EXP, 3.0), X.astype(jnp.float32)).nngp,
+      nl.analytic_kernel(net("exp", 3.0), X).nngp,
+    ),
+    Value(lambda ks: ks[0].dtype == jnp.float32 and max_rel(ks[0], ks[1]) <= 1e-5),
+  ),
+  (
+    "exp callable W_std 4 float32 inputs refused at 1e-5",
+    lambda: nl.analytic_kernel(net(EXP, 4.0), X.astype(jnp.float32)),
+    Raises(ValueError, r"truncation error 5\.\de-04.*quadrature_rtol=1e-05"),
+  ),
+  (
     "exp callable W_std 4 forced nodes warns",
     lambda: nl.analytic_kernel(net(EXP, 4.0), X, quadrature_nodes=64),
     Warns(r"quadrature_nodes=64: estimated relative error 5\.\de-04"),
