@@ -398,7 +398,7 @@ def kernel_tolerance(n: int, dtype) -> float:
   library's positive semi-definite kernels (closed-form and quadrature analytic NTKs, empirical
   NTKs, rank-deficient Gram matrices, near-duplicate inputs; N = 10 … 1000), the most negative
   eigenvalue that rounding and `eigh` produce is a few eps·λ_max (≤ 0.18·√N·eps in float32);
-  float64 quadrature kernels (accurate to 1e-7 per entry) reach −1.3e-14·λ_max; the floor 1e-9
+  float64 quadrature kernels (accurate to 1e-7 per entry) reach −3.2e-13·λ_max; the floor 1e-9
   leaves room for their stated accuracy.
   τ is 100·√N·eps: 3.8e-5 at N = 10 and 5.3e-4 at N = 2,000 in float32 (so a kernel 0.1 % of
   λ_max indefinite is refused up to N ≈ 7,000), and 1e-9 in float64 below N ≈ 2·10⁷.
