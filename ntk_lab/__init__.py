@@ -30,8 +30,8 @@ from ntk_lab.activations import Activation
 from ntk_lab.analytic import Kernel, analytic_kernel
 from ntk_lab.complexity import kernel_complexity
 from ntk_lab.empirical import empirical_nngp, empirical_ntk
-from ntk_lab.interop import from_equinox, from_nnx
 from ntk_lab.ensemble import Gaussian, gp_inference, mse_ensemble
+from ntk_lab.interop import from_equinox, from_nnx
 from ntk_lab.kernel_dynamics import MSEDynamics, max_learning_rate, mse_dynamics
 from ntk_lab.linearize import linearize
 from ntk_lab.mlp import MLP

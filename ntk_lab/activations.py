@@ -489,8 +489,7 @@ class Activation:
         names = ", ".join(rule.param_names) or "none"
         unset = f"; leave params unset for the defaults {rule.defaults}" if rule.defaults else ""
         raise ValueError(
-          f"activation params: {self.name} takes {len(rule.defaults)} number(s) ({names}), "
-          f"got {p!r}{unset}."
+          f"activation params: {self.name} takes {len(rule.defaults)} number(s) ({names}), got {p!r}{unset}."
         )
 
   @property

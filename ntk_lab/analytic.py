@@ -25,7 +25,6 @@ against the memory available before compiling.
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -39,7 +38,8 @@ from ntk_lab.quadrature import (
   CLOSED_FORMS,
   MAX_NODES,
   TRACED_NODES,
-  _probe_error,
+  check_forced_nodes,
+  check_traced_nodes,
   choose_nodes,
   default_rtol,
   gaussian_expectations,
@@ -308,14 +308,7 @@ def _layer_nodes(model, acts, x1, x2, w, b, rtol, forced):
     if forced is None:
       nodes.append(choose_nodes(act, q, rtol, where=where))
       continue
-    err = quadrature_error(act, q, forced)
-    if max(err) > rtol:
-      warnings.warn(
-        f"quadrature_nodes={forced}{where}: estimated relative error {err[0]:.1e} on Σ and "
-        f"{err[1]:.1e} on Σ̇, above quadrature_rtol={rtol:g}; leave quadrature_nodes None to "
-        "have enough chosen.",
-        stacklevel=4,
-      )
+    check_forced_nodes(act, q, forced, rtol, where=where, stacklevel=6)
     nodes.append(forced)
   return tuple(nodes)
 
@@ -330,23 +323,8 @@ def _check_traced_rule(model, acts, x1, x2, w, b, nodes, rtol):
   x = x1 if x2 is None else jnp.concatenate([x1, x2])
   args = jax.tree.map(jax.lax.stop_gradient, (x, w, b))
   variances = _layer_variances(model, *args, nodes=nodes)
-  errs = jnp.stack([_probe_error(acts[l], nodes[l], variances[l]) for l in layers])
-  jax.debug.callback(
-    functools.partial(_raise_traced_rule, layers=tuple(layers), nodes=nodes, rtol=rtol), errs
-  )
-
-
-def _raise_traced_rule(errs, *, layers, nodes, rtol):
-  errs = np.asarray(errs)
-  for l, (e_sigma, e_dot) in zip(layers, errs):
-    if max(e_sigma, e_dot) > rtol:
-      raise ValueError(
-        f"analytic_kernel under jit/grad: the {nodes[l]}-node quadrature rule of hidden layer "
-        f"{l + 1} has estimated relative error {e_sigma:.1e} on Σ and {e_dot:.1e} on Σ̇, above "
-        f"quadrature_rtol={rtol:g}. The node count of traced inputs or scales is fixed before "
-        "running: pass quadrature_nodes= (up to 512; choose_nodes(activation, variances, rtol) "
-        "gives one for known variances), or compute the kernel outside jit."
-      )
+  for l in layers:
+    check_traced_nodes(acts[l], nodes[l], variances[l], rtol, what="analytic_kernel")
 
 
 @functools.partial(jax.jit, static_argnames=("model", "nodes"))

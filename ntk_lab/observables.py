@@ -350,6 +350,7 @@ def _ntk_gap_setup(model, params0, x, y, x_test, *, loss, **_):
     )
   f = apply_fn_of(model)
   K = analytic_kernel(root, x, get="ntk").ntk
+  _checks.check_kernel(_checks.psd_defects(K), "the infinite-width NTK of 'ntk_gap'", K.shape[0], K.dtype)
   Kt = u0t = None
   if x_test is not None:
     Kt, u0t = analytic_kernel(root, x_test, x, get="ntk").ntk, f(params0, x_test)
