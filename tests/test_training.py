@@ -464,27 +464,30 @@ def test_solvers_are_objects_from_one_registry():
 
 # ------------------------------------------------------------------------------- compile once
 def test_fresh_optimizers_and_new_hyperparameters_reuse_the_compilation():
-  """Counted on the compiled programs' caches (no timing): a freshly built optax.sgd(0.1), an
-  injected learning rate, and gradient flow's η and tolerances add no compilation."""
-  from ntk_lab.training import flow, optax_loop
+  """Counted by the trainers' trace counters (a compilation traces the program once; no timing):
+  a freshly built optax.sgd(0.1), an injected learning rate, and gradient flow's η and
+  tolerances add none; a new constant in the optimizer, or a new structure, adds one."""
+  from ntk_lab.training.common import TRACES
 
   net, p0, x, y, _ = problem()
   nl.train(net, p0, x, y, optimizer=optax.sgd(0.1), steps=4)
-  misses = optax_loop._compiled_train.cache_info().misses
+  traced = TRACES["train"]
   a = nl.train(net, p0, x, y, optimizer=optax.sgd(0.1), steps=4)
-  assert optax_loop._compiled_train.cache_info().misses == misses
+  assert TRACES["train"] == traced
   inject = lambda lr: optax.inject_hyperparams(optax.sgd)(learning_rate=lr)  # noqa: E731
   nl.train(net, p0, x, y, optimizer=inject(0.3), steps=4)
-  misses = optax_loop._compiled_train.cache_info().misses
+  traced = TRACES["train"]
   b = nl.train(net, p0, x, y, optimizer=inject(0.1), steps=4)
-  assert optax_loop._compiled_train.cache_info().misses == misses
+  assert TRACES["train"] == traced
   assert rel_err(a.train_outputs, b.train_outputs) <= 1e-13
   c = nl.train(net, p0, x, y, optimizer=optax.sgd(0.2), steps=4)  # a new constant: its own program
-  assert rel_err(c.train_outputs, a.train_outputs) > 1e-6
+  assert TRACES["train"] == traced + 1 and rel_err(c.train_outputs, a.train_outputs) > 1e-6
   nl.gradient_flow(net, p0, x, y, times=TIMES)
-  misses = flow._compiled_flow.cache_info().misses
+  traced = TRACES["gradient_flow"]
   nl.gradient_flow(net, p0, x, y, times=TIMES * 2, learning_rate=np.float32(0.5), rtol=1e-6, atol=1e-9)
-  assert flow._compiled_flow.cache_info().misses == misses
+  assert TRACES["gradient_flow"] == traced
+  nl.gradient_flow(net, p0, x, y, times=TIMES, observe="loss")  # a new structure compiles once
+  assert TRACES["gradient_flow"] == traced + 1
 
 
 @pytest.mark.parametrize("control", ["outputs", "params", "both"])

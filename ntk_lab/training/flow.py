@@ -1,9 +1,16 @@
-"""Gradient flow dθ/dt = −η ∇L as an ODE, integrated by diffrax."""
+"""Gradient flow dθ/dt = −η ∇L as an ODE, integrated by diffrax.
+
+`gradient_flow` runs in three parts: `_checked` validates the arguments (before anything is
+traced), `_plan` names what will run (a `FlowPlan`: the program's structure, its runtime values and
+the memory its results keep) and refuses what cannot fit, and `_execute` runs the compiled solve
+(`flow_solve.solve`, compiled once per structure by `equinox.filter_jit`) and reads its outcome.
+"""
 
 from __future__ import annotations
 
 import functools
 import math
+from typing import Any, NamedTuple
 
 import diffrax
 import jax
@@ -11,13 +18,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntk_lab import _checks
-from ntk_lab.mlp import apply_fn_of, split_trainable, trainable_merge
+from ntk_lab.mlp import split_trainable, trainable_merge
 from ntk_lab.observables import Observer
-from ntk_lab.training import common
+from ntk_lab.training import common, flow_solve
+from ntk_lab.training.flow_solve import FlowInputs, FlowProgram
 from ntk_lab.training.results import DivergenceError, SolverError, Trajectory
 from ntk_lab.training.solvers import solver_of
 
 __all__ = ["gradient_flow"]
+
+ERROR_CONTROLS = ("outputs", "params", "both")
 
 
 def gradient_flow(
@@ -74,7 +84,9 @@ def gradient_flow(
       `ntk_lab.observables.State` (see `ntk_lab.observables`); none by default. The gaps'
       running maxima cover every accepted solver step.
     x_test: inputs whose outputs are also recorded, (N_test, …).
-    save_params: also return the trainable params at every saved time.
+    save_params: also return the trainable params at every saved time (True or False). Runs
+      whose kept results (saved params and outputs × saved times) cannot fit the memory
+      available are refused before compiling, naming the sizes and what to change.
 
   Returns:
     A `Trajectory` with times (T,), train_outputs (T, N, O), test_outputs (T, N_test, O) or None.
@@ -83,6 +95,7 @@ def gradient_flow(
     DivergenceError: the parameters or the loss became NaN/Inf (with the time it happened).
     SolverError: the solver did not reach the last time within ``max_steps``.
     jax.errors.JaxRuntimeError: either of them (same message) when called under `jax.jit`.
+    ValueError: the kept results would not fit the memory available (before compiling).
 
   Example:
     >>> import jax, jax.numpy as jnp, ntk_lab as nl
@@ -98,9 +111,74 @@ def gradient_flow(
     ``jax.vmap(lambda p: nl.gradient_flow(net, p, x, y, times=…))(ps)`` runs several draws of θ₀
     at once (ps stacked along a leading axis), each with its own adaptive steps.
   """
+  args = _checked(**locals())  # every argument, by name
+  plan = _plan(args)
+  common.refuse_unless_fits(
+    "gradient_flow",
+    plan.footprint,
+    fewer_points=f"fewer times than {plan.footprint.records:,}",
+    extra=f"for the gaps' running maxima at each of max_steps={args.max_steps:,} solver steps",
+  )
+  return _execute(args.model, plan)
+
+
+class FlowArgs(NamedTuple):
+  """The checked arguments of one call (values as the program will take them)."""
+
+  model: Any
+  params0: Any
+  x: jax.Array
+  y: jax.Array  # (N, O)
+  x_test: jax.Array | None
+  times: jax.Array
+  t_last: float | None  # None when `times` is traced
+  loss: str
+  reduction: str
+  learning_rate: float
+  solver: diffrax.AbstractSolver
+  adaptive: bool
+  rtol: float
+  atol: float
+  error_control: str
+  dt0: float | None
+  max_steps: int
+  observer: Observer
+  save_params: bool
+
+
+class FlowPlan(NamedTuple):
+  """What one call will run: the program, its inputs, and the memory its results keep."""
+
+  program: FlowProgram
+  inputs: FlowInputs
+  footprint: common.Footprint
+
+
+def _checked(
+  *,
+  model,
+  params0,
+  x,
+  y,
+  times,
+  loss,
+  reduction,
+  learning_rate,
+  solver,
+  rtol,
+  atol,
+  error_control,
+  dt0,
+  max_steps,
+  observe,
+  x_test,
+  save_params,
+) -> FlowArgs:
+  """Every argument checked (and converted), before anything is traced or compiled."""
   x, y, x_test = common.prepare(model, params0, x, y, loss, x_test)
   _checks.choice(reduction, "reduction", common.REDUCTIONS)
   _checks.choice(error_control, "error_control", ERROR_CONTROLS)
+  save_params = common._boolean(save_params, "save_params")
   params0 = _checks.promote_params(params0, x.dtype)
   times, t_last = _check_times(times, x.dtype)
   eta = _checks.positive_number(learning_rate, "learning_rate")
@@ -110,87 +188,108 @@ def gradient_flow(
     dt0 = common.positive(dt0, "dt0")
   if adaptive:
     rtol, atol = common.positive(rtol, "rtol"), common.positive(atol, "atol")
-  elif t_last is not None and math.ceil(t_last / dt0) > max_steps:
-    raise ValueError(
-      f"dt0: reaching t = {t_last:g} in steps of {dt0:g} takes "
-      f"{math.ceil(t_last / dt0)} steps, more than max_steps={max_steps}; "
-      "raise max_steps or dt0."
-    )
+  else:
+    rtol = atol = 1.0  # unused by constant steps
+    if t_last is not None and math.ceil(t_last / dt0) > max_steps:
+      raise ValueError(
+        f"dt0: reaching t = {t_last:g} in steps of {dt0:g} takes "
+        f"{math.ceil(t_last / dt0)} steps, more than max_steps={max_steps}; "
+        "raise max_steps or dt0."
+      )
   observer = Observer(model, params0, x, y, loss=loss, observe=observe, x_test=x_test, reduction=reduction)
-  trainable0, frozen = split_trainable(model, params0)
-  static, leaves = common.split_model(model)
-  run = _compiled_flow(
-    static,
-    loss,
-    reduction,
-    solver_obj,
-    adaptive,
-    error_control if adaptive else "params",
-    dt0 is None,
-    max_steps,
-    observer.entries,
-    bool(save_params),
+  return FlowArgs(
+    model=model,
+    params0=params0,
+    x=x,
+    y=y,
+    x_test=x_test,
+    times=times,
+    t_last=t_last,
+    loss=loss,
+    reduction=reduction,
+    learning_rate=eta,
+    solver=solver_obj,
+    adaptive=adaptive,
+    rtol=rtol,
+    atol=atol,
+    error_control=error_control if adaptive else "params",  # constant steps measure nothing
+    dt0=dt0,
+    max_steps=max_steps,
+    observer=observer,
+    save_params=save_params,
   )
-  dtype = x.dtype
-  tol = (jnp.asarray(rtol if adaptive else 1.0, dtype), jnp.asarray(atol if adaptive else 1.0, dtype))
-  rate = jnp.asarray(eta * common.time_scale(reduction, y), dtype)
-  context = {"params0": params0, "observables": observer.context}
-  saved, final, t_end, status, stats, steps = run(
-    leaves,
+
+
+def _plan(a: FlowArgs) -> FlowPlan:
+  """The program, its runtime values, and the bytes its results keep (from shapes only)."""
+  program = FlowProgram(
+    loss=a.loss,
+    reduction=a.reduction,
+    solver=a.solver,
+    adaptive=a.adaptive,
+    error_control=a.error_control,
+    auto_dt0=a.dt0 is None,
+    max_steps=a.max_steps,
+    observables=a.observer.entries,
+    save_params=a.save_params,
+  )
+  trainable0, frozen = split_trainable(a.model, a.params0)
+  context = {"params0": a.params0, "observables": a.observer.context}
+  data = common.Data(a.model, frozen, a.x, a.y, a.x_test, context)
+  dtype = a.x.dtype
+  inputs = FlowInputs(
+    data,
     trainable0,
-    frozen,
-    x,
-    y,
-    x_test,
-    times,
-    jnp.asarray(eta, dtype),
-    rate,
-    tol,
-    None if dt0 is None else jnp.asarray(dt0, dtype),
-    context,
+    a.times,
+    jnp.asarray(a.learning_rate, dtype),
+    jnp.asarray(a.learning_rate * common.time_scale(a.reduction, a.y), dtype),
+    jnp.asarray(a.rtol, dtype),
+    jnp.asarray(a.atol, dtype),
+    None if a.dt0 is None else jnp.asarray(a.dt0, dtype),
   )
-  stats = {k: v for k, v in stats.items() if k.startswith("num_")}
+  loss_fn = common.loss_fn(a.loss, a.reduction)
+  record, peaks = common.record_shapes(data, loss_fn, program.observables, trainable0, a.save_params)
+  # diffrax keeps a max_steps-long buffer of (t, running observables) when any is observed.
+  per_step = common.nbytes(peaks) + dtype.itemsize if peaks else 0
+  footprint = common.Footprint(
+    records=int(a.times.shape[0]),
+    record_bytes=common.nbytes(record),
+    params_bytes=common.nbytes(record.get("params", ())),
+    extra_bytes=a.max_steps * per_step,
+  )
+  return FlowPlan(program, inputs, footprint)
+
+
+def _execute(model, plan: FlowPlan) -> Trajectory:
+  """Runs the compiled solve; raises what went wrong, or returns the `Trajectory`."""
+  solved = flow_solve.solve(plan.program, plan.inputs)
+  times = plan.inputs.times
+  stats = {k: v for k, v in solved.stats.items() if k.startswith("num_")}
   _checks.now_or_at_run_time(
-    functools.partial(_flow_failure, max_steps=max_steps),
-    status,
-    t_end,
+    functools.partial(_flow_failure, max_steps=plan.program.max_steps),
+    solved.status,
+    solved.t_end,
     stats["num_steps"],
     stats["num_rejected_steps"],
-    saved["loss"],
+    solved.saved["loss"],
     times,
   )
   try:
     stats = {k: int(v) for k, v in stats.items()}
   except _checks.TRACED:  # under jit or vmap they stay arrays
     pass
-  obs = dict(saved["obs"])
-  if steps is not None:
-    obs.update(_running_maxima(times, obs, *steps))
+  obs = dict(solved.saved["obs"])
+  if solved.steps is not None:
+    obs.update(flow_solve.running_maxima(times, obs, *solved.steps))
   return Trajectory(
     times,
-    saved["train"],
-    saved.get("test"),
-    saved.get("params"),
-    trainable_merge(model)(final, frozen),
+    solved.saved["train"],
+    solved.saved.get("test"),
+    solved.saved.get("params"),
+    trainable_merge(model)(solved.final, plan.inputs.data.frozen),
     obs,
     stats,
   )
-
-
-ERROR_CONTROLS = ("outputs", "params", "both")
-
-
-def _running_maxima(times, saved_obs, step_ts, step_obs):
-  """For each entry e measured at every accepted step: ``e_max`` (T,), the largest value over the
-  steps and saved points up to each saved time."""
-  out = {}
-  # Step s falls in the interval that ends at the first saved time ≥ t_s; unused buffer slots
-  # (t = inf) land past the last interval and are dropped.
-  seg = jnp.searchsorted(times, step_ts, side="left")
-  for name, values in step_obs.items():
-    per_interval = jax.ops.segment_max(values, seg, num_segments=times.shape[0])
-    out[name + "_max"] = jax.lax.cummax(jnp.maximum(per_interval, saved_obs[name]), axis=0)
-  return out
 
 
 def _flow_failure(status, t_end, steps, rejected, losses, times, *, max_steps):
@@ -256,104 +355,3 @@ def _check_times(times, dtype):
   except _checks.TRACED:
     t_last = None
   return t, t_last
-
-
-@functools.lru_cache(maxsize=32)
-def _compiled_flow(
-  static, loss, reduction, solver, adaptive, error_control, auto_dt0, max_steps, entries, save_params
-):
-  """One compiled solve per structure; η, the time scale, rtol/atol and dt0 are arguments."""
-  loss_fn = common.loss_fn(loss, reduction)
-  run_max = any(e.running_max for _, e in entries)
-  on_outputs = error_control in ("outputs", "both")
-
-  def run(leaves, trainable0, frozen, x, y, x_test, times, eta, rate, tol, dt0, context):
-    model = common.join_model(static, leaves)
-    f = apply_fn_of(model)
-    merge = trainable_merge(model)
-
-    # The state is the displacement δ = θ − θ₀, not θ: in a wide net each weight moves by
-    # O(1/√width) while being O(1) itself, so tolerances relative to θ would not resolve the motion.
-    def at(delta):
-      return jax.tree.map(jnp.add, trainable0, delta)
-
-    def outputs(delta):
-      return f(merge(at(delta), frozen), x)
-
-    def field(t, z, args):
-      if not on_outputs:
-        return jax.tree.map(lambda g: -eta * g, jax.grad(lambda d: loss_fn(outputs(d), y))(z))
-      # One forward pass; its linearisation gives both θ̇ = −η Jᵀ ∂L/∂u and u̇ = J θ̇.
-      u, jvp = jax.linearize(outputs, z[0])
-      (g,) = jax.linear_transpose(jvp, z[0])(jax.grad(loss_fn)(u, y))
-      d_delta = jax.tree.map(lambda a: -eta * a, g)
-      return d_delta, jvp(d_delta)
-
-    def delta_of(z):
-      return z[0] if on_outputs else z
-
-    def save(t, z, args):
-      return common.snapshot(
-        model, loss_fn, entries, context, at(delta_of(z)), frozen, x, y, x_test, save_params, rate * t
-      )
-
-    def save_running(t, z, args):
-      s = common.state_of(model, loss_fn, context, at(delta_of(z)), frozen, x, y, x_test, rate * t)
-      return common.running(entries, context, s)
-
-    subs = [diffrax.SubSaveAt(ts=times, fn=save), diffrax.SubSaveAt(t1=True, fn=lambda t, z, a: delta_of(z))]
-    if run_max:
-      subs.append(diffrax.SubSaveAt(steps=True, fn=save_running))
-    if not adaptive:
-      controller = diffrax.ConstantStepSize()
-    elif on_outputs:
-      # Only the outputs' error steers the steps (it is what users measure), or both errors.
-      norm = _rms_of_outputs if error_control == "outputs" else _rms_of_both
-      controller = diffrax.PIDController(rtol=tol[0], atol=tol[1], norm=norm)
-    else:
-      controller = diffrax.PIDController(rtol=tol[0], atol=tol[1])
-    delta0 = jax.tree.map(jnp.zeros_like, trainable0)
-    z0 = (delta0, outputs(delta0)) if on_outputs else delta0
-    event = diffrax.Event(lambda t, z, args, **kw: jnp.logical_not(common.all_finite(z)))
-    sol = diffrax.diffeqsolve(
-      diffrax.ODETerm(field),
-      solver,
-      t0=jnp.zeros((), times.dtype),
-      t1=times[-1],
-      dt0=None if auto_dt0 else dt0,
-      y0=z0,
-      saveat=diffrax.SaveAt(subs=subs),
-      stepsize_controller=controller,
-      event=event,
-      max_steps=max_steps,
-      throw=False,
-    )
-    status = jnp.select(
-      [
-        sol.result == diffrax.RESULTS.successful,
-        sol.result == diffrax.RESULTS.event_occurred,
-        sol.result == diffrax.RESULTS.max_steps_reached,
-      ],
-      [0, 1, 2],
-      3,
-    )
-    final = at(jax.tree.map(lambda a: a[-1], sol.ys[1]))
-    steps = (sol.ts[2], sol.ys[2]) if run_max else None
-    return sol.ys[0], final, sol.ts[1], status, sol.stats, steps
-
-  return jax.jit(run)
-
-
-def _rms_of_outputs(scaled_error):
-  """The step controller's norm: the RMS of the outputs' scaled local error (the displacement's is
-  ignored, since it matters only through the outputs)."""
-  e = scaled_error[1]
-  return jnp.sqrt(jnp.mean(jnp.square(e)))
-
-
-def _rms_of_both(scaled_error):
-  """The larger of the outputs' and the displacement's RMS scaled local errors."""
-  leaves = jax.tree.leaves(scaled_error[0])
-  size = sum(l.size for l in leaves)
-  params = jnp.sqrt(sum(jnp.sum(jnp.square(l)) for l in leaves) / size)
-  return jnp.maximum(_rms_of_outputs(scaled_error), params)

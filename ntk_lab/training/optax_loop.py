@@ -1,11 +1,18 @@
-"""Training with an optax optimizer: a jitted step inside `lax.scan`."""
+"""Training with an optax optimizer: a jitted step inside `lax.scan`.
+
+`train` runs in three parts: `_checked` validates the arguments and the optimizer (before anything
+is compiled), `_plan` names what will run (a `TrainPlan`: the program's structure, its runtime
+values and the memory its records keep) and refuses what cannot fit, and `_execute` runs the
+compiled loop (`_run`, compiled once per structure by `equinox.filter_jit`).
+"""
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
+from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +21,7 @@ import optax
 from ntk_lab import _checks
 from ntk_lab.mlp import apply_fn_of, split_trainable, trainable_merge
 from ntk_lab.observables import Observer
-from ntk_lab.training import common
+from ntk_lab.training import common, optimizers
 from ntk_lab.training.results import DivergenceError, Trajectory
 
 __all__ = ["train"]
@@ -46,16 +53,20 @@ def train(
   ``optax.adam(…)``, …) turns it into an update. With ``optax.sgd(η)`` and full batches this is
   the Euler discretisation of `gradient_flow` (learning_rate=1, same `reduction`) with step η.
 
-  The program is compiled once per structure: the cache is keyed on what the optimizer computes
-  (its traced update and constants), not on the object, so a freshly built ``optax.sgd(0.1)``
-  reuses the compilation. Hyperparameters written into the optimizer (the 0.1) are part of that
+  The program is compiled once per structure: the optimizer counts by what its update computes
+  (a fingerprint of its code and the values it closes over), not by the object, so a freshly
+  built ``optax.sgd(0.1)`` reuses the compilation. Hyperparameters written into the optimizer (the 0.1) are part of that
   structure; to vary them without recompiling, make them runtime state with
   ``optax.inject_hyperparams(optax.sgd)(learning_rate=η)``.
 
   Args:
     model, params0, x, y, loss, reduction, x_test, observe, save_params: as in `gradient_flow`
       (the gaps' running maxima cover every step).
-    optimizer: an ``optax.GradientTransformation``.
+    optimizer: an ``optax.GradientTransformation``. Every optax optimizer (an
+      ``optax.GradientTransformationExtraArgs``) also gets the batch loss as ``value``, its
+      gradient as ``grad`` and the batch loss function as ``value_fn``, so ``optax.lbfgs()`` and
+      ``optax.contrib.reduce_on_plateau`` work; one that needs other arguments, or its own
+      parameter structure (``optax.lookahead``), is refused before compiling.
     steps: the number of optimizer steps.
     batch_size: minibatch size for SGD (needs `key`), or None for full batches.
     key: a PRNG key for the minibatches.
@@ -69,6 +80,8 @@ def train(
 
   Raises:
     DivergenceError: the loss or the parameters became NaN/Inf, naming the step.
+    TypeError: an optimizer train cannot drive, or a non-bool ``save_params`` (before compiling).
+    ValueError: the records would not fit the memory available (before compiling).
 
   Example:
     >>> import jax, jax.numpy as jnp, optax, ntk_lab as nl
@@ -79,14 +92,115 @@ def train(
     >>> run.times.tolist(), run.train_outputs.shape
     ([0, 50, 100, 150, 200], (5, 8, 1))
   """
+  args = _checked(**locals())  # every argument, by name
+  plan = _plan(args)
+  common.refuse_unless_fits("train", plan.footprint, fewer_points=f"a larger every than {args.every}")
+  return _execute(args.model, plan)
+
+
+class TrainArgs(NamedTuple):
+  """The checked arguments of one call."""
+
+  model: Any
+  params0: Any
+  x: jax.Array
+  y: jax.Array  # (N, O)
+  x_test: jax.Array | None
+  loss: str
+  reduction: str
+  optimizer: Any
+  steps: int
+  every: int
+  batch_size: int | None
+  key: jax.Array
+  kernel_time_per_step: float  # time_per_step in kernel time (NaN when not given)
+  observer: Observer
+  save_params: bool
+
+
+class TrainProgram(NamedTuple):
+  """The structure of one compiled loop (`_run` is compiled once per distinct value of it)."""
+
+  loss: str
+  reduction: str
+  optimizer: Any  # the canonical optimizer of its fingerprint (`optimizers.canonical`)
+  batch_size: int | None  # None: full batches
+  every: int  # steps between records
+  n_records: int  # records after the initial one
+  observables: tuple  # (name, Observable) entries
+  save_params: bool
+
+  @property
+  def running_max(self) -> bool:
+    return any(e.running_max for _, e in self.observables)
+
+
+class TrainInputs(NamedTuple):
+  """The runtime values of one loop."""
+
+  data: common.Data
+  trainable0: Any
+  opt_state0: Any
+  key: jax.Array
+  tau: jax.Array  # kernel time per step
+
+
+class TrainPlan(NamedTuple):
+  """What one call will run: the program, its inputs, the memory its records keep, and the
+  recorded step counts."""
+
+  program: TrainProgram
+  inputs: TrainInputs
+  footprint: common.Footprint
+  recorded: np.ndarray
+
+
+class Carry(NamedTuple):
+  """The loop's state between steps."""
+
+  theta: Any  # trainable params
+  opt_state: Any
+  bad_step: jax.Array  # the first step that produced NaN/Inf, or -1
+  last_loss: jax.Array  # the last finite loss ...
+  last_step: jax.Array  # ... and its step (-1: none yet)
+  peak: dict  # running maxima of the gaps
+
+
+class Ran(NamedTuple):
+  """What the compiled loop returns."""
+
+  records: dict  # the records, each with a leading (n_records + 1) axis
+  final: Any  # trainable params after the last finite step
+  bad_step: jax.Array
+  last_loss: jax.Array
+  last_step: jax.Array
+
+
+def _checked(
+  *,
+  model,
+  params0,
+  x,
+  y,
+  optimizer,
+  steps,
+  loss,
+  reduction,
+  batch_size,
+  key,
+  every,
+  observe,
+  x_test,
+  save_params,
+  time_per_step,
+) -> TrainArgs:
+  """Every argument checked (and converted), before anything is compiled."""
   x, y, x_test = common.prepare(model, params0, x, y, loss, x_test)
   _checks.choice(reduction, "reduction", common.REDUCTIONS)
+  save_params = common._boolean(save_params, "save_params")
   params0 = _checks.promote_params(params0, x.dtype)
-  if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-    raise TypeError(
-      f"optimizer: expected an optax.GradientTransformation such as optax.sgd(0.1), "
-      f"got {type(optimizer).__name__}."
-    )
+  if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+    raise TypeError(optimizers._OPTIMIZER_TYPE.format(type(optimizer).__name__))
   steps = _checks.positive_int(steps, "steps")
   if every is None:
     every = max(d for d in range(1, max(1, steps // 100) + 1) if steps % d == 0)
@@ -116,57 +230,70 @@ def train(
     if time_per_step is None
     else common.positive(time_per_step, "time_per_step") * common.time_scale(reduction, y)
   )
-  trainable0, frozen = split_trainable(model, params0)
-  static, leaves = common.split_model(model)
-  opt_state = optimizer.init(trainable0)
-  run = _compiled_train(
-    static,
-    loss,
-    reduction,
-    _canonical(optimizer, trainable0, opt_state),
-    batch_size,
-    every,
-    steps // every,
-    observer.entries,
-    bool(save_params),
+  return TrainArgs(
+    model=model,
+    params0=params0,
+    x=x,
+    y=y,
+    x_test=x_test,
+    loss=loss,
+    reduction=reduction,
+    optimizer=optimizer,
+    steps=steps,
+    every=every,
+    batch_size=batch_size,
+    key=key,
+    kernel_time_per_step=tau,
+    observer=observer,
+    save_params=save_params,
   )
-  context = {"params0": params0, "observables": observer.context}
-  rec, final, bad_step, last_loss, last_step = run(
-    leaves, trainable0, opt_state, frozen, x, y, x_test, key, jnp.asarray(tau, x.dtype), context
+
+
+def _plan(a: TrainArgs) -> TrainPlan:
+  """The program, its runtime values, and the bytes its records keep (from shapes only)."""
+  trainable0, frozen = split_trainable(a.model, a.params0)
+  opt_state = optimizers.check(a.optimizer, trainable0, a.y.dtype)
+  n_records = a.steps // a.every
+  program = TrainProgram(
+    loss=a.loss,
+    reduction=a.reduction,
+    optimizer=optimizers.canonical(a.optimizer, opt_state),
+    batch_size=a.batch_size,
+    every=a.every,
+    n_records=n_records,
+    observables=a.observer.entries,
+    save_params=a.save_params,
   )
-  _checks.now_or_at_run_time(functools.partial(_train_failure, steps=steps), bad_step, last_loss, last_step)
-  recorded = np.arange(0, steps + 1, every)
+  context = {"params0": a.params0, "observables": a.observer.context}
+  data = common.Data(a.model, frozen, a.x, a.y, a.x_test, context)
+  inputs = TrainInputs(data, trainable0, opt_state, a.key, jnp.asarray(a.kernel_time_per_step, a.x.dtype))
+  loss_fn = common.loss_fn(a.loss, a.reduction)
+  record, peaks = common.record_shapes(data, loss_fn, program.observables, trainable0, a.save_params)
+  footprint = common.Footprint(
+    records=n_records + 1,
+    record_bytes=common.nbytes(record) + common.nbytes(peaks),  # each record also holds the maxima
+    params_bytes=common.nbytes(record.get("params", ())),
+    copies=2,  # the scan's records and their concatenation with the first
+  )
+  return TrainPlan(program, inputs, footprint, np.arange(0, a.steps + 1, a.every))
+
+
+def _execute(model, plan: TrainPlan) -> Trajectory:
+  """Runs the compiled loop; raises a divergence, or returns the `Trajectory`."""
+  ran = _run(plan.program, plan.inputs)
+  steps = int(plan.recorded[-1])
+  _checks.now_or_at_run_time(
+    functools.partial(_train_failure, steps=steps), ran.bad_step, ran.last_loss, ran.last_step
+  )
   return Trajectory(
-    recorded,
-    rec["train"],
-    rec.get("test"),
-    rec.get("params"),
-    trainable_merge(model)(final, frozen),
-    dict(rec["obs"]),
+    plan.recorded,
+    ran.records["train"],
+    ran.records.get("test"),
+    ran.records.get("params"),
+    trainable_merge(model)(ran.final, plan.inputs.data.frozen),
+    dict(ran.records["obs"]),
     {"steps": steps},
   )
-
-
-# Optimizers already compiled for, keyed on what their update computes.
-_OPTIMIZERS: dict = {}
-
-
-def _canonical(optimizer, params, state):
-  """The first optimizer seen whose update traces to the same program with the same constants
-  (so a fresh ``optax.sgd(0.1)`` maps to the one already compiled for). Under tracing (e.g. a
-  `vmap` over θ₀) the optimizer itself is the key."""
-  try:
-    closed = jax.make_jaxpr(optimizer.update)(params, state, params)
-    consts = tuple(
-      (np.shape(c), str(np.result_type(c)), hashlib.sha256(np.asarray(c).tobytes()).hexdigest())
-      for c in closed.consts
-    )
-  except _checks.TRACED:
-    return optimizer
-  key = (str(closed.jaxpr), consts, jax.tree.structure(state))
-  if len(_OPTIMIZERS) > 256:
-    _OPTIMIZERS.clear()
-  return _OPTIMIZERS.setdefault(key, optimizer)
 
 
 def _train_failure(bad_step, last_loss, last_step, *, steps):
@@ -182,70 +309,71 @@ def _train_failure(bad_step, last_loss, last_step, *, steps):
     )
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled_train(static, loss, reduction, optimizer, batch_size, every, n_records, entries, save_params):
-  loss_fn = common.loss_fn(loss, reduction)
-  run_max = any(e.running_max for _, e in entries)
+@eqx.filter_jit
+def _run(program: TrainProgram, inputs: TrainInputs) -> Ran:
+  """The loop, compiled once per (program, array shapes): values in `inputs` are arguments."""
+  common.TRACES["train"] += 1
+  p, data = program, inputs.data
+  loss_fn = common.loss_fn(p.loss, p.reduction)
+  f = apply_fn_of(data.model)
+  merge = trainable_merge(data.model)
+  n = data.x.shape[0]
 
-  def run(leaves, trainable0, opt_state0, frozen, x, y, x_test, key, tau, context):
-    model = common.join_model(static, leaves)
-    f = apply_fn_of(model)
-    merge = trainable_merge(model)
-    n = x.shape[0]
+  def batch_loss(theta, xb, yb):
+    # A minibatch's loss, rescaled to estimate the full one (its mean is already per point).
+    return loss_fn(f(merge(theta, data.frozen), xb), yb) * (1.0 if p.reduction == "mean" else n / xb.shape[0])
 
-    def batch_loss(theta, xb, yb):
-      # A minibatch's loss, rescaled to estimate the full one (its mean is already per point).
-      return loss_fn(f(merge(theta, frozen), xb), yb) * (1.0 if reduction == "mean" else n / xb.shape[0])
+  def running(theta, k):
+    return common.running(data, loss_fn, p.observables, theta, k * inputs.tau)
 
-    def running(theta, k):
-      return common.running(
-        entries, context, common.state_of(model, loss_fn, context, theta, frozen, x, y, x_test, k * tau)
+  def step(carry: Carry, k) -> tuple[Carry, None]:
+    def advance(c: Carry) -> Carry:
+      if p.batch_size is None:
+        xb, yb = data.x, data.y
+      else:
+        idx = jax.random.choice(jax.random.fold_in(inputs.key, k), n, (p.batch_size,), replace=False)
+        xb, yb = data.x[idx], data.y[idx]
+      value, grads = jax.value_and_grad(batch_loss)(c.theta, xb, yb)
+      updates, new_state = optimizers.update(
+        p.optimizer, grads, c.opt_state, c.theta, value=value, value_fn=lambda th: batch_loss(th, xb, yb)
+      )
+      new_theta = optax.apply_updates(c.theta, updates)
+      ok = jnp.isfinite(value) & common.all_finite(new_theta)
+      keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
+      peak = c.peak
+      if p.running_max:  # the gaps after this step, so that every step's state is measured
+        peak = keep(jax.tree.map(jnp.maximum, peak, running(new_theta, k + 1)), peak)
+      return Carry(
+        theta=keep(new_theta, c.theta),
+        opt_state=keep(new_state, c.opt_state),
+        bad_step=jnp.where(ok, c.bad_step, k),
+        last_loss=jnp.where(ok, value, c.last_loss),
+        last_step=jnp.where(ok, k, c.last_step),
+        peak=peak,
       )
 
-    def step(carry, k):
-      def advance(carry):
-        theta, opt_state, bad, last_loss, last_step, peak = carry
-        if batch_size is None:
-          xb, yb = x, y
-        else:
-          idx = jax.random.choice(jax.random.fold_in(key, k), n, (batch_size,), replace=False)
-          xb, yb = x[idx], y[idx]
-        value, grads = jax.value_and_grad(batch_loss)(theta, xb, yb)
-        updates, new_state = optimizer.update(grads, opt_state, theta)
-        new_theta = optax.apply_updates(theta, updates)
-        ok = jnp.isfinite(value) & common.all_finite(new_theta)
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
-        if run_max:  # the gaps after this step, so that every step's state is measured
-          peak = keep(jax.tree.map(jnp.maximum, peak, running(new_theta, k + 1)), peak)
-        return (
-          keep(new_theta, theta),
-          keep(new_state, opt_state),
-          jnp.where(ok, bad, k),
-          jnp.where(ok, value, last_loss),
-          jnp.where(ok, k, last_step),
-          peak,
-        )
+    # After a divergence the remaining steps are skipped (cond runs one branch).
+    return jax.lax.cond(carry.bad_step >= 0, lambda c: c, advance, carry), None
 
-      # After a divergence the remaining steps are skipped (cond runs one branch).
-      return jax.lax.cond(carry[2] >= 0, lambda c: c, advance, carry), None
+  def record(carry: Carry, k):
+    rec = common.snapshot(data, loss_fn, p.observables, carry.theta, p.save_params, k * inputs.tau)
+    rec["obs"].update({name + "_max": v for name, v in carry.peak.items()})
+    return rec
 
-    def record(carry, k):
-      rec = common.snapshot(
-        model, loss_fn, entries, context, carry[0], frozen, x, y, x_test, save_params, k * tau
-      )
-      rec["obs"].update({name + "_max": v for name, v in carry[5].items()})
-      return rec
+  def chunk(carry: Carry, r):
+    carry, _ = jax.lax.scan(step, carry, r * p.every + jnp.arange(p.every))
+    return carry, record(carry, (r + 1) * p.every)
 
-    def chunk(carry, r):
-      carry, _ = jax.lax.scan(step, carry, r * every + jnp.arange(every))
-      return carry, record(carry, (r + 1) * every)
-
-    dtype = jax.tree.leaves(trainable0)[0].dtype
-    peak = running(trainable0, 0) if run_max else {}
-    carry = (trainable0, opt_state0, jnp.asarray(-1), jnp.asarray(jnp.nan, dtype), jnp.asarray(-1), peak)
-    first = record(carry, 0)
-    carry, rest = jax.lax.scan(chunk, carry, jnp.arange(n_records))
-    rec = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
-    return rec, carry[0], carry[2], carry[3], carry[4]
-
-  return jax.jit(run)
+  dtype = jax.tree.leaves(inputs.trainable0)[0].dtype
+  carry = Carry(
+    theta=inputs.trainable0,
+    opt_state=inputs.opt_state0,
+    bad_step=jnp.asarray(-1),
+    last_loss=jnp.asarray(jnp.nan, dtype),
+    last_step=jnp.asarray(-1),
+    peak=running(inputs.trainable0, 0) if p.running_max else {},
+  )
+  first = record(carry, 0)
+  carry, rest = jax.lax.scan(chunk, carry, jnp.arange(p.n_records))
+  records = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+  return Ran(records, carry.theta, carry.bad_step, carry.last_loss, carry.last_step)
