@@ -8,6 +8,9 @@
 * An API page of a module that this checkout does not have yet (one of `EXPECTED_MODULES`, added on
   another branch) renders a short note instead of failing the build; any other missing module fails
   it as usual.
+* The top-level API page (docs/api/ntk_lab.md) must document every name of ``ntk_lab.__all__``
+  but the submodules (they have their own pages; tests/test_docs.py checks those exist): a name
+  that renders nowhere is a warning, so the strict build fails rather than drop it silently.
 * MathJax (from its CDN, in the browser) is added only to the pages with LaTeX math
   (pymdownx.arithmatex's output): the build fetches nothing, and pages without such math load
   nothing from outside the site. Most formulas here are Unicode text.
@@ -19,6 +22,7 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import pathlib
 import re
@@ -79,12 +83,42 @@ def on_page_markdown(markdown, page, config, files):
   return _DIRECTIVE.sub(stand_in, markdown)
 
 
+def top_level_names() -> tuple[list[str], set[str]]:
+  """``ntk_lab.__all__`` and the submodules among it (``from ntk_lab import datasets, …``), read
+  from the source (nothing is imported)."""
+  tree = ast.parse((ROOT / "ntk_lab" / "__init__.py").read_text())
+  submodules = {
+    a.name
+    for node in tree.body
+    if isinstance(node, ast.ImportFrom) and node.module == "ntk_lab"
+    for a in node.names
+  }
+  for node in tree.body:
+    if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+      return list(ast.literal_eval(node.value)), submodules
+  raise ValueError("ntk_lab/__init__.py defines no __all__")
+
+
+def undocumented_top_level_names(html: str) -> list[str]:
+  """The names of ``ntk_lab.__all__`` without an entry in the top-level page's HTML (an id
+  ``ntk_lab.NAME``, or ``ntk_lab.MODULE.NAME`` where a function shadows its module's name), other
+  than the submodules, which have pages of their own under docs/api/."""
+  ids = set(re.findall(r'id="(ntk_lab(?:\.\w+)+)"', html))
+  documented = {i.rsplit(".", 1)[1] for i in ids if i.count(".") <= 2}
+  names, submodules = top_level_names()
+  return [n for n in names if n not in documented and n not in submodules]
+
+
 MATHJAX = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
 
 
 def on_post_page(output, page, config):
   from mkdocs.utils import get_relative_url
 
+  if page.file.src_uri == "api/ntk_lab.md" and (missing := undocumented_top_level_names(output)):
+    log.warning(
+      "api/ntk_lab.md renders no entry for ntk_lab.%s (add it to the page)", ", ntk_lab.".join(missing)
+    )
   if 'class="arithmatex"' not in output:
     return output
   setup = get_relative_url("javascripts/mathjax.js", page.url)
@@ -93,12 +127,14 @@ def on_post_page(output, page, config):
 
 
 _SECTION = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")  # "Args:", "Example:", "Keyword Args:"
-_ARGS_SECTIONS = frozenset({"Args", "Arguments", "Parameters", "Params", "Keyword Args", "Other Parameters"})
+_ARGS_SECTIONS = frozenset(
+  {"Args", "Arguments", "Parameters", "Params", "Keyword Args", "Other Parameters", "Attributes"}
+)
 _SHARED_ARG = re.compile(r"^(\s+)(\w+(?:, \w+)+): (.*)$")
 
 
 def google_as_written(text: str) -> str:
-  """The docstring with ``Example:`` renamed ``Examples:`` and shared argument lines split."""
+  """The docstring with ``Example:`` renamed ``Examples:`` and shared argument (and attribute) lines split."""
   out, args_indent = [], None  # args_indent: the indentation of the open Args section's title
   for line in text.splitlines():
     indent = len(line) - len(line.lstrip())

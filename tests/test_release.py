@@ -71,6 +71,9 @@ def test_ci_builds_the_site_and_checks_the_wheel():
   for target in ("docs", "wheel-check"):
     assert re.search(rf"^make {target}$", ci, flags=re.MULTILINE), f".ci/run does not run make {target}"
     assert re.search(rf"^{target}:", makefile, flags=re.MULTILINE)
+  (build,) = re.findall(r"^\t.*mkdocs build.*$", makefile, flags=re.MULTILINE)
+  # mkdocs 1.6's --quiet drops warnings before --strict counts them: a broken link would pass
+  assert "--strict" in build and "--quiet" not in build.split("#")[0], build
   extras = PYPROJECT["project"]["optional-dependencies"]
   assert any(d.startswith("mkdocs") for d in extras["docs"]) and any(
     d.startswith("build") for d in extras["test"]
