@@ -51,8 +51,8 @@ wheel-check: $(STAMP)
 
 ## Lint: ruff's checks and its formatting, over the library, tests and benchmarks (CI runs it).
 lint: $(STAMP)
-	$(VENV)/bin/ruff check ntk_lab tests benchmarks reference
-	$(VENV)/bin/ruff format --check ntk_lab tests benchmarks reference
+	$(VENV)/bin/ruff check ntk_lab tests benchmarks reference docs/hooks.py
+	$(VENV)/bin/ruff format --check ntk_lab tests benchmarks reference docs/hooks.py
 
 ## The default (fast) test suite, in two worker processes (the tests are mostly compile-bound).
 test: $(STAMP)
