@@ -10,7 +10,7 @@ NT_VENV := .venv-nt
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,experiments]"
+	$(PY) -m pip install --quiet -e ".[test,experiments,flax]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -82,6 +82,21 @@ bench-analytic: $(STAMP)
 ## Benchmark of gradient flow (diffrax) and optax GD over widths (writes JSON + Markdown under results/).
 bench-training: $(STAMP)
 	$(PY) -m benchmarks.bench_training --out results
+
+## One-command check on a CUDA machine with JAX for CUDA installed system-wide (pip install -U "jax[cuda12]"):
+## a venv that sees the system's jax (never replaces it: the installed jax/jaxlib are pinned) gets
+## ntk_lab and its other dependencies, then reduced GPU-sized benchmark cells and width sweeps run
+## in under 8 minutes (writes results/gpu_check/gpu_check.{json,md}). CPU smoke mode: the test
+## tests/test_gpu_check.py, or `python -m benchmarks.gpu_check --cpu-smoke`.
+GPU_VENV := .venv-gpu
+.PHONY: gpu-check
+gpu-check:
+	$(PYTHON) -c "import jax" || { echo 'gpu-check: no jax here; first: pip install -U "jax[cuda12]"'; exit 2; }
+	[ -x $(GPU_VENV)/bin/python ] || $(PYTHON) -m venv --system-site-packages $(GPU_VENV)
+	$(PYTHON) -c "import jax, jaxlib; print(f'jax=={jax.__version__}'); print(f'jaxlib=={jaxlib.__version__}')" > $(GPU_VENV)/constraints.txt
+	$(GPU_VENV)/bin/python -m pip install --quiet -c $(GPU_VENV)/constraints.txt --no-deps -e .
+	$(GPU_VENV)/bin/python -m pip install --quiet -c $(GPU_VENV)/constraints.txt "optax>=0.2" "diffrax>=0.6" equinox "matplotlib>=3.8" "pyyaml>=6"
+	$(GPU_VENV)/bin/python -m benchmarks.gpu_check --out results/gpu_check
 
 ## neural-tangents 0.6.5 in its own pinned environment, for cross-checks and side-by-side timings.
 reference: $(NT_VENV)/.installed

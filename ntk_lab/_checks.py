@@ -392,9 +392,34 @@ def _raise_overflow(ok, *, what, cause, dtype):
 # ----------------------------------------------------------------------------------- kernel matrices
 def kernel_tolerance(n: int, dtype) -> float:
   """Relative size (to λ_max) of asymmetry or negative eigenvalues still taken as rounding:
-  10·√(N·eps), about 1.5e-7 for N = 100 in float64 and 3.5e-2 in float32; well above a computed
-  kernel's rounding and quadrature error, far below a wrong matrix's."""
-  return 10.0 * math.sqrt(max(n, 1) * float(jnp.finfo(dtype).eps))
+  τ = max(100·√N·eps, 1e-9).
+
+  Measured (`benchmarks/bench_definiteness.py`, `results/bench_definiteness.md`): over the
+  library's positive semi-definite kernels (closed-form and quadrature analytic NTKs, empirical
+  NTKs, rank-deficient Gram matrices, near-duplicate inputs; N = 10 … 1000), the most negative
+  eigenvalue that rounding and `eigh` produce is a few eps·λ_max (≤ 0.18·√N·eps in float32);
+  float64 quadrature kernels (accurate to 1e-7 per entry) reach −3.2e-13·λ_max; the floor 1e-9
+  leaves room for their stated accuracy.
+  τ is 100·√N·eps: 3.8e-5 at N = 10 and 5.3e-4 at N = 2,000 in float32 (so a kernel 0.1 % of
+  λ_max indefinite is refused up to N ≈ 7,000), and 1e-9 in float64 below N ≈ 2·10⁷.
+  """
+  return max(100.0 * math.sqrt(max(n, 1)) * float(jnp.finfo(dtype).eps), 1e-9)
+
+
+def kernel_matrix(K, name: str):
+  """A kernel matrix argument: a real, finite, square (N, N) array (its symmetry and definiteness
+  are values, checked by `check_kernel` on `kernel_defects`/`psd_defects`)."""
+  K = as_batch(K, name)
+  n = K.shape[0]
+  if K.shape != (n, n):
+    raise ValueError(f"{name}: expected a square (N, N) kernel matrix, got shape {tuple(K.shape)}.")
+  return K
+
+
+@jax.jit
+def psd_defects(K):
+  """`kernel_defects` of a kernel matrix that is not otherwise diagonalised (one `eigvalsh`)."""
+  return kernel_defects(K, jnp.linalg.eigvalsh((K + K.T) / 2), 0.0)
 
 
 def kernel_defects(K, lam, diag_reg):
@@ -426,3 +451,42 @@ def _raise_kernel(asym, lam_min, lam_max, *, name, tol):
       "semi-definite, and a negative eigenvalue makes gradient flow grow along it. Check how K "
       "was computed (an inaccurate quadrature, float16/float32 cancellation?)."
     )
+
+
+def boolean(value, name: str) -> bool:
+  """True or False (a Python or NumPy bool), returned as a bool.
+
+  Anything else is refused, the strings ``"False"``/``"true"`` above all: a non-empty string is
+  truthy, so ``flag="False"`` would silently mean True; 0 and 1 are refused too (a count is not a
+  switch).
+  """
+  if isinstance(value, (bool, np.bool_)):
+    return bool(value)
+  if isinstance(value, np.ndarray) and value.shape == () and value.dtype == bool:
+    return bool(value)
+  if isinstance(value, str):
+    word = value.strip().lower()
+    fix = f"pass {word.capitalize()} without quotes" if word in ("true", "false") else "pass True or False"
+    raise ValueError(
+      f"{name}: must be True or False, got the string {value!r} (a non-empty string counts as True); {fix}."
+    )
+  raise ValueError(f"{name}: must be True or False, got {value!r} ({type(value).__name__}).")
+
+
+def integer(value, name: str, *, low: int = 1) -> int:
+  """An integer ≥ `low` (a Python or NumPy integer, or a 0-d integer array), returned as an int.
+
+  A bool, a float (even 3.0: a size written as 3.0 or 1e3 is a slip), a string or NaN is refused,
+  with the reason.
+  """
+  if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.generic):
+    if tuple(value.shape) == () and np.issubdtype(np.dtype(value.dtype), np.integer):
+      value = int(np.asarray(value))
+  kind = "a positive integer" if low == 1 else f"an integer ≥ {low}"
+  if isinstance(value, (bool, np.bool_)):
+    raise ValueError(f"{name}: must be {kind}, got the bool {value!r}; pass a number.")
+  if not isinstance(value, (int, np.integer)):
+    raise ValueError(f"{name}: must be {kind}, got {value!r} ({type(value).__name__}).")
+  if value < low:
+    raise ValueError(f"{name}: must be {kind}, got {value!r}.")
+  return int(value)

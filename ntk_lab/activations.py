@@ -138,9 +138,20 @@ def _abrelu_kernel(p, k11, k22, k12, derivative):
   s, c, theta = _angle(k11, k22, k12)
   sin = _safe_sqrt(1 - c * c)
   t = s * ((a * a + b * b) * (sin + (math.pi - theta) * c) - 2 * a * b * (sin - theta * c)) / (2 * math.pi)
-  if not derivative:
-    return t, None
-  return t, ((a * a + b * b) * (math.pi - theta) + 2 * a * b * theta) / (2 * math.pi)
+  tdot = ((a * a + b * b) * (math.pi - theta) + 2 * a * b * theta) / (2 * math.pi)
+  return _price_at_zero_variance(t, tdot, s, k12), (tdot if derivative else None)
+
+
+def _price_at_zero_variance(t, tdot, s, k12):
+  """Σ with ∂Σ/∂k12 = Σ̇ where a side has zero variance (s = 0), its value unchanged.
+
+  There the angle is pinned (cos θ = 0), so autodiff of a kinked form would see no dependence on
+  k12 at all. The kernel is not differentiable there (positively homogeneous in that input);
+  ntk_lab's gradient is Price's theorem, ∂Σ/∂k12 = Σ̇, with Σ̇ at cos θ = 0: E[ρ'(u)]E[ρ'(v)], the
+  mean of the one-sided slopes of ρ at 0 times E[ρ'(v)]. For one hidden layer this is the
+  symmetric derivative (the central finite difference) exactly (docs/kernels.md)."""
+  price = (k12 - jax.lax.stop_gradient(k12)) * tdot  # value 0, derivative Σ̇ along k12
+  return t + jnp.where(s > 0, 0.0, price)
 
 
 def _erf_kernel(p, k11, k22, k12, derivative):
@@ -211,6 +222,8 @@ def _rect_monomial_kernel(p, k11, k22, k12, derivative):
   if n == 0:  # a zero-variance side is u ≡ 0, where the step is 1: Σ = E[1[v ≥ 0]]
     zero1, zero2 = k11 <= 0, k22 <= 0
     t = jnp.where(zero1 & zero2, 1.0, jnp.where(zero1 | zero2, 0.5, t))
+  if n == 1:  # ReLU: the kink's convention at a zero-variance side (`_price_at_zero_variance`)
+    return _abrelu_kernel((0.0, 1.0), k11, k22, k12, derivative)
   if not derivative:
     return t, None
   if n == 0:
@@ -248,6 +261,14 @@ def _poly_kernel(p, k11, k22, k12, derivative):
   if not derivative:
     return expect(p), None
   return expect(p), expect(tuple(i * c for i, c in enumerate(p))[1:])
+
+
+def _poly_fn(z, p):
+  # Horner, from a zeros array: shape and dtype follow z even for no coefficients (ρ ≡ 0).
+  out = jnp.zeros_like(z)
+  for c in reversed(p):
+    out = out * z + c
+  return out
 
 
 def _poly_mean(p, k):
@@ -358,7 +379,7 @@ for _name, _rule in {
     ("degree",),
   ),
   "polynomial": ActivationRule(
-    lambda z, p: sum(c * z**i for i, c in enumerate(p)),
+    _poly_fn,
     _poly_kernel,
     _poly_mean,
     (0.0, 1.0),
@@ -402,7 +423,9 @@ class Activation:
     params: the name's parameters, a tuple: ``abrelu`` (a, b) for a·min(z, 0) + b·max(z, 0);
       ``rectified_monomial`` (degree 0–3,); ``monomial`` (degree 0–5,); ``polynomial``
       (p₀, p₁, …) for Σ pᵢ zⁱ; ``sin``/``cos`` (phase,); ``rbf`` (γ,); ``gaussian`` (b,) for
-      exp(b z²). Empty: the registered defaults.
+      exp(b z²). None (not given): the registered defaults. Given, they are used as given: for
+      ``polynomial`` an empty sequence is the empty sum, ρ ≡ 0 (neural-tangents'
+      ``Polynomial(coef=[])``); a name that takes parameters refuses an empty one.
     scale, inner, shift: the affine wrap a·ρ(b·z) + c. A closed form stays closed under it (Σ
       rescales, and a shift needs E[ρ], which every built-in with a closed form provides).
 
@@ -417,7 +440,7 @@ class Activation:
   name: str
   alpha: float = 0.01
   fn: Callable | None = None
-  params: tuple = ()
+  params: tuple | None = None
   scale: float = 1.0
   inner: float = 1.0
   shift: float = 0.0
@@ -440,21 +463,34 @@ class Activation:
       )
     if self.fn is not None:
       raise TypeError(f"Activation({self.name!r}) takes no `fn`; use name='custom' for a callable.")
-    p = tuple(self.params)
-    object.__setattr__(self, "params", p)
     rule = REGISTRY[self.name]
-    if self.name == "leaky_relu" and p and p != (self.alpha,):
-      raise ValueError("activation params: leaky_relu takes its slope as alpha=…, not params.")
+    if self.params is None:
+      return
+    try:
+      p = tuple(self.params)
+    except TypeError:
+      raise TypeError(
+        f"activation params: expected a tuple of numbers, got {type(self.params).__name__}."
+      ) from None
+    if self.name == "leaky_relu":
+      if p and p != (self.alpha,):
+        raise ValueError("activation params: leaky_relu takes its slope as alpha=…, not params.")
+      object.__setattr__(self, "params", None)
+      return
+    # Without parameters, () and None are the same spec (equal, one compiled program).
+    object.__setattr__(self, "params", None if not p and not rule.defaults else p)
     if self.name in _DEGREE_LIMITS:
-      _check_degree(p or rule.defaults, _DEGREE_LIMITS[self.name])
+      _check_degree(p, _DEGREE_LIMITS[self.name])
     elif self.name == "polynomial":
-      if p and not all(_is_number(c) for c in p):
+      if not all(_is_number(c) for c in p):
         raise ValueError(f"activation params: polynomial coefficients must be finite numbers, got {p!r}.")
-    elif p and (len(p) != len(rule.defaults) or not all(_is_number(v) for v in p)):
-      names = ", ".join(rule.param_names) or "none"
-      raise ValueError(
-        f"activation params: {self.name} takes {len(rule.defaults)} number(s) ({names}), got {p!r}."
-      )
+    elif p != () or rule.defaults:
+      if len(p) != len(rule.defaults) or not all(_is_number(v) for v in p):
+        names = ", ".join(rule.param_names) or "none"
+        unset = f"; leave params unset for the defaults {rule.defaults}" if rule.defaults else ""
+        raise ValueError(
+          f"activation params: {self.name} takes {len(rule.defaults)} number(s) ({names}), got {p!r}{unset}."
+        )
 
   @property
   def rule(self) -> ActivationRule | None:
@@ -465,7 +501,7 @@ class Activation:
   def resolved_params(self) -> tuple:
     if self.name == "leaky_relu":
       return (self.alpha,)
-    return self.params or self.rule.defaults
+    return self.rule.defaults if self.params is None else self.params
 
   @property
   def has_closed_form(self) -> bool:

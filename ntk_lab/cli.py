@@ -15,8 +15,9 @@ it, and the exit code says what kind of failure it was:
 * 1: a failure while running: a solver or divergence error, out of memory, a file that cannot be
   written; also `atlas` when a claim fails as printed and no corrected statement
   held (`ntk_lab.atlas.unresolved`);
-* 2: bad usage or config (an unknown key, a value out of range, a path that is not a config file or
-  a run directory, an output directory holding other results);
+* 2: bad usage or config (an unknown key, a key the experiment does not use, a value out of range
+  or too large for memory, a path that is not a config file or a run directory, an empty --out, an
+  output directory holding other results or being written by another run);
 * 130: interrupted (Ctrl-C); the cells finished so far are kept, and ``--resume`` finishes the run.
 
 ``--debug`` prints the traceback before that line.
@@ -172,23 +173,36 @@ def _command(args) -> int:
 
     cfg = load_config(pathlib.Path(args.config), overrides=args.set)
     runner.check_run(cfg)
-    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's: 10⁵ seeds print in a second
+    print(yaml.dump(cfg.to_dict(), Dumper=dumper, sort_keys=False), end="")
     print(f"# {len(cells(cfg))} cells")
     return 0
   if args.command == "run":
-    out = args.out or f"runs/{pathlib.Path(args.config).stem}"
+    out = f"runs/{pathlib.Path(args.config).stem}" if args.out is None else _nonblank(args.out, "--out")
     runner.run(pathlib.Path(args.config), out, resume=args.resume, shard=args.shard, overrides=args.set)
     print(f"results in {out}")
     return 0
   if args.command == "atlas":
     return _atlas(args)
-  runner.report(args.run_dir)
+  runner.report(_nonblank(args.run_dir, "RUN_DIR"))
   return 0
+
+
+def _nonblank(path: str, name: str) -> str:
+  """`path` unless it is empty or blank (which would mean the working directory, not what was meant)."""
+  if not path.strip():
+    raise UsageError(
+      f"{name} {path!r}: is empty; name a directory such as runs/quickstart"
+      + (", or leave --out out for the default." if name.startswith("--") else ".")
+    )
+  return path
 
 
 def _atlas(args) -> int:
   from ntk_lab import atlas
 
+  if args.out is not None:
+    _nonblank(args.out, "--out")
   ids = None
   if args.only is not None:
     ids = list(dict.fromkeys(c.strip() for c in args.only.split(",") if c.strip()))
@@ -204,7 +218,8 @@ def _atlas(args) -> int:
           f"--only: unknown claim {cid!r} ({len(atlas.CLAIMS)} claims, "
           f"C0.1 … C4.5){_checks.did_you_mean(cid, atlas.CLAIMS) or '.'}"
         )
-  out = pathlib.Path(args.out or (FULL_ATLAS_DIR if ids is None else f"runs/atlas_{'_'.join(ids)}"))
+  default = FULL_ATLAS_DIR if ids is None else f"runs/atlas_{'_'.join(ids)}"
+  out = pathlib.Path(default if args.out is None else _nonblank(args.out, "--out"))
   if args.docs and not (ids or args.quick):  # re-render the page from the files in `out`, no run
     return _atlas_docs(atlas, out, args.docs, echo=True)
   _check_atlas_out(out, ids, args.quick)  # before any claim is computed

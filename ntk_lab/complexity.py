@@ -20,6 +20,7 @@ targets with O columns, yᵀH⁻¹y is Σ_o y_oᵀH⁻¹y_o.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -52,7 +53,9 @@ def kernel_complexity(k_train_train, y_train, *, definition: str, diag_reg: floa
   number that ignores the part of y it cannot represent.
 
   Args:
-    k_train_train: H, (n, n), symmetric positive semi-definite.
+    k_train_train: H, (n, n), symmetric positive semi-definite up to rounding (checked as in
+      `mse_dynamics`: a non-symmetric or indefinite H raises, since yᵀH⁻¹y of an indefinite H
+      can be any number, even negative).
     y_train: labels (n,) or (n, O) (±1 labels in the paper).
     definition: ``"arora2019"`` (√(2yᵀH⁻¹y/n)) or ``"trace"`` (√(2yᵀH⁻¹y · tr H)/n); see
       `COMPLEXITY_DEFINITIONS`.
@@ -73,20 +76,22 @@ def kernel_complexity(k_train_train, y_train, *, definition: str, diag_reg: floa
   """
   _checks.choice(definition, "definition", tuple(COMPLEXITY_DEFINITIONS))
   _checks.nonnegative_number(diag_reg, "diag_reg")
-  H = _checks.as_batch(k_train_train, "k_train_train")
+  H = _checks.kernel_matrix(k_train_train, "k_train_train")
   n = H.shape[0]
-  if H.shape != (n, n):
-    raise ValueError(f"k_train_train: expected a square (n, n) matrix, got shape {tuple(H.shape)}.")
   y = _checks.targets(y_train, "y_train", n)
-  return _complexity(H, y, diag_reg, definition)
+  out, defects = _complexity(H, y, diag_reg, definition)
+  _checks.check_kernel(defects, "k_train_train", n, H.dtype)
+  return out
 
 
+@functools.partial(jax.jit, static_argnames="definition")
 def _complexity(H, y, diag_reg, definition):
   lam, V, live = spectrum(H, diag_reg)
+  defects = _checks.kernel_defects(H, lam, diag_reg)  # checked by the caller, O(n²)
   proj = V.T @ y  # (n, O): the labels in the kernel's eigenbasis
   inv = jnp.where(live, 1.0 / jnp.where(live, lam, 1.0), 0.0)
   quad = jnp.sum(inv[:, None] * proj**2)
   trace = jnp.sum(lam)  # tr of the regularised, symmetrised H, the one inverted
   n = H.shape[0]
   value = jnp.sqrt(2 * quad / n) if definition == "arora2019" else jnp.sqrt(2 * quad * trace) / n
-  return Complexity(value, quad, trace)
+  return Complexity(value, quad, trace), defects

@@ -36,7 +36,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import math
 import pathlib
 import types
 import typing
@@ -44,6 +43,7 @@ import typing
 import yaml
 
 from ntk_lab import _checks
+from ntk_lab.experiments.registry import ConfigError  # defined beside the registry that raises it too
 from ntk_lab.mlp import PARAMETRIZATIONS
 
 __all__ = [
@@ -55,14 +55,13 @@ __all__ = [
   "SweepConfig",
   "TrainingConfig",
   "apply_overrides",
+  "cell_config",
   "cells",
+  "check_contract",
   "fingerprint",
   "load_config",
+  "load_saved",
 ]
-
-
-class ConfigError(ValueError):
-  """A config that does not validate; the message names the key path and how to fix it."""
 
 
 def _choice(*options):
@@ -93,6 +92,13 @@ def _error_controls():
   from ntk_lab.training.flow import ERROR_CONTROLS
 
   return tuple(ERROR_CONTROLS)
+
+
+def _contract(name: str):
+  """The registered experiment `name` (its contract), or None when there is none."""
+  from ntk_lab.experiments import EXPERIMENTS
+
+  return EXPERIMENTS.get(name)
 
 
 def _fixed_step(solver: str) -> bool:
@@ -177,8 +183,22 @@ class Config:
   options: dict = dataclasses.field(default_factory=dict)
 
   def to_dict(self) -> dict:
-    """Plain YAML-able dict (tuples as lists), the inverse of `load_config`."""
-    return _plain(dataclasses.asdict(self))
+    """Plain YAML-able dict (tuples as lists), the inverse of `load_config`: every key the
+    experiment honours, defaults filled in (the keys it does not honour are left out, since a
+    config holding them is refused)."""
+    full = _plain(dataclasses.asdict(self))
+    exp = _contract(self.experiment)
+    if exp is None:
+      return full
+    out = {}
+    for key, value in full.items():
+      if isinstance(value, dict) and key != "options":
+        kept = {k: v for k, v in value.items() if exp.honours(f"{key}.{k}")}
+        if kept:  # a section it does not use at all is left out
+          out[key] = kept
+      elif exp.honours(key):
+        out[key] = value
+    return out
 
 
 def _plain(v):
@@ -233,23 +253,25 @@ def _value(tp, v, path, meta):
       raise ConfigError(f"{path}: must be a mapping, got {v!r}.")
     return dict(v)
   if tp is bool:
-    if not isinstance(v, bool):
-      raise ConfigError(f"{path}: must be true or false, got {v!r}.")
-    return v
+    try:
+      return _checks.boolean(v, path)
+    except ValueError as e:
+      raise ConfigError(str(e).replace("True or False", "true or false")) from None
   if tp is int:
-    low = meta.get("min", 1)
-    if isinstance(v, bool) or not isinstance(v, int) or v < low:
-      kind = "a positive integer" if low == 1 else f"an integer ≥ {low}"
-      raise ConfigError(f"{path}: must be {kind}, got {v!r}.")
-    return v
+    try:
+      return _checks.integer(v, path, low=meta.get("min", 1))
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
   if tp is float:
     if isinstance(v, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
       try:
         v = float(v)
       except ValueError:
         pass
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-      raise ConfigError(f"{path}: must be a finite number, got {v!r}.")
+    try:  # the library's number policy: NumPy scalars are numbers; bools, NaN and ±inf are not
+      v = _checks.number(v, path, static=True)
+    except (TypeError, ValueError) as e:
+      raise ConfigError(str(e)) from None
     if meta.get("positive") and v <= 0:
       raise ConfigError(f"{path}: must be > 0, got {v!r}.")
     if "min" in meta and v < meta["min"]:
@@ -290,6 +312,17 @@ def load_config(source, *, overrides=()) -> Config:
     ...
     ntk_lab.config.ConfigError: config: key 'model' appears twice (lines 2 and 3); keep one.
   """
+  return _load(source, overrides, contract=True)
+
+
+def load_saved(path) -> Config:
+  """The config.yaml of a run directory: checked as `load_config` checks a config, except against
+  the experiment's contract (checked when the run started; a key outside it changes no result, and
+  the directory's cells are still matched by the fingerprint)."""
+  return _load(pathlib.Path(path), (), contract=False)
+
+
+def _load(source, overrides, *, contract: bool) -> Config:
   where = "config"
   if isinstance(source, dict):
     raw = source
@@ -303,6 +336,8 @@ def load_config(source, *, overrides=()) -> Config:
   try:
     cfg = _build(Config, raw, "")
     _check_together(cfg)
+    if contract:
+      check_contract(cfg, _given(raw))
   except ConfigError as e:
     if where == "config":
       raise
@@ -330,8 +365,9 @@ def _read_text(path: pathlib.Path) -> str:
     raise ConfigError(f"config: cannot read {str(path)!r}: {e.strerror}.") from None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-  """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last silently)."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+  """YAML's safe loader (libyaml's parser where PyYAML has it: a sweep of 10⁵ seeds parses in a
+  second), refusing a key given twice in one mapping (YAML keeps the last silently)."""
 
   def construct_mapping(self, node, deep=False):
     seen = {}
@@ -357,7 +393,12 @@ def parse_yaml(text: str, where: str = "config"):
     return loader.get_single_data()
   except yaml.YAMLError as e:
     mark = getattr(e, "problem_mark", None)
-    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    at = ""
+    if mark is not None:
+      line, column, lines = mark.line + 1, mark.column + 1, text.split("\n")
+      if line > len(lines):  # libyaml marks the end of the text on the line after it
+        line, column = len(lines), len(lines[-1]) + 1
+      at = f" at line {line}, column {column}"
     problem = getattr(e, "problem", None) or str(e).splitlines()[0]
     raise ConfigError(f"{where}: not valid YAML{at}: {problem}.") from None
   finally:
@@ -398,7 +439,7 @@ def apply_overrides(raw, overrides, *, where: str = "config") -> dict:
       f"{where}: expected a mapping of keys to values at the top level (such as "
       f"`experiment: quickstart`), got a {type(raw).__name__}: {raw!r:.60}."
     )
-  raw = yaml.safe_load(yaml.safe_dump(raw)) if raw else {}
+  raw = _copy(raw)
   if isinstance(overrides, str):
     overrides = [overrides]
   for item in overrides:
@@ -429,17 +470,29 @@ def apply_overrides(raw, overrides, *, where: str = "config") -> dict:
   return raw
 
 
+def _copy(value):
+  """A copy of nested dicts and lists (tuples become lists), so overrides never touch the caller's."""
+  if isinstance(value, dict):
+    return {k: _copy(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_copy(v) for v in value]
+  return value
+
+
 def _check_together(cfg: Config):
   """What no single key can check: a value listed twice in a sweep (the same cell twice), and a
   fixed-step solver without its step."""
   for f in dataclasses.fields(SweepConfig):
     values = getattr(cfg.sweep, f.name)
     if isinstance(values, tuple):
-      twice = [v for i, v in enumerate(values) if v in values[:i]]
-      if twice:
-        raise ConfigError(
-          f"sweep.{f.name}: {twice[0]!r} is listed twice ({list(values)}); list each value once."
-        )
+      # a set: linear in the list's length (a sweep of 10⁶ seeds); equal values are exactly the
+      # values that give equal cell keys (the keys hash the values' exact repr)
+      seen = set()
+      for v in values:
+        if v in seen:
+          shown = list(values) if len(values) <= 20 else f"{len(values)} values"
+          raise ConfigError(f"sweep.{f.name}: {v!r} is listed twice ({shown}); list each value once.")
+        seen.add(v)
   tr = cfg.training
   if tr.dt0 is None and _fixed_step(tr.solver):
     raise ConfigError(
@@ -447,6 +500,128 @@ def _check_together(cfg: Config):
       f"(e.g. dt0: {tr.time / 1000:g}, small against 1/(η λ_max) of the NTK); or use an "
       "adaptive solver such as tsit5."
     )
+
+
+# The single value each sweep list replaces, and back.
+SWEEP_AXES = {v: k for k, v in SWEEP_OF.items()}
+
+
+def _given(raw: dict) -> set:
+  """The dotted keys a raw config sets (a sweep list set to null is not set)."""
+  given = set()
+  for key, value in raw.items():
+    if isinstance(value, dict) and key != "options":
+      given |= {f"{key}.{k}" for k, v in value.items() if not (key == "sweep" and v is None)}
+    elif value is not None or key not in ("data", "model", "training", "sweep"):
+      given.add(key)
+  return given
+
+
+def _differs_from_default(cfg: Config) -> set:
+  """The dotted keys of `cfg` whose values differ from the defaults (for a `Config` built in Python,
+  whose given keys are unknown)."""
+  out = set()
+  for f in dataclasses.fields(Config):
+    value = getattr(cfg, f.name)
+    if dataclasses.is_dataclass(value):
+      default = type(value)()
+      out |= {
+        f"{f.name}.{g.name}"
+        for g in dataclasses.fields(value)
+        if getattr(value, g.name) != getattr(default, g.name)
+      }
+    elif f.name == "options":
+      out |= {"options"} if value else set()
+    elif f.default is dataclasses.MISSING or value != f.default:
+      out.add(f.name)
+  return out
+
+
+def check_contract(cfg: Config, given=None):
+  """Refuses what the experiment's contract does not cover (`ntk_lab.experiments.Experiment`):
+  a key it does not honour (in `given`, the dotted keys the config sets; None: those differing from
+  the defaults), a sweep list it does not tell apart, and a value outside the values it allows.
+
+  Raises:
+    ConfigError: naming the key, the experiment and what to do.
+  """
+  exp = _contract(cfg.experiment)
+  if exp is None:
+    return
+  given = _differs_from_default(cfg) if given is None else set(given)
+  name = cfg.experiment
+  for key in sorted(given, key=_key_order):
+    if exp.honours(key):
+      continue
+    section, _, field = key.partition(".")
+    single = SWEEP_AXES.get(field) if section == "sweep" else None
+    if single is not None and exp.honours(single):
+      swept = [k for k in exp.keys if k.startswith("sweep.") and k not in ("sweep.seeds", "sweep.vmap_seeds")]
+      raise ConfigError(
+        f"{key}: experiment {name!r} does not sweep {field} (its report tells apart only "
+        f"{', '.join(swept + ['sweep.seeds'])}); set {single} for one value, or run one config per value."
+      )
+    ours = [k for k in exp.keys if k.startswith(section + ".")]
+    uses = ", ".join(ours) if ours else f"no {section} key"
+    raise ConfigError(
+      f"{key}: experiment {name!r} does not use this key, so its value would be silently ignored; "
+      f"remove it (of {section}, {name} uses {uses}){_closest(field or key, ours, exp.options)}"
+    )
+  for key, values in exp.allowed.items():
+    section, _, field = key.partition(".")
+    swept_name = SWEEP_OF.get(key)
+    swept = getattr(cfg.sweep, swept_name) if swept_name else None
+    if swept:
+      pairs = [(v, f"sweep.{swept_name}") for v in swept]
+    else:
+      pairs = [(getattr(getattr(cfg, section), field) if field else getattr(cfg, section), key)]
+    for v, where in pairs:
+      if v not in values:
+        default = "" if where in given else " (the default)"
+        shown = " or ".join(repr(x) for x in values)
+        raise ConfigError(
+          f"{where}: experiment {name!r} reproduces a fixed setting and allows only {shown}, "
+          f"got {v!r}{default}; set {key}: {_yaml_word(values[0])}."
+        )
+
+
+def _closest(field: str, keys, options) -> str:
+  """ "; did you mean …?" for a key or option of the experiment named like `field`, else "."."""
+  import difflib
+
+  names = {k.rpartition(".")[2]: k for k in keys} | {o: f"options.{o}" for o in options}
+  close = difflib.get_close_matches(field, list(names), n=1)
+  return f"; did you mean {names[close[0]]!r}?" if close else "."
+
+
+def _yaml_word(v) -> str:
+  return "null" if v is None else str(v)
+
+
+def _key_order(key: str):
+  order = [f.name for f in dataclasses.fields(Config)]
+  section = key.partition(".")[0]
+  return (order.index(section) if section in order else len(order), key)
+
+
+def cell_config(cfg: Config, cell: Cell) -> Config:
+  """`cfg` with the cell's sweep values substituted into their sections: its width, depth and
+  activation in ``model``, its n in ``data`` and its learning rate in ``training``, so an
+  experiment reads every value of the cell from its config.
+
+  Example:
+    >>> from ntk_lab.config import cell_config, cells, load_config
+    >>> cfg = load_config({"experiment": "generalization_bound", "data": {"target": "linear"},
+    ...                    "sweep": {"n": [8, 16]}})
+    >>> [cell_config(cfg, c).data.n for c in cells(cfg)]
+    [8, 16]
+  """
+  return dataclasses.replace(
+    cfg,
+    model=dataclasses.replace(cfg.model, width=cell.width, depth=cell.depth, activation=cell.activation),
+    data=dataclasses.replace(cfg.data, n=cell.n),
+    training=dataclasses.replace(cfg.training, learning_rate=cell.learning_rate),
+  )
 
 
 def fingerprint(cfg: Config) -> str:
@@ -460,7 +635,9 @@ def fingerprint(cfg: Config) -> str:
     >>> len(fingerprint(a)), fingerprint(a) == fingerprint(b)
     (16, False)
   """
-  return _digest(cfg.to_dict(), 16)
+  # every key, honoured or not (a key outside the contract is refused before a run, so this equals
+  # a hash of the honoured keys in effect), in one form across versions of the contracts
+  return _digest(_plain(dataclasses.asdict(cfg)), 16)
 
 
 def _digest(value, n: int) -> str:

@@ -9,7 +9,10 @@ scikit-learn, no download) and synthetic inputs and targets.
 * `sphere`, `gaussian`: inputs uniform on the unit sphere S^{d−1}, or standard Gaussian.
 * `teacher_student`: targets from a random wide MLP teacher on sphere or Gaussian inputs.
 
-Every function returns arrays in JAX's default float dtype (float64 when x64 is on).
+Every function returns arrays in JAX's default float dtype (float64 when x64 is on). Every numeric
+argument follows one policy (`ntk_lab._checks`): Python and NumPy numbers (and 0-d arrays) are
+accepted; a bool, a string, NaN, ±inf, and a float where a count is meant (``n=3.0``) are refused
+with a `ValueError` naming the argument.
 """
 
 from __future__ import annotations
@@ -39,10 +42,10 @@ class Dataset(NamedTuple):
 
 def _rng(key, name="key"):
   """A numpy Generator from an int seed or a JAX PRNG key (so a split is the same on every backend)."""
-  if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-    if key < 0:
-      raise ValueError(f"{name}: an integer seed must be ≥ 0, got {key}.")
-    return np.random.default_rng(int(key))
+  if isinstance(key, (bool, np.bool_)):
+    raise ValueError(f"{name}: expected an integer seed or a JAX PRNG key, got the bool {key!r}.")
+  if isinstance(key, (int, np.integer)):
+    return np.random.default_rng(_checks.integer(key, f"{name} (an integer seed)", low=0))
   try:
     seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
   except (TypeError, ValueError) as e:
@@ -120,24 +123,25 @@ def digits(
     classes = tuple(range(10))
   else:
     classes = tuple(classes) if not isinstance(classes, (int, np.integer)) else (classes,)
-    bad = [
-      c for c in classes if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c <= 9
-    ]
-    if bad or len(set(classes)) != len(classes) or len(classes) < 2:
+    classes = tuple(_checks.integer(c, f"classes[{i}]", low=0) for i, c in enumerate(classes))
+    if any(c > 9 for c in classes) or len(set(classes)) != len(classes) or len(classes) < 2:
       raise ValueError(f"classes: expected two or more distinct digits 0-9, e.g. (0, 1), got {classes!r}.")
   if labels == "pm1" and len(classes) != 2:
     raise ValueError(
       f"labels: 'pm1' needs exactly two classes (−1 for the first, +1 for the "
       f"second), got {len(classes)}; pass classes=(a, b) or labels='onehot'."
     )
+  if n_train is not None:
+    n_train = _checks.integer(n_train, "n_train", low=1)
+  if n_test is not None:
+    n_test = _checks.integer(n_test, "n_test", low=0)
   keep = np.flatnonzero(np.isin(data.target, classes))
   total = len(keep)
   if n_test is None:
-    n_test = total - n_train if n_train is not None else total // 4
-  n_test = _checks.positive_int(n_test, "n_test") if n_test != 0 else 0
+    n_test = max(total - n_train, 0) if n_train is not None else total // 4
   if n_train is None:
     n_train = total - n_test
-  n_train = _checks.positive_int(n_train, "n_train")
+  n_train = _checks.integer(n_train, "n_train", low=1)
   if n_train + n_test > total:
     raise ValueError(
       f"n_train + n_test: the chosen classes have {total} images, asked for {n_train} + {n_test}; lower them."
@@ -191,7 +195,7 @@ def circle(n: int, *, key=None) -> jax.Array:
     >>> [round(v, 6) + 0.0 for v in datasets.circle(4)[1].tolist()]
     [0.0, 1.0]
   """
-  n = _checks.positive_int(n, "n")
+  n = _checks.integer(n, "n", low=1)
   if key is None:
     gamma = 2 * jnp.pi * jnp.arange(n) / n
   else:
@@ -207,7 +211,7 @@ def gaussian(n: int, dim: int, *, key) -> jax.Array:
     >>> datasets.gaussian(5, 3, key=jax.random.PRNGKey(0)).shape
     (5, 3)
   """
-  return jax.random.normal(key, (_checks.positive_int(n, "n"), _checks.positive_int(dim, "dim")))
+  return jax.random.normal(key, (_checks.integer(n, "n", low=1), _checks.integer(dim, "dim", low=1)))
 
 
 def sphere(n: int, dim: int, *, key) -> jax.Array:
@@ -262,14 +266,18 @@ def teacher_student(
   from ntk_lab.mlp import MLP
 
   _checks.choice(inputs, "inputs", ("sphere", "gaussian"))
-  if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
-    raise ValueError(f"noise: must be a non-negative number, got {noise!r}.")
-  n_train = _checks.positive_int(n_train, "n_train")
-  if not (isinstance(n_test, (int, np.integer)) and not isinstance(n_test, bool) and n_test >= 0):
-    raise ValueError(f"n_test: must be an integer ≥ 0, got {n_test!r}.")
+  noise = _checks.number(noise, "noise", low=0.0, strict=False, static=True)
+  n_train = _checks.integer(n_train, "n_train", low=1)
+  n_test = _checks.integer(n_test, "n_test", low=0)
+  dim = _checks.integer(dim, "dim", low=1)
+  out_dim = _checks.integer(out_dim, "out_dim", low=1)
+  hidden = (hidden,) if isinstance(hidden, (int, np.integer)) else tuple(hidden)
+  hidden = tuple(_checks.integer(h, f"hidden[{i}]", low=1) for i, h in enumerate(hidden))
+  if b_std is not None:
+    b_std = _checks.number(b_std, "b_std", low=0.0, strict=False, static=True)
   kx, kt, kn = jax.random.split(key, 3)
-  x = (sphere if inputs == "sphere" else gaussian)(n_train + int(n_test), dim, key=kx)
-  net = MLP(tuple(hidden), out_dim=out_dim, activation=activation, b_std=b_std)
+  x = (sphere if inputs == "sphere" else gaussian)(n_train + n_test, dim, key=kx)
+  net = MLP(hidden, out_dim=out_dim, activation=activation, b_std=b_std)
   y = net.apply(net.init(kt, dim), x)
   y_train = y[:n_train] + noise * jax.random.normal(kn, (n_train, y.shape[1]))
   return Dataset(x[:n_train], y_train, x[n_train:], y[n_train:])

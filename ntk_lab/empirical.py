@@ -9,9 +9,10 @@ covariance. Three independent routes compute Θ:
 * ``"jacobian"``: per-point Jacobians (vmapped `jax.jacrev`), contracted leaf by leaf.
 * ``"ntvp"``: NTK-vector products Θ v = J₁(J₂ᵀ v), `jax.jvp` (via `jax.linearize`) of
   `jax.vjp`, for one basis vector v at a time in small batches; no Jacobian is held.
-* ``"structured"``: for an `MLP`, the layerwise closed form (the chain rule per layer)
-  Θ = Σ_l (c_W,l · H_{l−1}H'_{l−1}ᵀ + c_b,l) ⊙ (Δ_l Δ'_lᵀ), from activations H and backprop
-  signals Δ computed once per point. Almost all of its work is large matrix products.
+* ``"structured"``: for a network of layers each of which declares its own term
+  (`ntk_lab.layers`, e.g. `Dense`: (a²⟨h, h'⟩ + β²)·⟨δ, δ'⟩), the sum of those terms, from each
+  layer's inputs h and backpropagated signals δ = ∂f/∂(its output), computed once per point with
+  one `jax.vjp` per output. Almost all of its work is large matrix products.
 
 With ``diagonal=True`` each route computes only the N values at the pairs (x_i, x_i), or
 (x1_i, x2_i), without an N × N array (NT's ``diagonal_axes=(0,)``).
@@ -21,13 +22,16 @@ from __future__ import annotations
 
 import functools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ntk_lab import _checks, _tiling
+from ntk_lab.layers import Layer
+from ntk_lab.layers.base import Taps
 from ntk_lab.linearize import Linearized
-from ntk_lab.mlp import MLP, Wrapper, apply_fn_of
+from ntk_lab.models import Wrapper, apply_fn_of, split_trainable, trainable_merge
 
 __all__ = ["empirical_ntk", "empirical_nngp", "structured_flops", "METHODS"]
 
@@ -50,20 +54,23 @@ def empirical_ntk(
   """The empirical NTK Θ(x1, x2) of a network at parameters θ.
 
   Args:
-    model: an `MLP`, a `centered` model, or any ``apply_fn(params, x) -> (N, O)``.
-    params: the parameters θ (for an MLP, only its trainable layers contribute).
-    x1: inputs of shape (N1, in_dim).
-    x2: inputs of shape (N2, in_dim); ``None`` means x1, and the symmetry Θ(x, x')ᵀ = Θ(x', x)
+    model: a network of `ntk_lab.layers` (e.g. an `MLP`), a `centered` or linearized one, or any
+      ``apply_fn(params, x) -> (N, O)``.
+    params: the parameters θ (for a network, only its trainable layers contribute).
+    x1: inputs of shape (N1, *in_shape).
+    x2: inputs of shape (N2, *in_shape); ``None`` means x1, and the symmetry Θ(x, x')ᵀ = Θ(x', x)
       is used (one set of per-point features, and only the upper tiles when blocked).
-    method: ``"structured"`` (MLPs only), ``"jacobian"``, ``"ntvp"`` or ``"auto"`` (structured
-      for an MLP, otherwise Jacobian contraction if its Jacobians fit ``memory_budget``, else ntvp).
+    method: ``"structured"`` (networks whose trainable layers declare their term), ``"jacobian"``,
+      ``"ntvp"`` or ``"auto"`` (structured where it applies, otherwise Jacobian contraction if
+      its Jacobians fit ``memory_budget``, else ntvp).
     trace_outputs: if True, return the mean of the O diagonal output blocks, (1/O) Σ_a Θ_aa,
       NT's convention (for any O it estimates the same scalar kernel as the analytic limit);
       if False, the full (N1, N2, O, O) kernel.
     diagonal: if True, only Θ(x_i, x_i) for x2 None, or Θ(x1_i, x2_i) when x2 has as many points
       (NT's ``diagonal_axes=(0,)``), without forming N × N: shape (N,), or (N, O, O).
-    per_layer: if True, prepend an axis with each layer's contribution Θ_l (they sum to Θ). For a
-      plain apply_fn the "layers" are the top-level entries of a list/tuple/dict `params`.
+    per_layer: if True, prepend an axis with each layer's contribution Θ_l (they sum to Θ): one
+      per layer with params, in the network's order (zero for frozen ones). For a plain apply_fn
+      the "layers" are the top-level entries of a list/tuple/dict `params`.
     tile_size: tile side B: x1 × x2 is evaluated in B × B tiles, one at a time (with
       ``diagonal``, the Jacobian and ntvp routes take B pairs at a time). ``None`` picks one tile
       if the problem fits ``memory_budget`` bytes of temporaries, else the largest B that does.
@@ -98,16 +105,9 @@ def empirical_ntk(
     base = base.model
   apply_fn = apply_fn_of(base)
   _checks.finite_tree(params, "params")
-  is_mlp = isinstance(base, MLP)
-  if method == "structured" and not is_mlp:
-    raise ValueError(
-      "method='structured' needs an ntk_lab.MLP (or ntk_lab.centered(MLP, params0)); got "
-      f"{type(base).__name__}. Use method='jacobian', 'ntvp' or 'auto' for a general apply_fn."
-    )
-
-  if is_mlp:
-    in_dim = base.check_params(params)
-    x1, x2 = _checks.input_pair(x1, x2, in_dim)
+  net = base if isinstance(base, Layer) else None
+  if net is not None:
+    x1, x2 = net.check_inputs(params, x1, x2)
   else:
     x1, x2 = _general_inputs(x1, x2)
   _check_pairs(diagonal, x1, x2)
@@ -118,59 +118,46 @@ def empirical_ntk(
       f"{out_shape.shape}. Wrap it, e.g. lambda p, x: f(p, x).reshape(len(x), -1)."
     )
   n_out = out_shape.shape[1]
-
   n1, n2 = x1.shape[0], (x1 if x2 is None else x2).shape[0]
-  if method == "auto":
-    method = "structured" if is_mlp else _cheaper_general_method(params, n1, n2, n_out, memory_budget)
-  if per_layer and not is_mlp and _top_level_groups(params) is None:
+  why_not = "it is not a network of ntk_lab layers" if net is None else _why_not_structured(net, params, x1)
+  if method == "structured" and why_not:
     raise ValueError(
-      "per_layer=True: params must be a list, tuple or dict whose top-level entries are the "
-      f"layers, got {type(params).__name__}."
+      f"method='structured': {why_not}. Use method='jacobian', 'ntvp' or 'auto' (which picks one)."
     )
+  if method == "auto":
+    method = "structured" if not why_not else _cheaper_general_method(params, n1, n2, n_out, memory_budget)
+  if net is not None:
+    groups = tuple(range(len(net.param_leaves())))
+  else:
+    groups = _top_level_groups(params)
+    if per_layer and groups is None:
+      raise ValueError(
+        "per_layer=True: params must be a list, tuple or dict whose top-level entries are the "
+        f"layers, got {type(params).__name__}."
+      )
+  n_terms = len(groups) if per_layer else 1
+  itemsize = jnp.dtype(x1.dtype).itemsize
   if tile_size is None and diagonal:
-    tile_size = _auto_pairs(method, n1, _n_params(params), n_out, jnp.dtype(x1.dtype).itemsize, memory_budget)
+    tile_size = _auto_pairs(method, n1, _n_params(params), n_out, itemsize, memory_budget)
   elif tile_size is None:
-    n_terms = (base.n_layers if is_mlp else len(_top_level_groups(params))) if per_layer else 1
     tile_size = _auto_block(
-      method,
-      n1,
-      n2,
-      _n_params(params),
-      n_out,
-      trace_outputs,
-      n_terms,
-      jnp.dtype(x1.dtype).itemsize,
-      memory_budget,
+      method, n1, n2, _n_params(params), n_out, trace_outputs, n_terms, itemsize, memory_budget
     )
-  _tiling.check_fits(
-    "empirical_ntk",
-    n1,
-    n2,
-    temp_bytes=0,
-    out_bytes=n1
-    * n2
-    * jnp.dtype(x1.dtype).itemsize
-    * (1 if trace_outputs else n_out * n_out)
-    * (base.n_layers if per_layer and is_mlp else 1),
-  )
+  out_entries = (n1 if diagonal else n1 * n2) * (1 if trace_outputs else n_out * n_out) * n_terms
+  _tiling.check_fits("empirical_ntk", n1, n2, temp_bytes=0, out_bytes=out_entries * itemsize)
 
   if method == "structured":
     if diagonal:
-      out = _structured_diagonal(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer)
+      out = _structured_diagonal(net, params, x1, x2, trace=trace_outputs, per_layer=per_layer)
     else:
-      out = _structured(base, params, x1, x2, trace=trace_outputs, per_layer=per_layer, block=tile_size)
+      out = _structured(net, params, x1, x2, trace=trace_outputs, per_layer=per_layer, block=tile_size)
     return _checks.finite_result(out, "empirical_ntk", _OVERFLOW)
-  if is_mlp:
-    theta, const = base.split(params)
-    groups = tuple(i for i, t in enumerate(base.trainable) if t)
-    n_groups = base.n_layers
-  else:
-    theta, const = params, None
-    groups = _top_level_groups(params) if per_layer else None
-    n_groups = None if groups is None else len(groups)
+  theta, const = split_trainable(base, params)
+  if net is not None:
+    trainable = tuple(g for g, (leaf, _) in enumerate(net.param_leaves()) if leaf.trainable)
   out = _general(
     apply_fn,
-    base if is_mlp else None,
+    net,
     theta,
     const,
     x1,
@@ -179,11 +166,25 @@ def empirical_ntk(
     trace=trace_outputs,
     per_layer=per_layer,
     block=tile_size,
-    groups=groups,
-    n_groups=n_groups,
+    groups=trainable if net is not None else groups,
+    n_groups=len(groups) if groups is not None else None,
     diagonal=diagonal,
   )
   return _checks.finite_result(out, "empirical_ntk", _OVERFLOW)
+
+
+def _why_not_structured(net, params, x1) -> str | None:
+  """Why the structured route cannot take this network (None when it can): a trainable layer
+  without a term of its own, or one whose term does not apply to its inputs' shape."""
+  for leaf, _ in net.param_leaves():
+    if leaf.trainable and not leaf.has_ntk_term:
+      return f"layer {leaf!r} declares no structured term of its own"
+  taps = Taps()
+  jax.eval_shape(lambda p, x: net.forward(p, x, taps), params, x1[:1])
+  for layer, h in zip(taps.layers, taps.inputs):
+    if not layer.supports_ntk_term(tuple(h.shape[1:])):
+      return f"layer {layer!r} has no structured term for inputs of per-point shape {tuple(h.shape[1:])}"
+  return None
 
 
 _OVERFLOW = (
@@ -199,7 +200,8 @@ def empirical_nngp(model, params, x1, x2=None, *, trace_outputs: bool = True, di
   ``analytic_kernel(...).nngp`` (the same for every output).
 
   Args:
-    model: an `MLP`, a wrapper of one (`centered`, linearized) or any ``apply_fn(params, x) -> (N, O)``.
+    model: a network of `ntk_lab.layers` (e.g. an `MLP`), a wrapper of one (`centered`,
+      linearized) or any ``apply_fn(params, x) -> (N, O)``.
     params: the parameters θ at which f is evaluated.
     x1: inputs of shape (N1, …); x2: inputs (N2, …) or None for x1.
     trace_outputs: if True, the mean over the O outputs, K = (1/O) Σ_a f_a(x1) f_a(x2) (NT's
@@ -220,12 +222,24 @@ def empirical_nngp(model, params, x1, x2=None, *, trace_outputs: bool = True, di
   """
   apply_fn = apply_fn_of(model)
   root = model.root if isinstance(model, Wrapper) else model
-  if isinstance(root, MLP):
-    in_dim = root.check_params(params)
-    x1, x2 = _checks.input_pair(x1, x2, in_dim)
+  _checks.finite_tree(params, "params")
+  if isinstance(root, Layer):
+    x1, x2 = root.check_inputs(params, x1, x2)
   else:
     x1, x2 = _general_inputs(x1, x2)
   _check_pairs(diagonal, x1, x2)
+  return _checks.finite_result(
+    _nngp(apply_fn, params, x1, x2, trace_outputs, diagonal), "empirical_nngp", _OVERFLOW_NNGP
+  )
+
+
+_OVERFLOW_NNGP = (
+  "Rescale the inputs (the outputs grow with |x| and W_std per layer), compute in float64, or check "
+  "the activation for overflow at these pre-activations."
+)
+
+
+def _nngp(apply_fn, params, x1, x2, trace_outputs, diagonal):
   f1 = apply_fn(params, x1)
   if f1.ndim != 2 or f1.shape[0] != x1.shape[0]:
     raise ValueError(
@@ -302,7 +316,7 @@ def _auto_pairs(method, n, n_params, n_out, itemsize, budget):
 
 
 def structured_flops(
-  model: MLP,
+  model,
   in_dim: int,
   n1: int,
   n2: int | None = None,
@@ -318,6 +332,8 @@ def structured_flops(
   tiles when x2 is None and the kernel is blocked), as 2·m·n·k per (m × k)·(k × n) product.
   Elementwise work is not counted, so achieved/peak rates computed from it are conservative.
   """
+  if not hasattr(model, "widths"):
+    raise TypeError(f"model: structured_flops counts an ntk_lab.MLP's products, got {type(model).__name__}.")
   widths = model.widths(in_dim)
   O, L = model.out_dim, model.n_layers
   symmetric = n2 is None
@@ -342,65 +358,60 @@ def structured_flops(
 
 
 # ----------------------------------------------------------------------- structured
-@functools.partial(jax.jit, static_argnames=("model", "trace", "per_layer", "block"))
-def _structured(model: MLP, params, x1, x2, *, trace, per_layer, block):
-  feats1 = model.ntk_features(params, x1)
-  feats2 = feats1 if x2 is None else model.ntk_features(params, x2)
-  fan_in = [p["W"].shape[0] for p in params]
-  scales = [model.ntk_scales(l, n) if t else None for l, (n, t) in enumerate(zip(fan_in, model.trainable))]
-  n_out = model.out_dim
+def _features(net, params, x):
+  """Per-point ingredients of every trainable layer's term: its inputs h (N, *in_shape) and the
+  signals δ = ∂f/∂(its output), (N, O, *out_shape), by one `jax.vjp` per output of the network
+  with a zero perturbation added to each such layer's output (`Taps`)."""
+  shapes = Taps()
+  jax.eval_shape(lambda p, x: net.forward(p, x, shapes), params, x)
+  zeros = [jnp.zeros(s.shape, s.dtype) for s in shapes.output_shapes]
 
-  def tile(f1, f2):
-    (H1, D1), (H2, D2) = f1, f2
-    terms = []
-    for l, sc in enumerate(scales):
-      if sc is None:
-        terms.append(None)
-        continue
-      c_w, c_b = sc
-      t = c_w * (H1[l] @ H2[l].T) + c_b
-      if D1[l] is None:  # readout: Δ_L = I_O, whose traced mean is 1
-        t = t if trace else t[:, :, None, None] * jnp.eye(n_out, dtype=t.dtype)
-      elif trace:
-        t = t * (D1[l].reshape(D1[l].shape[0], -1) @ D2[l].reshape(D2[l].shape[0], -1).T) / n_out
-      else:
-        t = t[:, :, None, None] * jnp.einsum("iaq,jbq->ijab", D1[l], D2[l])
-      terms.append(t)
-    if not per_layer:
-      return sum(t for t in terms if t is not None)
-    ref = next(t for t in terms if t is not None)
-    return jnp.stack([jnp.zeros_like(ref) if t is None else t for t in terms], axis=2)
+  def forward(perturbations):
+    taps = Taps(perturbations)
+    return net.forward(params, x, taps), taps.inputs
 
+  out, pullback, inputs = jax.vjp(forward, zeros, has_aux=True)
+  n, n_out = out.shape
+  basis = jnp.broadcast_to(jnp.eye(n_out, dtype=out.dtype)[:, None, :], (n_out, n, n_out))
+  (signals,) = jax.vmap(pullback)(basis)  # each (O, N, *out_shape)
+  return inputs, [jnp.moveaxis(d, 0, 1) for d in signals]
+
+
+def _terms(net, params, f1, f2, *, trace, per_layer, paired):
+  """Θ as the sum of the trainable layers' own terms (or, ``per_layer``, their stack with zeros
+  where a layer is frozen)."""
+  (h1, d1), (h2, d2) = f1, f2
+  terms, i = [], 0
+  for (leaf, _), p in zip(net.param_leaves(), net.layer_params(params)):
+    if not leaf.trainable:
+      terms.append(None)
+      continue
+    terms.append(leaf.ntk_term(p, h1[i], d1[i], h2[i], d2[i], paired=paired, trace=trace))
+    i += 1
+  if not per_layer:
+    return sum(t for t in terms if t is not None)
+  ref = next(t for t in terms if t is not None)
+  return jnp.stack([jnp.zeros_like(ref) if t is None else t for t in terms], axis=1 if paired else 2)
+
+
+@functools.partial(jax.jit, static_argnames=("net", "trace", "per_layer", "block"))
+def _structured(net, params, x1, x2, *, trace, per_layer, block):
+  feats1 = _features(net, params, x1)
+  feats2 = feats1 if x2 is None else _features(net, params, x2)
+  tile = functools.partial(_terms, net, params, trace=trace, per_layer=per_layer, paired=False)
   out = _tiling.tiled(
     tile, feats1, feats2, block, symmetric=x2 is None, swap_axes=None if trace else (-1, -2)
   )
   return jnp.moveaxis(out, 2, 0) if per_layer else out
 
 
-@functools.partial(jax.jit, static_argnames=("model", "trace", "per_layer"))
-def _structured_diagonal(model: MLP, params, x1, x2, *, trace, per_layer):
+@functools.partial(jax.jit, static_argnames=("net", "trace", "per_layer"))
+def _structured_diagonal(net, params, x1, x2, *, trace, per_layer):
   """Θ(x1_i, x2_i) from the same per-point features: row-wise inner products instead of Grams."""
-  H1, D1 = model.ntk_features(params, x1)
-  H2, D2 = (H1, D1) if x2 is None else model.ntk_features(params, x2)
-  n_out = model.out_dim
-  terms = []
-  for l, layer in enumerate(params):
-    if not model.trainable[l]:
-      terms.append(None)
-      continue
-    c_w, c_b = model.ntk_scales(l, layer["W"].shape[0])
-    t = c_w * jnp.sum(H1[l] * H2[l], axis=1) + c_b
-    if D1[l] is None:  # readout: Δ_L = I_O
-      t = t if trace else t[:, None, None] * jnp.eye(n_out, dtype=t.dtype)
-    elif trace:
-      t = t * jnp.sum(D1[l] * D2[l], axis=(1, 2)) / n_out
-    else:
-      t = t[:, None, None] * jnp.einsum("iaq,ibq->iab", D1[l], D2[l])
-    terms.append(t)
-  if not per_layer:
-    return sum(t for t in terms if t is not None)
-  ref = next(t for t in terms if t is not None)
-  return jnp.stack([jnp.zeros_like(ref) if t is None else t for t in terms])
+  feats1 = _features(net, params, x1)
+  feats2 = feats1 if x2 is None else _features(net, params, x2)
+  out = _terms(net, params, feats1, feats2, trace=trace, per_layer=per_layer, paired=True)
+  return jnp.moveaxis(out, 1, 0) if per_layer else out
 
 
 # --------------------------------------------------------------- jacobian and ntvp
@@ -408,7 +419,7 @@ def _structured_diagonal(model: MLP, params, x1, x2, *, trace, per_layer):
   jax.jit,
   static_argnames=(
     "apply_fn",
-    "mlp",
+    "net",
     "method",
     "trace",
     "per_layer",
@@ -419,21 +430,30 @@ def _structured_diagonal(model: MLP, params, x1, x2, *, trace, per_layer):
   ),
 )
 def _general(
-  apply_fn, mlp, theta, const, x1, x2, *, method, trace, per_layer, block, groups, n_groups, diagonal=False
+  apply_fn, net, theta, const, x1, x2, *, method, trace, per_layer, block, groups, n_groups, diagonal=False
 ):
-  """Θ of f(θ, x) = apply_fn(θ, x), or apply_fn(merge(θ, const), x) for an MLP with frozen layers."""
-  if mlp is None:
+  """Θ of f(θ, x) = apply_fn(θ, x), or apply_fn(merge(θ, const), x) for a network with frozen layers.
+  ``groups``: the layers (indices into the network's `param_leaves`, or top-level keys of a plain
+  apply_fn's params) whose terms are computed when ``per_layer``."""
+  if net is None:
     f = apply_fn
   else:
-    f = lambda th, x: apply_fn(mlp.merge(th, const), x)
+    merge = trainable_merge(net)
+    f = lambda th, x: apply_fn(merge(th, const), x)
   kernel = _jacobian_kernel if method == "jacobian" else _ntvp_kernel
-  parts = [_restrict(theta, g) for g in groups] if per_layer else [(theta, lambda th: th)]
+  if not per_layer:
+    parts = [(theta, lambda th: th)]
+  elif net is None:
+    parts = [_restrict(theta, g) for g in groups]
+  else:
+    masks = [mask for _, mask in net.param_leaves()]
+    parts = [_restrict_to_layer(theta, masks[g]) for g in groups]
 
   def tile(xa, xb):
     terms = [kernel(lambda q, x, e=embed: f(e(q), x), th_g, xa, xb, trace) for th_g, embed in parts]
     if not per_layer:
       return terms[0]
-    if n_groups != len(groups):  # frozen MLP layers contribute zero where they stand
+    if n_groups != len(groups):  # frozen layers contribute zero where they stand
       full = [jnp.zeros_like(terms[0])] * n_groups
       for g, t in zip(groups, terms):
         full[g] = t
@@ -453,6 +473,12 @@ def _general(
     tile, x1, x1 if x2 is None else x2, block, symmetric=x2 is None, swap_axes=None if trace else (-1, -2)
   )
   return jnp.moveaxis(out, 2, 0) if per_layer else out
+
+
+def _restrict_to_layer(theta, mask):
+  """(θ_l, embed) for one layer of a network: its params, and a map back with the rest fixed."""
+  own, rest = eqx.partition(theta, mask)
+  return own, lambda th_l: eqx.combine(th_l, rest)
 
 
 def _restrict(theta, g):

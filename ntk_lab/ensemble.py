@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 from ntk_lab import _checks
 from ntk_lab.analytic import Kernel
-from ntk_lab.kernel_dynamics import check_schedule, gain, spectrum
+from ntk_lab.kernel_dynamics import check_converges, check_schedule, gain, overflow_cause, spectrum
 
 __all__ = ["Gaussian", "gp_inference", "mse_ensemble"]
 
@@ -47,14 +47,21 @@ class Gaussian(NamedTuple):
   cov: jax.Array | None
 
 
-def _field(kernel, name, arg):
+def _field(kernel, name, arg, *, square=False):
   value = getattr(kernel, name, None)
   if value is None:
     raise ValueError(
       f"{arg}: needs its {name!r} kernel, e.g. net.kernel(x, get=('nngp', 'ntk')); "
       f"got {type(kernel).__name__} without it."
     )
+  if square:
+    return _checks.kernel_matrix(value, f"{arg}.{name}")
   return _checks.as_batch(value, f"{arg}.{name}")
+
+
+def _check_psd(K, name):
+  """The kernel check of a matrix the dynamics do not diagonalise (a prior covariance)."""
+  _checks.check_kernel(_checks.psd_defects(K), name, K.shape[0], K.dtype)
 
 
 def mse_ensemble(
@@ -82,7 +89,10 @@ def mse_ensemble(
       ``discrete=True``, whole numbers of gradient-descent steps k.
     k_test_train: `Kernel` between test and training inputs, each (N_test, N); None predicts on
       the training inputs.
-    nngp_test_test: K_** on the test inputs, (N_test, N_test); needed for the test covariance.
+    nngp_test_test: K_** on the test inputs, (N_test, N_test); needed for the test covariance
+      (and refused without `k_test_train`). Like every kernel matrix it must be symmetric
+      positive semi-definite up to rounding (checked, one `eigvalsh`), as must
+      ``k_train_train.nngp`` when ``compute_cov`` with ``kernel="ntk"``.
     kernel: which kernel drives the training: ``"ntk"`` (all layers trained) or ``"nngp"`` (readout only: Θ = K).
     learning_rate: η > 0 (convention L = ½ Σ ‖f − y‖²; NT's t ↔ ours with η = 1/y.size).
     diag_reg: ε ≥ 0; Θ_XX + ε·mean(diag Θ_XX)·I replaces Θ_XX in the inverse and exponential
@@ -106,21 +116,30 @@ def mse_ensemble(
     ((2, 2, 1), (2, 2, 2))
   """
   _checks.choice(kernel, "kernel", ("ntk", "nngp"))
-  theta = _field(k_train_train, kernel, "k_train_train")
+  theta = _field(k_train_train, kernel, "k_train_train", square=True)
   n = theta.shape[0]
-  if theta.shape != (n, n):
-    raise ValueError(f"k_train_train.{kernel}: expected a square (N, N) matrix, got {tuple(theta.shape)}.")
   y = _checks.targets(y_train, "y_train", n)
   t = check_schedule(times, theta.dtype, learning_rate, diag_reg, discrete=discrete)
   if k_test_train is None:
     theta_t = theta
+    if nngp_test_test is not None:
+      raise ValueError(
+        "nngp_test_test: given without k_test_train; the predictions are then on the training "
+        "inputs, whose K_** is k_train_train.nngp. Drop it, or pass k_test_train too."
+      )
   else:
     theta_t = _field(k_test_train, kernel, "k_test_train")
     if theta_t.ndim != 2 or theta_t.shape[1] != n:
       raise ValueError(f"k_test_train.{kernel}: expected (N_test, {n}), got {tuple(theta_t.shape)}.")
   cov_args = None
   if compute_cov:
-    k = _field(k_train_train, "nngp", "k_train_train")
+    k = _field(k_train_train, "nngp", "k_train_train", square=True)
+    if k.shape != (n, n):
+      raise ValueError(
+        f"k_train_train.nngp: expected ({n}, {n}) like k_train_train.ntk, got {tuple(k.shape)}."
+      )
+    if kernel == "ntk":  # the diagonalised Θ is checked below; the prior K is checked here
+      _check_psd(k, "k_train_train.nngp")
     if k_test_train is None:
       k_t, k_tt = k, k
     else:
@@ -129,17 +148,21 @@ def mse_ensemble(
         raise ValueError(
           "nngp_test_test: compute_cov=True on test points needs K_** = net.kernel(x_test, get='nngp').nngp."
         )
-      k_tt = _checks.as_batch(nngp_test_test, "nngp_test_test")
+      k_tt = _checks.kernel_matrix(nngp_test_test, "nngp_test_test")
       m = theta_t.shape[0]
       if k_tt.shape != (m, m):
         raise ValueError(f"nngp_test_test: expected ({m}, {m}), got {tuple(k_tt.shape)}.")
+      _check_psd(k_tt, "nngp_test_test")
     if kernel == "nngp":
       # Θ = K: the regulariser is then observation noise, in every K_XX of the formula (as NT).
       k = k + diag_reg * jnp.mean(jnp.diag(k)) * jnp.eye(n, dtype=k.dtype)
     cov_args = (k, k_t, k_tt)
   eta = learning_rate / (y.size if _checks.choice(reduction, "reduction", ("sum", "mean")) == "mean" else 1)
-  mean, cov, defects = _ensemble(theta, theta_t, y, t, eta, diag_reg, cov_args, discrete=discrete)
+  mean, cov, defects, top = _ensemble(theta, theta_t, y, t, eta, diag_reg, cov_args, discrete=discrete)
   _checks.check_kernel(defects, f"k_train_train.{kernel}", n, theta.dtype)
+  if discrete:
+    check_converges(t, top, learning_rate, n, theta.dtype)
+  _checks.finite_result((mean, cov), "mse_ensemble", overflow_cause(discrete))
   return Gaussian(mean, cov)
 
 
@@ -150,12 +173,13 @@ def _ensemble(theta, theta_t, y, t, eta, diag_reg, cov_args, discrete=False):
   # A(t) = Θ_*X V diag(g(t)) Vᵀ, (T, N_test, N)
   A = jnp.einsum("ki,ij,tj,lj->tkl", theta_t, V, gain(lam, live, eta, t, discrete), V)
   mean = jnp.einsum("tkl,lo->tko", A, y)
+  top = eta * jnp.max(lam)  # η·λ_max: gradient descent has a limit iff < 2
   if cov_args is None:
-    return mean, None, defects
+    return mean, None, defects, top
   k, k_t, k_tt = cov_args
   cross = jnp.einsum("tkl,ml->tkm", A, k_t)
   cov = k_tt[None] - cross - jnp.swapaxes(cross, 1, 2) + jnp.einsum("tkl,lm,tnm->tkn", A, k, A)
-  return mean, (cov + jnp.swapaxes(cov, 1, 2)) / 2, defects
+  return mean, (cov + jnp.swapaxes(cov, 1, 2)) / 2, defects, top
 
 
 def gp_inference(
@@ -171,7 +195,9 @@ def gp_inference(
     k_train_train: K_XX, (N, N), symmetric positive semi-definite up to rounding (checked).
     y_train: (N,) or (N, O).
     k_test_train: K_*X, (N_test, N); None predicts on the training inputs.
-    k_test_test: K_**, (N_test, N_test), for the covariance (None: mean only).
+    k_test_test: K_**, (N_test, N_test), for the covariance (None: mean only; with
+      `k_test_train` None the covariance on the training inputs is returned and this is
+      refused), symmetric positive semi-definite up to rounding (checked).
     diag_reg: ε ≥ 0 (the observation-noise variance, relative to the mean prior variance).
 
   Returns:
@@ -193,14 +219,14 @@ def gp_inference(
       raise TypeError(
         f"{name}: expected a matrix, got a Kernel; pass its .nngp (the NNGP posterior) or .ntk."
       )
-  k = _checks.as_batch(k_train_train, "k_train_train")
-  n = k.shape[0]
-  if k.shape != (n, n):
-    raise ValueError(f"k_train_train: expected a square (N, N) matrix, got {tuple(k.shape)}.")
+  k = _checks.kernel_matrix(k_train_train, "k_train_train")
   train = Kernel(nngp=k, ntk=None)
   test = None if k_test_train is None else Kernel(nngp=k_test_train, ntk=None)
-  if k_test_test is None and k_test_train is None:
-    k_test_test = k
+  if k_test_train is None and k_test_test is not None:
+    raise ValueError(
+      "k_test_test: given without k_test_train; the posterior is then on the training inputs, "
+      "whose K_** is k_train_train. Drop it, or pass k_test_train too."
+    )
   out = mse_ensemble(
     train,
     y_train,
@@ -209,6 +235,6 @@ def gp_inference(
     nngp_test_test=k_test_test,
     kernel="nngp",
     diag_reg=diag_reg,
-    compute_cov=k_test_test is not None,
+    compute_cov=k_test_test is not None or k_test_train is None,
   )
   return Gaussian(out.mean[0], None if out.cov is None else out.cov[0])

@@ -20,11 +20,16 @@ Discrete time (``discrete=True``): gradient descent with step η, u_{k+1} = u_k 
 
 through the same eigendecomposition, with K⁻¹(I − (I − ηK)^k) = V diag((1 − (1 − ηλ)^k)/λ) Vᵀ
 (λ → 0 limit ηk). GD converges when every |1 − ηλ| < 1, i.e. η < 2/λ_max (`max_learning_rate`);
-for small η it follows the flow at t = k.
+for small η it follows the flow at t = k. At η ≥ 2/λ_max (within rounding) the top mode's factor
+1 − ηλ_max is ≤ −1: it oscillates forever (at exactly 2/λ_max) or grows, so k = ∞ has no limit and
+is refused; finite step counts are returned as gradient descent computes them (oscillating or
+growing), and a count at which they overflow raises.
 
 K must be a kernel matrix: symmetric and positive semi-definite up to rounding. An asymmetry or a
-negative eigenvalue beyond 10·√(N·eps)·λ_max is refused with a `ValueError` (at run time under
-`jit`), since clipping or symmetrising it would give plausible but wrong dynamics.
+negative eigenvalue beyond τ·λ_max, τ = max(100·√N·eps, 1e-9) (`_checks.kernel_tolerance`, set
+from measured rounding), is refused with a `ValueError` (at run time under `jit`), since clipping
+or symmetrising it would give plausible but wrong dynamics. `max_learning_rate` and
+`kernel_complexity` apply the same check.
 """
 
 from __future__ import annotations
@@ -75,7 +80,8 @@ def mse_dynamics(
     u0_train, u0_test: outputs at t = 0, shaped like y (default 0: a centred network).
     diag_reg: ε ≥ 0; K + ε·mean(diag K)·I is used instead of K.
     discrete: gradient descent with step η instead of gradient flow: u_k = y + (I − ηK)^k (u₀ − y).
-      Above `max_learning_rate` the outputs grow without bound (k = ∞ then gives inf/nan).
+      At or above `max_learning_rate` the top mode oscillates (at it) or grows (above): finite
+      step counts are returned as GD computes them (an overflow raises), k = ∞ is refused.
     reduction: ``"sum"`` (L = ½ Σ (f − y)², above) or ``"mean"`` (L divided by y.size, as
       neural-tangents: η K becomes η K / y.size), as in `gradient_flow`.
 
@@ -93,10 +99,8 @@ def mse_dynamics(
     >>> [round(float(v), 6) for v in gd.train[1, :, 0]]
     [0.75, -0.25]
   """
-  K = _checks.as_batch(k_train_train, "k_train_train")
+  K = _checks.kernel_matrix(k_train_train, "k_train_train")
   n = K.shape[0]
-  if K.shape != (n, n):
-    raise ValueError(f"k_train_train: expected a square (N, N) matrix, got shape {tuple(K.shape)}.")
   y = _checks.targets(y_train, "y_train", n)
   t = check_schedule(times, K.dtype, learning_rate, diag_reg, discrete=discrete)
   u0 = jnp.zeros_like(y) if u0_train is None else _checks.targets(u0_train, "u0_train", n, y.shape[1])
@@ -113,9 +117,41 @@ def mse_dynamics(
       else _checks.targets(u0_test, "u0_test", Kt.shape[0], y.shape[1])
     )
   eta = learning_rate / (y.size if _checks.choice(reduction, "reduction", ("sum", "mean")) == "mean" else 1)
-  train, test, defects = _dynamics(K, y, t, Kt, u0, u0t, eta, diag_reg, discrete=bool(discrete))
+  train, test, defects, top = _dynamics(K, y, t, Kt, u0, u0t, eta, diag_reg, discrete=bool(discrete))
   _checks.check_kernel(defects, "k_train_train", n, K.dtype)
+  if discrete:
+    check_converges(t, top, learning_rate, n, K.dtype)
+  _checks.finite_result((train, test), "mse_dynamics", overflow_cause(discrete))
   return MSEDynamics(t, train, test)
+
+
+def overflow_cause(discrete):
+  """What to change when the closed form overflowed."""
+  if discrete:
+    return (
+      "With discrete=True this is gradient descent diverging: learning_rate is above "
+      "max_learning_rate(K) = 2/λ_max; use a smaller one or fewer steps."
+    )
+  return "Rescale the targets, initial outputs or kernel, or use float64."
+
+
+def check_converges(t, top, learning_rate, n, dtype):
+  """Refuses k = ∞ in `t` when gradient descent has no limit: η·λ_max (`top`) ≥ 2 within the
+  kernel rounding tolerance, now or at run time."""
+  tol = _checks.kernel_tolerance(n, dtype)
+  _checks.now_or_at_run_time(functools.partial(_raise_no_limit, tol=tol), t, top, learning_rate)
+
+
+def _raise_no_limit(t, top, learning_rate, *, tol):
+  t, top, lr = np.asarray(t), float(top), float(learning_rate)
+  if np.isinf(t).any() and top >= 2 * (1 - tol):
+    kind = "oscillates between two values forever" if top <= 2 * (1 + tol) else "grows without bound"
+    raise ValueError(
+      f"times: k = ∞ (jnp.inf) has no limit at learning_rate={lr:.6g}: η·λ_max = {top:.6g} ≥ 2 "
+      f"(within rounding {tol:.2g}), so the top mode's factor 1 − ηλ_max = {1 - top:.4g} and it "
+      f"{kind}. Use learning_rate < max_learning_rate(K) = {2 * lr / top:.6g} for a limit, or "
+      "ask for finite step counts."
+    )
 
 
 def check_schedule(times, dtype, learning_rate, diag_reg, *, discrete=False):
@@ -158,6 +194,10 @@ def max_learning_rate(
     reduction: ``"sum"`` (½Σ) or ``"mean"`` (½Σ / y.size).
     y_size: the number of entries of y (N·O) for ``reduction="mean"``; default N (one output).
 
+  Raises:
+    ValueError: K is not symmetric or is indefinite beyond rounding (the check of `mse_dynamics`);
+      an indefinite K has no stable step (a negative eigenvalue grows at every η > 0).
+
   Returns:
     The bound 2/λ_max (or 2·y_size/λ_max), a scalar. At exactly this η the top mode oscillates
     without decaying; at η = 1/λ_max it is removed in one step.
@@ -170,10 +210,8 @@ def max_learning_rate(
     1.0
   """
   _checks.choice(reduction, "reduction", ("sum", "mean"))
-  K = _checks.as_batch(k_train_train, "k_train_train")
+  K = _checks.kernel_matrix(k_train_train, "k_train_train")
   n = K.shape[0]
-  if K.shape != (n, n):
-    raise ValueError(f"k_train_train: expected a square (N, N) matrix, got shape {tuple(K.shape)}.")
   _checks.nonnegative_number(diag_reg, "diag_reg")
   if y_size is not None and reduction == "sum":
     raise ValueError(
@@ -181,9 +219,16 @@ def max_learning_rate(
       "depend on it); drop it or pass reduction='mean'."
     )
   size = n if y_size is None else _checks.positive_int(y_size, "y_size")
-  lam, _, _ = spectrum(K, diag_reg)
-  bound = 2.0 / jnp.max(lam)
+  lam_max, defects = _top_eigenvalue(K, diag_reg)
+  _checks.check_kernel(defects, "k_train_train", n, K.dtype)
+  bound = 2.0 / lam_max
   return bound * size if reduction == "mean" else bound
+
+
+@jax.jit
+def _top_eigenvalue(K, diag_reg):
+  lam, _, _ = spectrum(K, diag_reg)
+  return jnp.max(lam), _checks.kernel_defects(K, lam, diag_reg)
 
 
 def spectrum(K, diag_reg):
@@ -235,7 +280,8 @@ def _dynamics(K, y, t, Kt, u0, u0t, eta, diag_reg, discrete=False):
   defects = _checks.kernel_defects(K, lam, diag_reg)  # checked by the caller, O(N²)
   r0 = V.T @ (u0 - y)  # the residual in the eigenbasis, (N, O)
   train = y[None] + jnp.einsum("ij,tj,jo->tio", V, decay(lam, live, eta, t, discrete), r0)
+  top = eta * jnp.max(lam)  # η·λ_max: gradient descent has a limit iff < 2
   if Kt is None:
-    return train, None, defects
+    return train, None, defects, top
   test = u0t[None] - jnp.einsum("ki,ij,tj,jo->tko", Kt, V, gain(lam, live, eta, t, discrete), r0)
-  return train, test, defects
+  return train, test, defects, top

@@ -12,7 +12,7 @@ from __future__ import annotations
 import jax
 
 from ntk_lab import _checks
-from ntk_lab.mlp import Wrapper, apply_fn_of
+from ntk_lab.models import Wrapper, apply_fn_of
 
 __all__ = ["Linearized", "linearize"]
 
@@ -22,7 +22,7 @@ class Linearized(Wrapper):
   """f_lin(x; θ) = f(x; θ₀) + J(θ₀)(θ − θ₀); build it with `linearize`.
 
   It takes the params of the model it wraps (same pytree), trains with `gradient_flow` and
-  `train` (for an MLP, only its trainable layers move), and its `empirical_ntk` at any θ is the
+  `train` (for a network, only its trainable layers move), and its `empirical_ntk` at any θ is the
   wrapped model's NTK at θ₀.
   """
 
@@ -39,7 +39,8 @@ def linearize(model, params0) -> Linearized:
   """The linearization of `model` around θ₀ = `params0`.
 
   Args:
-    model: an `MLP`, a `centered` model, or any ``apply_fn(params, x)``; its output may be any
+    model: a network of `ntk_lab.layers` (e.g. an `MLP`), a `centered` model, or any
+      ``apply_fn(params, x)``; its output may be any
       pytree of arrays (the linearization is taken leaf by leaf; the trainers and `empirical_ntk`
       need a single (N, O) array).
     params0: the expansion point θ₀.

@@ -1,10 +1,11 @@
-"""Functional fully-connected networks in NTK and standard parametrization.
+"""Fully-connected networks in NTK and standard parametrization: `MLP`, a network of layers.
 
-The contract, as in `jax.example_libraries.stax`: a model is a frozen, hashable spec with two pure
-functions, ``init(key, in_dim) -> params`` and ``apply(params, x) -> (N, out_dim)``. Params are a
-plain pytree: a list with one dict per layer, ``{"W": (n_in, n_out), "b": (n_out,)}`` (no ``"b"``
-for a layer whose ``b_std`` is None), exactly the arrays of neural-tangents' ``stax.Dense`` (whose
-``b`` has shape ``(1, n_out)``), so kernels compare 1:1.
+``MLP(hidden, ...)`` builds ``serial(Dense, Activation, …, Dense)`` from `ntk_lab.layers` and is
+that network: its init, apply, infinite-width rule and structured NTK terms are the layers'. It
+adds per-layer options given as tuples, and readout initialisations. Params are a plain pytree: a
+list with one dict per affine layer, ``{"W": (n_in, n_out), "b": (n_out,)}`` (no ``"b"`` for a
+layer whose ``b_std`` is None), exactly the arrays of neural-tangents' ``stax.Dense`` (whose ``b``
+has shape ``(1, n_out)``), so kernels compare 1:1.
 
 With h₀ = x and layers l = 1 … L (L = len(hidden) + 1), the network computes
 
@@ -21,15 +22,25 @@ Du et al. 2019 and Arora et al. 2019 (with σ_w,1 = √d for their unscaled w_r�
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import jax
+import equinox as eqx
 import jax.numpy as jnp
 
 from ntk_lab import _checks, analytic
-from ntk_lab.activations import Activation, get_activation, value_and_derivative
+from ntk_lab.activations import Activation, get_activation
+from ntk_lab.layers import Activation as ActivationLayer
+from ntk_lab.layers import Dense, Layer, serial
+from ntk_lab.models import (  # re-exported: where these lived before the layer model
+  Centered,
+  Wrapper,
+  apply_fn_of,
+  centered,
+  root_model,
+  split_trainable,
+  trainable_merge,
+)
 
 __all__ = [
   "MLP",
@@ -48,8 +59,12 @@ _TRAINABLE_NAMES = ("all", "hidden", "readout")
 
 
 @dataclasses.dataclass(frozen=True)
-class MLP:
-  """A fully-connected network spec: frozen, hashable, usable as a static argument of `jax.jit`.
+class MLP(Layer):
+  """A fully-connected network: frozen, hashable, usable as a static argument of `jax.jit`.
+
+  It is the network ``serial(Dense(n₁), Activation(ρ₁), …, Dense(out_dim))`` of `ntk_lab.layers`
+  (`network`), with the same params, outputs and kernels; `MLP` adds per-layer option tuples,
+  layers that do not train and readout initialisations.
 
   Args:
     hidden: widths of the hidden layers, e.g. ``(512, 512)``; ``()`` is a linear model.
@@ -86,6 +101,8 @@ class MLP:
     >>> [sorted(p) for p in mixed.init(jax.random.PRNGKey(0), 3)]
     [['W', 'b'], ['W'], ['W', 'b']]
   """
+
+  has_params = True
 
   hidden: tuple[int, ...] = ()
   out_dim: int = dataclasses.field(default=1, kw_only=True)
@@ -154,6 +171,30 @@ class MLP:
         "readout_init='symmetric' pairs the units of the last hidden layer, so it needs at least "
         f"one hidden layer of even width; got hidden={hidden}."
       )
+    object.__setattr__(self, "_network", self._build_network())
+
+  def _build_network(self):
+    L, layers = self.n_layers, []
+    for l, width in enumerate((*self.hidden, self.out_dim)):
+      readout = l == L - 1
+      layers.append(
+        Dense(
+          width,
+          W_std=self.W_std_of(l),
+          b_std=self.b_std_of(l),
+          parameterization=self.parametrization_of(l),
+          trainable=self.trainable[l],
+          W_init="rademacher" if readout and self.readout_init != "gaussian" else "normal",
+        )
+      )
+      if not readout:
+        layers.append(ActivationLayer(self.activation_of(l)))
+    return serial(*layers)
+
+  @property
+  def network(self):
+    """The `ntk_lab.layers` network this MLP is: ``serial(Dense, Activation, …, Dense)``."""
+    return self._network
 
   @staticmethod
   def _per_layer(values, name, n, what="layer") -> tuple:
@@ -221,39 +262,20 @@ class MLP:
 
   def layer_scales(self, layer: int, n_in: int) -> tuple[float, float]:
     """(a_l, β_l): the multipliers of h W and of b in layer `layer` (0-based) with fan-in n_in."""
-    if self.parametrization_of(layer) == "ntk":
-      return self.W_std_of(layer) / math.sqrt(n_in), (self.b_std_of(layer) or 0.0)
-    return 1.0, 1.0
+    return self._dense(layer).scales(n_in)
 
-  def ntk_scales(self, layer: int, n_in: int) -> tuple[float, float]:
-    """(c_W, c_b) = (a_l², β_l²), the weights of layer l's terms in the NTK; c_b = 0 without bias."""
-    a, beta = self.layer_scales(layer, n_in)
-    return a * a, (beta * beta if self.layer_has_bias(layer) else 0.0)
+  def _dense(self, layer: int) -> Dense:
+    return self._network.layers[2 * layer]
 
   # ------------------------------------------------------------------ init/apply
   def init(self, key, in_dim: int, *, dtype=None) -> list[dict]:
     """Draws θ₀. Returns a list of L dicts {"W": (n_{l−1}, n_l)[, "b": (n_l,)]}."""
     in_dim = _checks.positive_int(in_dim, "in_dim")
-    dtype = dtype or jnp.result_type(float)
-    widths = self.widths(in_dim)
-    keys = jax.random.split(key, self.n_layers)
-    params = []
-    for l, (k, n_in, n_out) in enumerate(zip(keys, widths[:-1], widths[1:])):
-      kw, kb = jax.random.split(k)
-      is_readout = l == self.n_layers - 1
-      if is_readout and self.readout_init != "gaussian":
-        W = jax.random.rademacher(kw, (n_in, n_out), dtype=dtype)
-      else:
-        W = jax.random.normal(kw, (n_in, n_out), dtype)
-      b = jax.random.normal(kb, (n_out,), dtype) if self.layer_has_bias(l) else None
-      if self.parametrization_of(l) == "standard":
-        W = W * (self.W_std_of(l) / math.sqrt(n_in))
-        b = None if b is None else b * self.b_std_of(l)
-      layer = {"W": W} if b is None else {"W": W, "b": b}
-      params.append(layer)
-    if self.readout_init == "symmetric":
-      params = self._pair_units(params)
-    return params
+    return self.init_params(key, (in_dim,), dtype or jnp.result_type(float))
+
+  def init_params(self, key, in_shape, dtype):
+    params = self._network.init_params(key, in_shape, dtype)
+    return self._pair_units(params) if self.readout_init == "symmetric" else params
 
   def _pair_units(self, params):
     half = self.hidden[-1] // 2
@@ -266,22 +288,36 @@ class MLP:
       out["b"] = jnp.zeros_like(out["b"])
     return [*params[:-2], last, out]
 
+  def output_shape_of(self, in_shape):
+    return self._network.output_shape_of(in_shape)
+
   def apply(self, params, x):
     """f(x; θ), shape (N, out_dim), for inputs x of shape (N, in_dim)."""
     in_dim = self.check_params(params)
     x = _checks.as_inputs(x, "x", in_dim, finite=False)
-    h = x
-    for l, layer in enumerate(params):
-      z = self._affine(l, layer, h)
-      h = z if l == self.n_layers - 1 else self.activation_of(l)(z)
-    return h
+    return self._network.apply(params, x)
 
-  def _affine(self, l, layer, h):
-    a, beta = self.layer_scales(l, h.shape[-1])
-    z = (h @ layer["W"]) * a if a != 1.0 else h @ layer["W"]
-    if "b" in layer:
-      z = z + beta * layer["b"]
-    return z
+  def kernel_rule(self, state, ctx):
+    state = self._network.kernel_rule(state, ctx)
+    if self.readout_init == "symmetric":  # f(x; θ₀) ≡ 0: no output variance, the NTK stays
+      state = state.map_covariances(jnp.zeros_like)
+    return state
+
+  # Traversal: the network's, whose params layout is this MLP's (activations take no entry).
+  def forward(self, params, x, taps):
+    return self._network.forward(params, x, taps)
+
+  def leaves(self):
+    return self._network.leaves()
+
+  def param_leaves(self):
+    return self._network.param_leaves()
+
+  def trainable_mask(self):
+    return self._network.trainable_mask()
+
+  def layer_params(self, params):
+    return self._network.layer_params(params)
 
   def kernel(self, x1, x2=None, **options):
     """The infinite-width `Kernel(nngp, ntk)` of this network: ``ntk_lab.analytic_kernel(self,
@@ -289,7 +325,11 @@ class MLP:
     return analytic.analytic_kernel(self, x1, x2, **options)
 
   # --------------------------------------------------------------- validation
-  def check_params(self, params) -> int:
+  def check_inputs(self, params, x1, x2=None):
+    """(x1, x2) checked as (N, in_dim) inputs of these params."""
+    return _checks.input_pair(x1, x2, self.check_params(params))
+
+  def check_params(self, params, in_shape=None) -> int:
     """Checks that `params` fit this spec (works on tracers); returns in_dim."""
     if not isinstance(params, (list, tuple)) or len(params) != self.n_layers:
       got = (
@@ -331,133 +371,14 @@ class MLP:
 
   # ------------------------------------------------------------- trainable split
   def split(self, params):
-    """(trainable, frozen): two lists shaped like `params`, with None where a layer is absent."""
-    trainable = [p if t else None for p, t in zip(params, self.trainable)]
-    frozen = [None if t else p for p, t in zip(params, self.trainable)]
-    return trainable, frozen
+    """(trainable, frozen): two trees shaped like `params`, None where a leaf is in the other."""
+    return split_trainable(self, params)
 
   @staticmethod
   def merge(trainable, frozen):
     """Inverse of `split`."""
-    return [t if t is not None else f for t, f in zip(trainable, frozen)]
-
-  # ------------------------------------------------- structured NTK ingredients
-  def ntk_features(self, params, x):
-    """Per-point ingredients of the layerwise NTK (the chain rule through each layer).
-
-    Returns (H, D): for each layer l = 1 … L, ``H[l-1]`` is the layer's input h_{l−1}(x), shape
-    (N, n_{l−1}), and ``D[l-1]`` the backprop signal Δ_l = ∂f/∂z_l, shape (N, O, n_l), for hidden
-    layers (``None`` for the readout, where Δ_L = I_O). Entries for frozen layers, and signals below
-    the lowest trainable layer, are ``None``. Then
-
-        Θ(x, x')_{ab} = Σ_l (c_W,l ⟨h_{l−1}, h'_{l−1}⟩ + c_b,l) ⟨Δ_l[a], Δ'_l[b]⟩.
-    """
-    in_dim = self.check_params(params)
-    h = _checks.as_inputs(x, "x", in_dim, finite=False)
-    L = self.n_layers
-    H, slopes = [], []
-    for l, layer in enumerate(params):
-      H.append(h if self.trainable[l] else None)
-      z = self._affine(l, layer, h)
-      if l < L - 1:
-        h, slope = value_and_derivative(self.activation_of(l), z)
-        slopes.append(slope)
-    lowest = self.trainable.index(True)
-    D = [None] * L
-    delta = None  # Δ_{l+1}, shape (N, O, n_{l+1}); None stands for I_O at the readout
-    for l in range(L - 2, lowest - 1, -1):
-      W_next = params[l + 1]["W"]
-      a_next, _ = self.layer_scales(l + 1, W_next.shape[0])
-      if delta is None:  # Δ_{L−1} = ρ'(z_{L−1}) ⊙ a_L W_Lᵀ
-        back = jnp.broadcast_to((a_next * W_next.T)[None], (slopes[l].shape[0], *W_next.T.shape))
-      else:
-        back = a_next * (delta @ W_next.T)
-      delta = back * slopes[l][:, None, :]
-      D[l] = delta if self.trainable[l] else None
-    return H, D
+    return eqx.combine(trainable, frozen)
 
 
 def _is_per_layer(value) -> bool:
   return isinstance(value, Sequence) and not isinstance(value, str)
-
-
-class Wrapper:
-  """Base of models built from another model and a parameter point θ₀ (`Centered`, `Linearized`).
-
-  A wrapper is a pytree whose leaves are θ₀ (and those of any wrapper inside it); the innermost
-  model (an `MLP` or an apply_fn) is static. So wrappers pass through `jax.jit` as arguments.
-  """
-
-  def __init__(self, model, params0):
-    self.model = model
-    self.params0 = params0
-
-  @property
-  def root(self):
-    """The innermost model: an `MLP` or a plain apply_fn."""
-    return self.model.root if isinstance(self.model, Wrapper) else self.model
-
-  def tree_flatten(self):
-    if isinstance(self.model, Wrapper):
-      return (self.model, self.params0), None
-    return (self.params0,), self.model
-
-  @classmethod
-  def tree_unflatten(cls, static, children):
-    return cls(*children) if static is None else cls(static, children[0])
-
-
-@jax.tree_util.register_pytree_node_class
-class Centered(Wrapper):
-  """The centred model f̂(x; θ) = f(x; θ) − f(x; θ₀) (Chizat et al. 2019), so that f̂(x; θ₀) = 0.
-
-  Build it with `centered`. It has the same NTK as the model it wraps (f(x; θ₀) does not depend
-  on θ), and `empirical_ntk` takes it wherever it takes the model.
-  """
-
-  def apply(self, params, x):
-    base = apply_fn_of(self.model)
-    return base(params, x) - base(self.params0, x)
-
-
-def centered(model, params0) -> Centered:
-  """f̂(x; θ) = f(x; θ) − f(x; θ₀) for an `MLP` or an ``apply_fn(params, x)``.
-
-  Example:
-    >>> import jax, ntk_lab as nl
-    >>> net = nl.MLP((16,), b_std=None)
-    >>> p0 = net.init(jax.random.PRNGKey(0), 2)
-    >>> float(abs(nl.centered(net, p0).apply(p0, jax.numpy.ones((3, 2)))).max())
-    0.0
-  """
-  apply_fn_of(model)  # checks the type
-  return Centered(model, params0)
-
-
-def apply_fn_of(model) -> Callable:
-  """The ``apply(params, x)`` function of an MLP, a wrapper (centred, linearized) or a callable."""
-  if isinstance(model, (MLP, Wrapper)):
-    return model.apply
-  if callable(model):
-    return model
-  raise TypeError(
-    f"model: expected an ntk_lab.MLP, ntk_lab.centered(...) or an apply_fn(params, x), "
-    f"got {type(model).__name__}."
-  )
-
-
-def root_model(model):
-  """The innermost model of a wrapper (centred, linearized), or the model itself."""
-  return model.root if isinstance(model, Wrapper) else model
-
-
-def split_trainable(model, params):
-  """(trainable, frozen) for `model`'s params: an MLP (or a wrapper of one) splits by its
-  `trainable` spec; any other model trains every leaf (frozen is None)."""
-  root = root_model(model)
-  return root.split(params) if isinstance(root, MLP) else (params, None)
-
-
-def trainable_merge(model) -> Callable:
-  """The inverse of `split_trainable` for `model`: ``merge(trainable, frozen) -> params``."""
-  return MLP.merge if isinstance(root_model(model), MLP) else (lambda trainable, frozen: trainable)

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from ntk_lab import _checks
 from ntk_lab.empirical import empirical_ntk
-from ntk_lab.mlp import MLP
+from ntk_lab.layers import Layer
 
 __all__ = ["MonteCarloKernel", "monte_carlo_kernel"]
 
@@ -36,13 +36,13 @@ class MonteCarloKernel(NamedTuple):
 
 
 def monte_carlo_kernel(
-  model: MLP, key, x1, x2=None, *, n_samples: int, get=("nngp", "ntk"), samples_per_step: int = 1
+  model: Layer, key, x1, x2=None, *, n_samples: int, get=("nngp", "ntk"), samples_per_step: int = 1
 ) -> MonteCarloKernel:
   """Estimates the NNGP and NTK of `model` by averaging over `n_samples` random initialisations.
 
   Args:
-    model: an `MLP`; its `init` draws the samples (so width, parametrization and readout init
-      all matter).
+    model: a network of `ntk_lab.layers` (e.g. an `MLP`); its `init` draws the samples (so width,
+      parametrization and readout init all matter).
     key: a `jax.random` key; sample s uses ``jax.random.fold_in(key, s)``.
     x1: inputs (N1, in_dim); x2: inputs (N2, in_dim) or None for x1.
     n_samples: S ≥ 2, the number of networks drawn.
@@ -62,9 +62,10 @@ def monte_carlo_kernel(
     >>> mc.ntk.shape, mc.ntk_stderr.shape
     ((3, 3), (3, 3))
   """
-  if not isinstance(model, MLP):
+  if not isinstance(model, Layer):
     raise TypeError(
-      f"model: expected an ntk_lab.MLP (its init draws the samples), got {type(model).__name__}."
+      "model: expected a network of ntk_lab layers (e.g. ntk_lab.MLP; its init draws the samples), "
+      f"got {type(model).__name__}."
     )
   get = _checks.kernel_fields(get)
   n_samples = _checks.positive_int(n_samples, "n_samples")
@@ -93,18 +94,18 @@ def _moments(model, key, x1, x2, *, n_samples, step, get):
   """Running mean and sum of squared deviations M2 over the draws, merged one vmapped batch at a
   time (Chan et al.'s pairwise update), which stays accurate in float32 where Σx² − S·mean² would
   cancel."""
-  in_dim = x1.shape[1]
+  in_shape = tuple(x1.shape[1:])
   xb = x1 if x2 is None else x2
 
   def one(s):
-    params = model.init(jax.random.fold_in(key, s), in_dim, dtype=x1.dtype)
+    params = model.init_params(jax.random.fold_in(key, s), in_shape, x1.dtype)
     out = {}
     if "nngp" in get:
       f1 = model.apply(params, x1)
       f2 = f1 if x2 is None else model.apply(params, xb)
-      out["nngp"] = f1 @ f2.T / model.out_dim
+      out["nngp"] = f1 @ f2.T / f1.shape[1]
     if "ntk" in get:
-      out["ntk"] = empirical_ntk(model, params, x1, x2, method="structured")
+      out["ntk"] = empirical_ntk(model, params, x1, x2, method="auto")
     return out
 
   def body(carry, idx):

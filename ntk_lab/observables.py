@@ -11,16 +11,19 @@ below, `OBSERVABLES`) or your own callables. Each becomes one entry (or several)
   K(t) on the training set (output-averaged, as `empirical_ntk`).
 * ``"kernel_drift"`` (T,): ‖K(t) − K(0)‖_F / ‖K(0)‖_F, which vanishes as the width grows in the lazy
   regime (Jacot et al. 2018; Chizat et al. 2019).
-* ``"weight_change"`` (T, L): ‖W_l(t) − W_l(0)‖_F / ‖W_l(0)‖_F per layer; for a plain apply_fn, per
-  parameter leaf.
-* ``"unit_change"`` (T, L), MLPs only: per layer, the largest change of one unit's weights,
+* ``"weight_change"`` (T, L): ‖W_l(t) − W_l(0)‖_F / ‖W_l(0)‖_F per layer with params (its weights
+  ``"W"``, or all its params when it has no ``"W"``); for a plain apply_fn, per parameter leaf.
+  Where W_l(0) = 0 (a zero-initialised layer) there is no scale to divide by, and the entry is the
+  absolute change ‖W_l(t)‖_F.
+* ``"unit_change"`` (T, L), networks of `Dense` layers (e.g. MLPs): per layer, the largest change
+  of one unit's weights,
   max_r ‖w_r(t) − w_r(0)‖: the incoming weights w_r = W_l[:, r] of each unit of a hidden layer,
   and for the readout the outgoing weights a_r = W_L[r, :] of each last hidden unit (Du et al.
   2019 bound it by O(1/√m) for a two-layer net).
 * ``"lin_gap"``: ``lin_gap`` (T,) and ``lin_gap_test``: ‖u_NN(t) − u_lin(t)‖, with u_lin the
   closed-form gradient-flow outputs of the network linearized at θ₀ (MSE only; Lee et al. 2019).
 * ``"ntk_gap"``: ``ntk_gap`` and ``ntk_gap_test``: ‖u_NN(t) − u_NTK(t)‖ with u_NTK the
-  infinite-width NTK predictor started from the network's own u(0) (MSE, MLPs).
+  infinite-width NTK predictor started from the network's own u(0) (MSE; networks of layers).
 
 The two gaps also come with their running maxima ``lin_gap_max``, ``lin_gap_test_max`` (T,) (and
 ``ntk_gap_max``, …): the largest gap over every optimizer step (`train`) or every accepted solver
@@ -29,7 +32,10 @@ saved.
 
 A user observable is any function of one `State` returning an array (recorded under the
 function's ``__name__``) or a dict of arrays (recorded under its keys); `register` adds one to the
-registry under a name, optionally with a setup that checks the model and precomputes arrays. All
+registry under a name, optionally with a setup that checks the model and precomputes arrays. A
+name may mean one thing only: a function named like a registered observable, a registration
+over an existing name (without ``replace=True``) and two observables that record the same key
+(a running maximum's ``<entry>_max`` included) are refused. All
 observables run inside the compiled solver or scan (traceable), with their precomputed arrays
 passed as arguments, so a second call of equal shapes does not recompile.
 
@@ -54,9 +60,11 @@ import jax
 import jax.numpy as jnp
 
 from ntk_lab import _checks
+from ntk_lab.analytic import analytic_kernel
 from ntk_lab.empirical import empirical_ntk
 from ntk_lab.kernel_dynamics import decay, gain, spectrum
-from ntk_lab.mlp import MLP, apply_fn_of, root_model
+from ntk_lab.layers import Dense, Layer
+from ntk_lab.models import apply_fn_of, root_model
 
 __all__ = ["OBSERVABLES", "Observable", "Observer", "State", "register"]
 
@@ -65,7 +73,7 @@ class State(NamedTuple):
   """What an observable sees of one training state (arrays may be traced).
 
   Attributes:
-    model: the model being trained; apply it with ``ntk_lab.mlp.apply_fn_of(model)``.
+    model: the model being trained; apply it with ``ntk_lab.models.apply_fn_of(model)``.
     params: the full params θ(t); params0: θ₀.
     x: training inputs (N, …); y: targets (N, O); outputs: u(t) = f(X; θ(t)), (N, O).
     loss: L(θ(t)) in the trainer's reduction, ().
@@ -118,8 +126,9 @@ def register(
   setup: Callable | None = None,
   running_max: bool = False,
   needs_time: bool = False,
+  replace: bool = False,
 ) -> Observable:
-  """Adds an observable to the registry under `name` (replacing one of the same name).
+  """Adds an observable to the registry under `name`; an existing name needs ``replace=True``.
 
   Example:
     >>> import jax.numpy as jnp, ntk_lab as nl
@@ -132,6 +141,11 @@ def register(
     raise TypeError(f"name: expected a non-empty string, got {name!r}.")
   if not callable(compute):
     raise TypeError(f"compute: expected a function of a State, got {type(compute).__name__}.")
+  if name in OBSERVABLES and not replace:
+    raise ValueError(
+      f"name: {name!r} is already a registered observable; pick another name, or pass "
+      "replace=True to redefine it everywhere."
+    )
   entry = Observable(compute, setup, bool(running_max), bool(needs_time))
   OBSERVABLES[name] = entry
   return entry
@@ -165,12 +179,24 @@ class Observer:
             f"observe: a function observable is recorded under its __name__, and "
             f"{item!r} has none usable; use a def, or nl.observables.register(name, fn)."
           )
+        if name in OBSERVABLES and OBSERVABLES[name].compute is not item:
+          raise ValueError(
+            f"observe: your function {name!r} has the name of the registered observable {name!r}, "
+            "and its values would be recorded under that name; rename the function, or register "
+            "it under a new name with nl.observables.register."
+          )
         entries.append((name, Observable(item)))
       else:
         raise TypeError(f"observe: expected observable names or functions of a State, got {item!r}.")
     names = [n for n, _ in entries]
     if len(set(names)) != len(names):
       raise ValueError(f"observe: names repeat in {names}; give each observable once.")
+    maxima = {n + "_max" for n, e in entries if e.running_max}
+    if clash := sorted(maxima & set(names)):
+      raise ValueError(
+        f"observe: {clash[0]!r} is also the name of a running maximum recorded by another observable; "
+        "rename it."
+      )
     self.entries = tuple(entries)
     self.names = tuple(names)
     self.context = {
@@ -194,10 +220,13 @@ def compute(entries, context, state: State, *, running_only: bool = False):
     if running_only and not entry.running_max:
       continue
     value = entry.compute(state._replace(context=context[name]))
-    if isinstance(value, dict):
-      out.update(value)
-    else:
-      out[name] = value
+    value = value if isinstance(value, dict) else {name: value}
+    for key in value:
+      if key in out or (key.endswith("_max") and key[:-4] in out):
+        raise ValueError(
+          f"observe: two observables record {key!r} (the second is {name!r}); rename one of them."
+        )
+    out.update(value)
   return out
 
 
@@ -227,28 +256,44 @@ def _kernel_drift(s):
 
 
 def _weight_change(s):
-  if isinstance(root_model(s.model), MLP):
-    pairs = [(p["W"], p0["W"]) for p, p0 in zip(s.params, s.params0)]
+  root = root_model(s.model)
+  if isinstance(root, Layer):
+    pairs = [_weights(p, p0) for p, p0 in zip(root.layer_params(s.params), root.layer_params(s.params0))]
   else:
-    pairs = list(zip(jax.tree.leaves(s.params), jax.tree.leaves(s.params0)))
-  return jnp.stack([jnp.linalg.norm(w - w0) / jnp.linalg.norm(w0) for w, w0 in pairs])
+    pairs = [(w.ravel(), w0.ravel()) for w, w0 in zip(jax.tree.leaves(s.params), jax.tree.leaves(s.params0))]
+  out = []
+  for w, w0 in pairs:
+    change, scale = jnp.linalg.norm(w - w0), jnp.linalg.norm(w0)
+    out.append(jnp.where(scale > 0, change / jnp.where(scale > 0, scale, 1.0), change))
+  return jnp.stack(out)
+
+
+def _weights(p, p0):
+  """A layer's weights "W", or all its params flattened when it has none called so."""
+  if isinstance(p, dict) and "W" in p:
+    return p["W"], p0["W"]
+  flat = lambda tree: jnp.concatenate([leaf.ravel() for leaf in jax.tree.leaves(tree)])
+  return flat(p), flat(p0)
 
 
 def _unit_change_setup(model, params0, x, y, x_test, **_):
-  if not isinstance(root_model(model), MLP):
+  root = root_model(model)
+  if not isinstance(root, Layer) or not all(isinstance(leaf, Dense) for leaf, _ in root.param_leaves()):
     raise ValueError(
-      "observe: 'unit_change' needs an ntk_lab.MLP (or a centred/linearized one), "
-      f"got {type(root_model(model)).__name__}; drop it or use 'weight_change'."
+      "observe: 'unit_change' needs a network whose layers with params are all Dense (an ntk_lab.MLP, "
+      f"or a centred/linearized one), got {type(root).__name__}; drop it or use 'weight_change'."
     )
 
 
 def _unit_change(s):
-  last = len(s.params) - 1
+  root = root_model(s.model)
+  layers = list(zip(root.layer_params(s.params), root.layer_params(s.params0)))
+  last = len(layers) - 1
   # Hidden unit r's incoming weights are column r of W_l; the readout's a_r is row r of W_L.
   return jnp.stack(
     [
       jnp.max(jnp.linalg.norm(p["W"] - p0["W"], axis=1 if l == last else 0))
-      for l, (p, p0) in enumerate(zip(s.params, s.params0))
+      for l, (p, p0) in enumerate(layers)
     ]
   )
 
@@ -298,15 +343,17 @@ def _lin_gap_setup(model, params0, x, y, x_test, *, loss, **_):
 def _ntk_gap_setup(model, params0, x, y, x_test, *, loss, **_):
   _mse_only("ntk_gap", loss)
   root = root_model(model)
-  if not isinstance(root, MLP):
+  if not isinstance(root, Layer):
     raise ValueError(
-      f"observe: 'ntk_gap' needs the infinite-width NTK of an ntk_lab.MLP, got {type(root).__name__}."
+      "observe: 'ntk_gap' needs the infinite-width NTK of a network of ntk_lab layers (e.g. an "
+      f"ntk_lab.MLP), got {type(root).__name__}."
     )
   f = apply_fn_of(model)
-  K = root.kernel(x, get="ntk").ntk
+  K = analytic_kernel(root, x, get="ntk").ntk
+  _checks.check_kernel(_checks.psd_defects(K), "the infinite-width NTK of 'ntk_gap'", K.shape[0], K.dtype)
   Kt = u0t = None
   if x_test is not None:
-    Kt, u0t = root.kernel(x_test, x, get="ntk").ntk, f(params0, x_test)
+    Kt, u0t = analytic_kernel(root, x_test, x, get="ntk").ntk, f(params0, x_test)
   return _reference(K, Kt, f(params0, x), u0t, y)
 
 

@@ -13,13 +13,20 @@ A run directory holds
 
 What the runner guarantees (docs/runner.md has the details):
 
+* **One run per directory.** A run holds a `fcntl.flock` lock on ``.lock`` in its directory for
+  its whole length; a second run into it is refused naming the holder's pid, except a shard of the
+  same config joining shards of that config.
+* **The experiment's contract.** A config key the experiment does not honour is refused before
+  anything runs (`ntk_lab.config.check_contract`), and each group of cells gets its own resolved
+  config, the sweep's values substituted (`ntk_lab.config.cell_config`).
+
 * **Exact cell identity.** A cell's KEY is a readable prefix plus a hash of its exact parameters
   (`ntk_lab.config.Cell.key`), so two different cells (learning rates 1.0 and 1.0000001) never share
   a file.
 * **Fingerprints.** Every cell file carries the fingerprint of the resolved config
   (`ntk_lab.config.fingerprint`); a cell of another config is never taken for one of this run:
   `run(resume=True)` moves it to ``cells/foreign/`` and recomputes it (and moves there any file that
-  is no cell of this grid), `report` leaves it out.
+  is no cell of this grid), `report` moves it there too and leaves it out.
 * **Damaged cells** (empty, truncated, not UTF-8 or JSON, fields missing) are named, moved to
   ``cells/damaged/`` and recomputed by a resumed run; `report` skips them and lists them.
 * **Non-finite values**: a cell holding NaN or ±inf is kept and marked (the ``nonfinite`` column of
@@ -47,6 +54,8 @@ import contextlib
 import csv
 import dataclasses
 import datetime
+import fcntl
+import itertools
 import json
 import math
 import os
@@ -59,7 +68,17 @@ import time
 import yaml
 
 from ntk_lab import _checks
-from ntk_lab.config import Cell, Config, ConfigError, cells, fingerprint, load_config
+from ntk_lab.config import (
+  Cell,
+  Config,
+  ConfigError,
+  cell_config,
+  cells,
+  check_contract,
+  fingerprint,
+  load_config,
+  load_saved,
+)
 from ntk_lab.experiments import EXPERIMENTS, Experiment, experiment
 
 __all__ = ["EXPERIMENTS", "RunContents", "RunError", "check_run", "experiment", "report", "run", "scan"]
@@ -143,12 +162,98 @@ def _device(cfg: Config):
 
 
 def check_run(cfg: Config) -> tuple[Experiment, dict]:
-  """Everything a run of `cfg` needs besides the computation: the experiment, its options and the
-  device. Returns (experiment, options with defaults); raises `ConfigError`."""
+  """Everything a run of `cfg` needs besides the computation: the experiment's contract (the keys
+  it honours, the values it allows), its options and its own check of every grid point's resolved
+  config, the device, and that one grid point fits in memory. Returns (experiment, options with
+  defaults); raises `ConfigError`."""
   exp = experiment(cfg.experiment)
+  check_contract(cfg)
   options = check_options(cfg, exp)
   _device(cfg)
+  limit = None
+  for point in _grid_points(cfg):
+    cell_cfg = cell_config(cfg, point)
+    if exp.check is not None:
+      exp.check(cell_cfg, options)
+    limit = limit or _memory_limit(cfg)
+    _check_memory(cell_cfg, exp, limit)
   return exp, options
+
+
+def _grid_points(cfg: Config):
+  """One cell per point of the grid without its seeds (the first seed's): what `check` sees."""
+  s = cfg.sweep
+  for w, d, a, n, lr in itertools.product(
+    s.widths or (cfg.model.width,),
+    s.depths or (cfg.model.depth,),
+    s.activations or (cfg.model.activation,),
+    s.n or (cfg.data.n,),
+    s.learning_rates or (cfg.training.learning_rate,),
+  ):
+    yield Cell(w, d, a, n, lr, s.seeds[0])
+
+
+def memory_estimate(cfg: Config, exp: Experiment) -> int:
+  """A lower bound, in bytes, of what one draw of a grid point's resolved config `cfg` allocates:
+  the experiment's own estimate (`Experiment.memory`), else the MLP's parameters (when it honours
+  ``model.width``) plus one n × n kernel matrix over its training and test points."""
+  if exp.memory is not None:
+    return int(exp.memory(cfg))
+  entries = 0
+  if exp.honours("model.width"):
+    w, depth = cfg.model.width, cfg.model.depth if exp.honours("model.depth") else 1
+    d = cfg.data.in_dim if exp.honours("data.in_dim") else 1
+    o = cfg.model.out_dim if exp.honours("model.out_dim") else 1
+    entries += (d + 1) * w + (depth - 1) * (w + 1) * w + (w + 1) * o
+  if exp.honours("data.n"):
+    n = cfg.data.n + (cfg.data.n_test if exp.honours("data.n_test") else 0)
+    entries += n * n
+  return entries * (4 if cfg.dtype == "float32" else 8)
+
+
+def _memory_limit(cfg: Config) -> tuple[int, str]:
+  """(bytes, what) of the memory a run can use: the accelerator's, else this machine's RAM."""
+  try:
+    import jax
+
+    dev = _device(cfg) or jax.devices()[0]
+    stats = dev.memory_stats() if dev.platform != "cpu" else None
+    if stats and stats.get("bytes_limit"):
+      return int(stats["bytes_limit"]), f"the {dev.platform.upper()}'s"
+  except Exception:  # no statistics on this backend: the host's memory bounds it anyway
+    pass
+  return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "this machine's"
+
+
+def _check_memory(cfg: Config, exp: Experiment, limit: tuple[int, str]):
+  """Refuses a grid point whose draws cannot be allocated, naming the sizes."""
+  need = memory_estimate(cfg, exp)
+  together = len(cfg.sweep.seeds) if _vmap_seeds(cfg, exp) else 1
+  if need * together <= limit[0]:
+    return
+  sizes = [
+    f"{key} {getattr(getattr(cfg, key.split('.')[0]), key.split('.')[1]):,}"
+    for key in ("model.width", "data.n")
+    if exp.honours(key)
+  ]
+  total = (
+    f"{_bytes(need)} per draw, {_bytes(need * together)} for the {together} seeds computed together "
+    "(sweep.vmap_seeds: never computes them one at a time)"
+    if together > 1
+    else _bytes(need)
+  )
+  raise ConfigError(
+    f"{' / '.join(k.split()[0] for k in sizes) or 'config'}: experiment {cfg.experiment!r} at "
+    f"{', '.join(sizes)} needs at least {total}, more than {limit[1]} {_bytes(limit[0])} of memory; "
+    "lower them."
+  )
+
+
+def _bytes(n: int) -> str:
+  for unit, size in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+    if n >= size:
+      return f"{n / size:.3g} {unit}"
+  return f"{n} bytes"
 
 
 @contextlib.contextmanager
@@ -184,60 +289,183 @@ def run(
 ) -> pathlib.Path:
   """Runs the sweep of `config` (a path, YAML text, dict or `Config`) into directory `out`.
 
-  Everything is checked before anything is written or computed: the config, the experiment's
-  options, the device, the shard and that `out` is (or can be) a directory.
+  Everything is checked before anything is computed: the config against its experiment's
+  contract, the experiment's options, the device, the shard and that `out` is (or can be) a
+  directory that no other run is writing. The run holds a lock on `out` until it returns: a second
+  run into it is refused while the first lasts, except a shard of the same config (shards of one
+  config fill one directory together).
 
   Raises:
-    ConfigError: the config does not validate, or `out` is a file, holds another config's cells or
-      (without ``resume``) a finished run.
+    ConfigError: the config does not validate, or `out` is empty, a file, holds another config's
+      cells, (without ``resume``) a finished run, or is being written by another run.
     RunError: computing a cell failed (the cells finished before are kept).
     OSError: `out` cannot be written.
   """
+  resume = _checks.boolean(resume, "resume")
+  if progress is not None:
+    progress = _checks.boolean(progress, "progress")
   cfg = config if isinstance(config, Config) else load_config(config, overrides=overrides)
   exp, options = check_run(cfg)
   if shard is not None and not (1 <= shard[0] <= shard[1]):
     raise ConfigError(f"--shard: expected K/N with 1 ≤ K ≤ N, got {shard[0]}/{shard[1]}.")
+  out = _out_dir(out)
+  resolved = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+  out.mkdir(parents=True, exist_ok=True)
+  with _RunLock(out, resolved, resume=resume, shard=shard):
+    fp = fingerprint(cfg)
+    cell_dir = out / "cells"
+    with _jax_settings(cfg):
+      _write_atomic(out / "environment.json", json.dumps(_environment(cfg), indent=2))
+      _set_aside_strays(cell_dir, cfg)
+      todo = [c for c in cells(cfg, shard=shard) if not _finished(cell_dir, c, fp)]
+      show = sys.stderr.isatty() if progress is None else progress
+      start, done_now = time.perf_counter(), 0
+      for group in _seed_groups(todo) if _vmap_seeds(cfg, exp) else [[c] for c in todo]:
+        t0 = time.perf_counter()
+        results = _compute(exp, cfg, group, options)
+        seconds = (time.perf_counter() - t0) / len(group)
+        for cell, result in zip(group, results, strict=True):
+          # provenance: which config computed the cell, and which fields a whole result has
+          record = {
+            "cell": cell.key,
+            **{k: getattr(cell, k) for k in CELL_FIELDS},
+            "seconds": seconds,
+            **result,
+            "provenance": {"config_fingerprint": fp, "result_fields": list(result)},
+          }
+          _write_atomic(cell_dir / f"{cell.key}.json", json.dumps(record))
+        done_now += len(group)
+        _progress(done_now, len(todo), time.perf_counter() - start, group[-1].key, show)
+      if shard is None or all((cell_dir / f"{c.key}.json").exists() for c in cells(cfg)):
+        report(out)
+  return out
+
+
+def _out_dir(out) -> pathlib.Path:
+  """`out` as a directory path: empty or blank (which would mean the working directory) and a file
+  are refused."""
+  if isinstance(out, str) and not out.strip():
+    raise ConfigError(
+      f"--out {out!r}: is empty; name a run directory such as runs/quickstart (the CLI's default "
+      "is runs/<config name>)."
+    )
+  if not isinstance(out, (str, os.PathLike)):
+    raise ConfigError(f"--out: expected a directory path, got {type(out).__name__} {out!r}.")
   out = pathlib.Path(out)
   if out.exists() and not out.is_dir():
     raise ConfigError(f"--out {str(out)!r}: is a file, not a directory; choose a directory.")
-  saved, cell_dir = out / "config.yaml", out / "cells"
-  resolved = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+  return out
+
+
+LOCK, CLAIM, HOLDERS = ".lock", ".claim", ".holders"
+
+
+@contextlib.contextmanager
+def _claim(out: pathlib.Path):
+  """An exclusive lock on ``out/.claim`` for the moments a run or a report decides what the
+  directory holds (checks the config, sets files aside); others wait for it (milliseconds)."""
+  fd = os.open(out / CLAIM, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    yield
+  finally:
+    os.close(fd)  # releases the lock
+
+
+class _RunLock:
+  """A run's hold on its directory: a shared `fcntl.flock` on ``out/.lock`` for the whole run.
+
+  A run that finds no holder (it gets the lock exclusively) checks the directory against its config
+  and writes config.yaml; one that finds holders may join only as a shard of the same config while
+  every holder is a shard, and is otherwise refused naming the holders' pids (``out/.holders``).
+  The kernel drops a killed process's lock, so a crash never leaves the directory locked.
+  """
+
+  def __init__(self, out: pathlib.Path, resolved: str, *, resume: bool, shard):
+    self.out, self.resolved, self.resume, self.shard = out, resolved, resume, shard
+    self.fd = None
+
+  def __enter__(self):
+    out = self.out
+    with _claim(out):
+      fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+      try:
+        try:
+          fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+          holders = []  # nobody runs: entries left by killed runs are stale
+        except BlockingIOError:
+          holders = _holders(out)
+          same = _same_config(out / "config.yaml", self.resolved)
+          if self.shard is None or not same or any(h["shard"] is None for h in holders):
+            pids = ", ".join(str(h["pid"]) for h in holders) or "unknown"
+            why = (
+              "shards of one config may share a directory; this is not one"
+              if self.shard is None or not same
+              else "it runs the whole grid"
+            )
+            raise ConfigError(
+              f"--out {str(out)!r}: another ntk-lab run (pid {pids}) is writing into it ({why}); "
+              "wait for it to finish, or choose another --out."
+            ) from None
+        if not holders:
+          _check_directory(out, self.resolved, resume=self.resume, shard=self.shard)
+          (out / "cells").mkdir(parents=True, exist_ok=True)
+          _write_atomic(out / "config.yaml", self.resolved)
+        # shared from here on: shards of this config may join; the conversion is safe, since every
+        # run changes its lock only while holding the claim, as this one does
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        me = {"pid": os.getpid(), "shard": None if self.shard is None else list(self.shard)}
+        _write_atomic(out / HOLDERS, json.dumps([*holders, me]))
+      except BaseException:
+        os.close(fd)
+        raise
+      self.fd = fd
+    return self
+
+  def __exit__(self, *exc):
+    try:
+      with _claim(self.out):
+        rest = [h for h in _holders(self.out) if h["pid"] != os.getpid()]
+        _write_atomic(self.out / HOLDERS, json.dumps(rest))
+    except OSError:
+      pass  # the lock itself goes with the descriptor
+    finally:
+      os.close(self.fd)
+    return False
+
+
+def _holders(out: pathlib.Path) -> list:
+  try:
+    data = json.loads((out / HOLDERS).read_text())
+    return [h for h in data if isinstance(h, dict) and "pid" in h and "shard" in h]
+  except (OSError, ValueError, TypeError):
+    return []
+
+
+def _check_directory(out: pathlib.Path, resolved: str, *, resume: bool, shard):
+  """Refuses a directory holding cells of another config, or (without resume or shard) results."""
+  cell_dir = out / "cells"
   has_cells = cell_dir.is_dir() and any(cell_dir.glob("*.json"))
-  if saved.exists() and _read_or_none(saved) != resolved and has_cells:
+  saved = out / "config.yaml"
+  if saved.exists() and not _same_config(saved, resolved) and has_cells:
     raise ConfigError(f"{out}: holds a run of a different config; use another --out, or the same config.")
   if has_cells and not resume and shard is None:
     raise ConfigError(
       f"{out}: already has results; pass --resume to finish it (cells of another config "
       "are set aside), or use another --out."
     )
-  cell_dir.mkdir(parents=True, exist_ok=True)
-  _write_atomic(saved, resolved)
-  fp = fingerprint(cfg)
-  with _jax_settings(cfg):
-    _write_atomic(out / "environment.json", json.dumps(_environment(cfg), indent=2))
-    _set_aside_strays(cell_dir, cfg)
-    todo = [c for c in cells(cfg, shard=shard) if not _finished(cell_dir, c, fp)]
-    show = sys.stderr.isatty() if progress is None else progress
-    start, done_now = time.perf_counter(), 0
-    for group in _seed_groups(todo) if _vmap_seeds(cfg, exp) else [[c] for c in todo]:
-      t0 = time.perf_counter()
-      results = _compute(exp, cfg, group, options)
-      seconds = (time.perf_counter() - t0) / len(group)
-      for cell, result in zip(group, results, strict=True):
-        # provenance: which config computed the cell, and which fields a whole result has
-        record = {
-          "cell": cell.key,
-          **{k: getattr(cell, k) for k in CELL_FIELDS},
-          "seconds": seconds,
-          **result,
-          "provenance": {"config_fingerprint": fp, "result_fields": list(result)},
-        }
-        _write_atomic(cell_dir / f"{cell.key}.json", json.dumps(record))
-      done_now += len(group)
-      _progress(done_now, len(todo), time.perf_counter() - start, group[-1].key, show)
-    if shard is None or all((cell_dir / f"{c.key}.json").exists() for c in cells(cfg)):
-      report(out)
-  return out
+
+
+def _same_config(saved: pathlib.Path, resolved: str) -> bool:
+  """Whether the directory's config.yaml holds the config whose resolved YAML is `resolved` (the
+  same config, whatever keys outside the contract or text layout the file has)."""
+  text = _read_or_none(saved)
+  if text == resolved:
+    return True
+  try:
+    return text is not None and load_saved(saved) == load_config(resolved)
+  except ConfigError:
+    return False
 
 
 def _read_or_none(path):
@@ -323,7 +551,8 @@ def _compute(exp: Experiment, cfg: Config, group: list[Cell], options: dict) -> 
   """`exp.run_seeds` on one group; any failure but a config error or Ctrl-C becomes a `RunError`
   that names the cells."""
   try:
-    results = list(exp.run_seeds(cfg, group, options))
+    # the group's own config: its sweep values substituted (the cells differ only in the seed)
+    results = list(exp.run_seeds(cell_config(cfg, group[0]), group, options))
   except ConfigError:
     raise
   except Exception as e:
@@ -416,7 +645,7 @@ def scan(out) -> RunContents:
     raise ConfigError(f"{out}: no such run directory; run `ntk-lab run CONFIG --out {out}` first.")
   if not (out / "config.yaml").exists():
     raise ConfigError(f"{out}: not a run directory (no config.yaml); run `ntk-lab run` first.")
-  cfg = load_config(out / "config.yaml")
+  cfg = load_saved(out / "config.yaml")
   fp = fingerprint(cfg)
   grid = cells(cfg)
   results, missing, damaged, foreign, nonfinite = [], [], [], [], []
@@ -457,16 +686,23 @@ def _finite(v) -> bool:
 def report(out) -> list[dict]:
   """Re-makes summary.csv, plots and tables from the saved cells (merging every shard's).
 
-  Cells that are damaged, of another config or not in the grid are skipped; cells with non-finite
-  values are listed in summary.csv (column ``nonfinite``) but left out of the experiment's fits and
-  plots. Each is said on stderr and in a note at the end of the experiment's Markdown tables.
-  Returns the results read back (non-finite ones included).
+  Cell files computed under another config (their fingerprint is not the directory's) and files
+  that are no cell of the grid are set aside to ``cells/foreign/``, as a resumed run does, so the
+  directory never holds another config's results beside its own; damaged cells are skipped; cells
+  with non-finite values are listed in summary.csv (column ``nonfinite``) but left out of the
+  experiment's fits and plots. Each is said on stderr and in a note at the end of the experiment's
+  Markdown tables. Returns the results read back (non-finite ones included).
 
   Raises:
-    ConfigError: `out` is not a run directory, or holds no finished cell of its config.
+    ConfigError: `out` is empty or not a run directory, or holds no finished cell of its config.
   """
-  out = pathlib.Path(out)
-  c = scan(out)
+  out = _out_dir(out)
+  if out.is_dir() and (out / "config.yaml").exists() and (out / "cells").is_dir():
+    with _claim(out):  # no run changes config.yaml meanwhile
+      c = scan(out)
+      c = _set_aside_foreign(out, c)
+  else:
+    c = scan(out)
   note = _left_out_note(c)
   if not c.results:
     raise ConfigError(
@@ -484,7 +720,7 @@ def report(out) -> list[dict]:
       for r in c.results
     ]
     fields = list(dict.fromkeys(k for r in scalars for k in r))
-    tmp = out / ".summary.csv.tmp"
+    tmp = out / f".summary.csv.{os.getpid()}.tmp"
     with open(tmp, "w", newline="") as f:
       writer = csv.DictWriter(f, fieldnames=fields)
       writer.writeheader()
@@ -505,6 +741,20 @@ def report(out) -> list[dict]:
   return c.results
 
 
+def _set_aside_foreign(out: pathlib.Path, c: RunContents) -> RunContents:
+  """Moves the foreign and stray cell files of `c` to ``cells/foreign/`` (said on stderr); returns
+  `c` with them listed at their new places."""
+  moved = {}
+  for path in [p for p, _ in c.foreign] + list(c.stray):
+    with contextlib.suppress(FileNotFoundError):  # set aside meanwhile by a resumed run
+      moved[path] = str(_set_aside(pathlib.Path(path), "foreign"))
+  if moved:
+    _say(f"{len(moved)} cell files of another config or grid moved to {out / 'cells' / 'foreign'}/.")
+  foreign = [(moved.get(p, p), why) for p, why in c.foreign]
+  stray = [moved.get(p, p) for p in c.stray]
+  return dataclasses.replace(c, foreign=foreign, stray=stray)
+
+
 def _left_out_note(c: RunContents) -> str:
   """One paragraph (one line) naming what the report leaves out and why; "" when nothing."""
   parts = []
@@ -521,7 +771,7 @@ def _left_out_note(c: RunContents) -> str:
     )
   if c.foreign:
     parts.append(
-      f"{len(c.foreign)} cell files of another config skipped (`--resume` sets them aside): "
+      f"{len(c.foreign)} cell files of another config skipped and set aside to cells/foreign/: "
       + ", ".join(p for p, _ in c.foreign)
     )
   if c.stray:

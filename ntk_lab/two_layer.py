@@ -8,6 +8,12 @@
   H^∞ = xᵀx'/4 + (1/2π) Σ_l (2l)! / (2^{2l} (l!)²) · (xᵀx')^{2l+2} / (2l+1)  (unit norm).
 * ReLU, all weights trained: K = E[xᵀx' 1{wᵀx ≥ 0} 1{wᵀx' ≥ 0}] + E[σ(wᵀx) σ(wᵀx')].
 
+Every kernel here is the general Gaussian expectation of `ntk_lab.quadrature` (closed form or
+error-controlled quadrature, with the same accuracy control as `analytic_kernel`: node count
+chosen for `quadrature_rtol`, forced counts checked with a warning, traced inputs checked inside
+the program), and `ntk_complexity` is `ntk_lab.kernel_complexity` of H^∞: one implementation per
+quantity.
+
 Here w ~ N(0, s² I_d) (`first_layer_std` = s). Gradients are taken w.r.t. w and a themselves, as in
 those papers, so these differ from `analytic_kernel` of the matching `MLP((m,), W_std=(s√d, σ_a))` only
 by the parametrization's constants: H^∞ = Θ_hidden / s² (with σ_a² = E[a²]) and G^∞ = Θ_readout / σ_a².
@@ -24,8 +30,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntk_lab import _checks
-from ntk_lab.activations import get_activation
-from ntk_lab.quadrature import choose_nodes, default_rtol, gaussian_expectations
+from ntk_lab.activations import Activation, get_activation
+from ntk_lab.complexity import kernel_complexity
+from ntk_lab.quadrature import (
+  MAX_NODES,
+  TRACED_NODES,
+  check_forced_nodes,
+  check_rtol,
+  check_traced_nodes,
+  choose_nodes,
+  gaussian_expectations,
+)
 
 __all__ = [
   "g_infinity",
@@ -36,6 +51,9 @@ __all__ = [
   "ntk_complexity",
   "Series",
 ]
+
+
+_RELU = Activation("relu")
 
 
 class Series(NamedTuple):
@@ -54,20 +72,50 @@ def _gram(x1, x2, first_layer_std):
   return x1 @ x2.T, k11, k22, s2
 
 
-def _nodes(act, k11, k22, nodes):
-  """The quadrature node count: as given, or the fewest meeting the default accuracy for these
-  variances (`ntk_lab.quadrature.choose_nodes`); 32 when they are traced. Unused for closed forms."""
-  if nodes is not None or act.has_closed_form:
-    return nodes or 32
+def _nodes(act, k11, k22, nodes, rtol, what):
+  """The quadrature node count, with `analytic_kernel`'s accuracy control: the fewest meeting
+  `rtol` for these variances (`choose_nodes`); a forced count is checked (a warning when it misses
+  rtol, a refusal when no count can meet it); traced variances (jit, grad) get `TRACED_NODES` or
+  the forced count and the estimate runs inside the program. Unused for closed forms."""
+  if nodes is not None:
+    _checks.positive_int(nodes, "quadrature_nodes")
+    if nodes > MAX_NODES:
+      raise ValueError(
+        f"quadrature_nodes: at most {MAX_NODES}, got {nodes}; leave it None to have the node "
+        "count chosen for quadrature_rtol."
+      )
+  rtol = check_rtol(rtol, jnp.asarray(k11).dtype)
+  if act.has_closed_form:
+    return nodes or TRACED_NODES
+  variances = jnp.concatenate([jnp.ravel(k11), jnp.ravel(k22)])
   try:
-    q = np.concatenate([np.ravel(k11), np.ravel(k22)])
+    q = np.asarray(variances)
   except _checks.TRACED:
-    return 32
-  return choose_nodes(act, q, default_rtol(jnp.asarray(k11).dtype))
+    n = nodes or TRACED_NODES
+    check_traced_nodes(act, n, variances, rtol, what=what)
+    return n
+  if nodes is None:
+    return choose_nodes(act, q, rtol, where=f" in {what}")
+  check_forced_nodes(act, q, nodes, rtol, where=f" in {what}", stacklevel=4)
+  return nodes
 
 
-def g_infinity(x1, x2=None, *, activation="relu", first_layer_std=1.0, quadrature_nodes: int | None = None):
+def g_infinity(
+  x1,
+  x2=None,
+  *,
+  activation="relu",
+  first_layer_std=1.0,
+  quadrature_nodes: int | None = None,
+  quadrature_rtol: float | None = None,
+):
   """The readout-layer kernel G^∞(x, x') = E_{w ~ N(0, s²I)}[σ(wᵀx) σ(wᵀx')], (N1, N2).
+
+  For an activation without a closed form the expectation is integrated to `quadrature_rtol`
+  (None: 1e-7 in float64, 1e-5 in float32) relative to √(G^∞(x, x)·G^∞(x', x')), or the call
+  raises with the estimated error; `quadrature_nodes` forces a node count (1 … 512) and warns
+  when it misses the accuracy, as in `analytic_kernel`. Under `jax.jit` the estimate runs inside
+  the program and raises (a `JaxRuntimeError`) when it misses the accuracy.
 
   Example:
     >>> import jax.numpy as jnp, ntk_lab as nl
@@ -76,9 +124,8 @@ def g_infinity(x1, x2=None, *, activation="relu", first_layer_std=1.0, quadratur
   """
   act = get_activation(activation)
   g, k11, k22, s2 = _gram(x1, x2, first_layer_std)
-  t, _ = gaussian_expectations(
-    act, k11, k22, s2 * g, nodes=_nodes(act, k11, k22, quadrature_nodes), derivative=False
-  )
+  nodes = _nodes(act, k11, k22, quadrature_nodes, quadrature_rtol, "g_infinity")
+  t, _ = gaussian_expectations(act, k11, k22, s2 * g, nodes=nodes, derivative=False)
   return t
 
 
@@ -90,22 +137,18 @@ def h_infinity(
   first_layer_std=1.0,
   a_second_moment=1.0,
   quadrature_nodes: int | None = None,
+  quadrature_rtol: float | None = None,
 ):
   """The first-layer kernel H^∞(x, x') = xᵀx' E[a²] E_{w ~ N(0, s²I)}[σ'(wᵀx) σ'(wᵀx')], (N1, N2).
 
-  With σ = ReLU, s = 1 and E[a²] = 1 it is the closed form `relu_h_infinity`.
+  With σ = ReLU, s = 1 and E[a²] = 1 it is the closed form `relu_h_infinity`. The accuracy of
+  quadrature activations as in `g_infinity`.
   """
   act = get_activation(activation)
   g, k11, k22, s2 = _gram(x1, x2, first_layer_std)
-  _, tdot = gaussian_expectations(act, k11, k22, s2 * g, nodes=_nodes(act, k11, k22, quadrature_nodes))
+  nodes = _nodes(act, k11, k22, quadrature_nodes, quadrature_rtol, "h_infinity")
+  _, tdot = gaussian_expectations(act, k11, k22, s2 * g, nodes=nodes)
   return g * a_second_moment * tdot
-
-
-def _angle(g, k11, k22):
-  """θ = arccos(g / √(k11·k22)), with θ = π/2 when a side is 0 (then g = 0 anyway)."""
-  s = jnp.sqrt(k11 * k22)
-  c = jnp.clip(g / jnp.where(s > 0, s, 1.0), -1.0, 1.0)
-  return jnp.arccos(jnp.where(s > 0, c, 0.0))
 
 
 def relu_h_infinity(x1, x2=None):
@@ -118,8 +161,7 @@ def relu_h_infinity(x1, x2=None):
     >>> float(nl.two_layer.relu_h_infinity(jnp.array([[1.0, 0.0]]))[0, 0])
     0.5
   """
-  g, k11, k22, _ = _gram(x1, x2, 1.0)
-  return g * (math.pi - _angle(g, k11, k22)) / (2 * math.pi)
+  return h_infinity(x1, x2, activation=_RELU)
 
 
 def relu_h_infinity_series(x1, x2=None, *, terms: int) -> Series:
@@ -171,23 +213,21 @@ def relu_ntk_all_weights(x1, x2=None, *, first_layer_std=1.0):
   In closed form (arc-cosine kernels, θ the angle between x and x'):
   K = xᵀx' (π − θ)/(2π) + s² |x||x'| (sin θ + (π − θ) cos θ)/(2π).
   """
-  g, k11, k22, s2 = _gram(x1, x2, first_layer_std)
-  theta = _angle(s2 * g, k11, k22)
-  norms = jnp.sqrt(k11 * k22)  # s²|x||x'|
-  return (g * (math.pi - theta) + norms * (jnp.sin(theta) + (math.pi - theta) * jnp.cos(theta))) / (
-    2 * math.pi
+  return h_infinity(x1, x2, activation=_RELU, first_layer_std=first_layer_std) + g_infinity(
+    x1, x2, activation=_RELU, first_layer_std=first_layer_std
   )
 
 
 def ntk_complexity(x, y) -> jax.Array:
   """The NTK's complexity measure (Arora et al. 2019, "Fine-grained analysis") √(2 yᵀ(H^∞)⁻¹y · tr H^∞) / n, H^∞ = `relu_h_infinity(x)`.
 
-  It bounds the NTK's classification error (via Rademacher complexity). For unit-norm inputs and
+  It is `ntk_lab.kernel_complexity(relu_h_infinity(x), y, definition="trace").value`: (H^∞)⁻¹ a
+  pseudo-inverse, so repeated inputs (a singular H^∞) give a finite number. It bounds the NTK's classification error (via Rademacher complexity). For unit-norm inputs and
   linear targets y_i = βᵀx_i, it is at most 2√2‖β‖/√n.
 
   Args:
     x: inputs (n, d) (unit norm in that bound).
-    y: targets (n,) or (n, 1).
+    y: targets (n,) or (n, O) (yᵀH⁻¹y summed over the O columns).
 
   Example:
     >>> import jax, jax.numpy as jnp, ntk_lab as nl
@@ -198,12 +238,5 @@ def ntk_complexity(x, y) -> jax.Array:
     True
   """
   x = _checks.as_inputs(x, "x")
-  y = jnp.asarray(y)
-  if y.ndim == 2 and y.shape[1] == 1:
-    y = y[:, 0]
-  if y.shape != (x.shape[0],):
-    raise ValueError(f"y: expected shape ({x.shape[0]},) or ({x.shape[0]}, 1) to match x, got {y.shape}.")
-  h = relu_h_infinity(x)
-  c = jax.scipy.linalg.cho_factor(h)
-  quad = y @ jax.scipy.linalg.cho_solve(c, y)
-  return jnp.sqrt(2 * quad * jnp.trace(h)) / x.shape[0]
+  y = _checks.targets(y, "y", x.shape[0])
+  return kernel_complexity(relu_h_infinity(x), y, definition="trace").value

@@ -18,7 +18,9 @@ NT's `empirical_nngp_fn` (traced `c{i}_emp_nngp`, full `c{i}_emp_nngp_full`); mo
 writes the batch diagonals (`diagonal_axes=(0,)`) at the pairs (x1_i, x1_i) and (x1_i, x1r_i),
 x1r = x1 reversed: `c{i}_diag_{self|rev}_ntk_{impl}` (traced), `..._ntk_full_1` (N, O, O),
 `..._emp_nngp`, and the diagonals of NT's infinite-width `kernel_fn`, `..._nngp`, `..._ntk`.
-Specs may give `parametrization`, `W_std`, `b_std` (null for no bias) per layer and
+A spec {"network": tree} describes a network of layers instead (`build_network`), with its Dense
+params as `c{i}_leaf0`, `c{i}_leaf1`, … (`c{i}_n_leaves` of them) in network order; its outputs
+are `c{i}_nngp`, `c{i}_ntk` and `c{i}_ntk_trace_{impl}`. Specs may give `parametrization`, `W_std`, `b_std` (null for no bias) per layer and
 `activation` per hidden layer; an "identity" activation adds no layer (Dense follows Dense). Mode "predict"
 (with `c{i}_y`, `c{i}_times`, `c{i}_diag_reg`; x1 trains, x2 tests) writes
 `predict.gradient_descent_mse_ensemble` means and covariances `c{i}_ens_{nngp|ntk}_{t|inf}_{mean|cov}`
@@ -99,6 +101,35 @@ def build(spec):
   return stax.serial(*layers)
 
 
+def build_network(node):
+  """NT's network for a layer tree written by the tests: ["serial", [...]], ["parallel", [...]],
+  ["dense", out_dim, W_std, b_std, parameterization], ["act", spec], ["fanout", n],
+  ["faninsum"], ["identity"]."""
+  kind = node[0]
+  if kind in ("serial", "parallel"):
+    return getattr(stax, kind)(*[build_network(child) for child in node[1]])
+  if kind == "dense":
+    return stax.Dense(node[1], W_std=node[2], b_std=node[3], parameterization=node[4])
+  if kind == "act":
+    return activation_layer(node[1]["activation"], node[1].get("alpha", 0.01), node[1])
+  if kind == "fanout":
+    return stax.FanOut(node[1])
+  if kind == "faninsum":
+    return stax.FanInSum()
+  if kind == "identity":
+    return stax.Identity()
+  raise ValueError(f"unknown layer kind {kind!r}")
+
+
+def network_params(init_fn, leaves, in_dim):
+  """NT's params tree with ntk_lab's arrays: both flatten the Dense layers in network order as
+  (W, b), NT's b of shape (1, n)."""
+  _, template = init_fn(jax.random.PRNGKey(0), (-1, in_dim))
+  flat, tree = jax.tree_util.tree_flatten(template)
+  assert len(flat) == len(leaves), (len(flat), len(leaves))
+  return jax.tree_util.tree_unflatten(tree, [jnp.asarray(v).reshape(t.shape) for v, t in zip(leaves, flat)])
+
+
 def to_nt_params(data, spec):
   params = []
   n_layers = len(spec["hidden"]) + 1
@@ -162,6 +193,16 @@ def cmd_batch(args):
     spec = json.loads(str(data[p + "spec"]))
     modes = json.loads(str(data[p + "modes"]))
     x1, x2 = jnp.asarray(data[p + "x1"]), jnp.asarray(data[p + "x2"])
+    if "network" in spec:  # a layer tree: analytic and empirical (traced) only
+      init_fn, apply_fn, kernel_fn = build_network(spec["network"])
+      k = kernel_fn(x1, x2, ("nngp", "ntk"))
+      out[p + "nngp"], out[p + "ntk"] = np.asarray(k.nngp), np.asarray(k.ntk)
+      leaves = [data[f"{p}leaf{j}"] for j in range(int(data[p + "n_leaves"]))]
+      params = network_params(init_fn, leaves, x1.shape[1])
+      for impl in (1, 2, 3):
+        fn = nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), implementation=impl)
+        out[p + f"ntk_trace_{impl}"] = np.asarray(fn(x1, x2, params))
+      continue
     init_fn, apply_fn, kernel_fn = build(spec)
     if "analytic" in modes:
       k = kernel_fn(x1, x2, ("nngp", "ntk"))

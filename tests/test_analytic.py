@@ -440,7 +440,7 @@ def test_sharded_over_four_cpu_devices_matches_one_device():
     (dict(tile_size=0), ValueError, r"tile_size"),
     (dict(memory_budget=-1), ValueError, r"memory_budget"),
     (dict(quadrature_nodes=0), ValueError, r"quadrature_nodes"),
-    (dict(model=lambda p, x: x), TypeError, r"model: expected an ntk_lab.MLP"),
+    (dict(model=lambda p, x: x), TypeError, r"model: expected a network of ntk_lab layers"),
   ],
 )
 def test_argument_errors(kwargs, exc, match):

@@ -8,6 +8,7 @@ import yaml
 
 from ntk_lab import runner
 from ntk_lab.config import Config, ConfigError, cells, load_config
+from tests.test_runner import open_contract  # noqa: F401  (a fixture)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BASE = {"experiment": "kernel_convergence"}
@@ -98,6 +99,7 @@ def test_overrides_defaults_and_round_trip(tmp_path):
     load_config(path, overrides=["model.widht=3"])
 
 
+@pytest.mark.usefixtures("open_contract")
 def test_grid_and_shards_partition_it():
   cfg = load_config({**BASE, "sweep": {"widths": [8, 16, 32], "seeds": [0, 1], "depths": [1, 2]}})
   grid = cells(cfg)
@@ -123,11 +125,12 @@ def test_choices_are_the_library_registries(monkeypatch):
 
   assert config._solvers() == tuple(SOLVERS) and config._activations() == tuple(ACTIVATIONS)
   assert config._experiments() == tuple(EXPERIMENTS)
+  flow = {"experiment": "quickstart"}  # an experiment that trains by gradient flow
   for solver in SOLVERS:  # every solver is offered, and a fixed-step one with its step
-    cfg = load_config({**BASE, "training": {"solver": solver, "dt0": 0.01}})
+    cfg = load_config({**flow, "training": {"solver": solver, "dt0": 0.01}})
     assert cfg.training.solver == solver and cfg.training.dt0 == 0.01
   for act in ACTIVATIONS:
-    assert load_config({**BASE, "sweep": {"activations": [act]}}).sweep.activations == (act,)
+    assert load_config({**flow, "model": {"activation": act}}).model.activation == act
   monkeypatch.setitem(EXPERIMENTS, "mine", EXPERIMENTS["kernel_convergence"])  # registered later
   assert load_config({"experiment": "mine"}).experiment == "mine"
 
@@ -194,7 +197,9 @@ def test_bad_overrides_are_one_line_errors(item, match):
 
 
 def test_overrides_of_swept_values_are_fine_without_the_sweep_list():
-  cfg = load_config({**BASE, "model": None}, overrides=["model.width=512", "training.learning_rate=0.5"])
+  cfg = load_config(
+    {"experiment": "quickstart", "model": None}, overrides=["model.width=512", "training.learning_rate=0.5"]
+  )
   assert cfg.model.width == 512 and cfg.training.learning_rate == 0.5
   assert [c.width for c in cells(cfg)] == [512]
 

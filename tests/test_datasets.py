@@ -137,5 +137,5 @@ def test_teacher_student_targets_are_the_teachers_outputs():
   np.testing.assert_allclose(d.y_train, y[:30] + 0.1 * jax.random.normal(kn, (30, 2)), rtol=1e-12)
   with pytest.raises(ValueError, match="inputs: must be one of"):
     datasets.teacher_student(3, 1, 2, key=key, inputs="cube")
-  with pytest.raises(ValueError, match="noise: must be a non-negative"):
+  with pytest.raises(ValueError, match="noise: must be a finite number ≥ 0"):
     datasets.teacher_student(3, 1, 2, key=key, noise=-1.0)

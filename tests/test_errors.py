@@ -89,12 +89,14 @@ def test_empirical_ntk_shape_checks(jit):
       call(params, jnp.ones((2, 3)))
 
 
-def test_structured_needs_an_mlp_and_apply_fn_must_return_rank_2():
-  with pytest.raises(ValueError, match=r"method='structured' needs an ntk_lab.MLP.*Use method='jacobian'"):
+def test_structured_needs_a_network_and_apply_fn_must_return_rank_2():
+  with pytest.raises(
+    ValueError, match=r"method='structured': it is not a network of ntk_lab layers.*Use method='jacobian'"
+  ):
     nl.empirical_ntk(NET.apply, PARAMS, inputs(2, 3), method="structured")
   with pytest.raises(ValueError, match=r"must return shape \(N, O\)"):
     nl.empirical_ntk(lambda p, x: NET.apply(p, x)[:, 0], PARAMS, inputs(2, 3))
-  with pytest.raises(TypeError, match=r"model: expected an ntk_lab.MLP"):
+  with pytest.raises(TypeError, match=r"model: expected a network of ntk_lab layers"):
     nl.empirical_ntk("mlp", PARAMS, inputs(2, 3))
   with pytest.raises(ValueError, match=r"x2: per-point shape"):
     nl.empirical_ntk(NET.apply, PARAMS, inputs(2, 3), inputs(2, 4))

@@ -79,7 +79,6 @@ REDUCED = {
   "lazy_training": [
     "sweep.widths=[16, 32]",
     "data.n=6",
-    "data.n_test=3",
     "training.time=1.0",
     "training.n_times=5",
   ],

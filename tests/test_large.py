@@ -13,13 +13,13 @@ from tests.conftest import rel_err
 
 def test_features_are_computed_once_however_many_tiles(monkeypatch):
   calls = []
-  original = nl.MLP.ntk_features
+  original = nl.empirical._features
 
-  def counting(self, params, x):
+  def counting(net, params, x):
     calls.append(x.shape)
-    return original(self, params, x)
+    return original(net, params, x)
 
-  monkeypatch.setattr(nl.MLP, "ntk_features", counting)
+  monkeypatch.setattr(nl.empirical, "_features", counting)
   net = nl.MLP((13, 7), activation="tanh", b_std=0.2)  # a spec no other test compiles
   params = net.init(jax.random.PRNGKey(0), 3)
   x = jax.random.normal(jax.random.PRNGKey(1), (50, 3))

@@ -84,7 +84,9 @@ def test_trainable_split_and_merge():
   net = nl.MLP((4, 4), trainable="hidden")
   params = net.init(jax.random.PRNGKey(0), 2)
   trainable, frozen = net.split(params)
-  assert trainable[-1] is None and frozen[0] is None and frozen[-1] is params[-1]
+  # each a tree shaped like params, None on the leaves that belong to the other
+  assert jax.tree.leaves(trainable[-1]) == [] and jax.tree.leaves(frozen[0]) == []
+  assert frozen[-1]["W"] is params[-1]["W"] and trainable[0]["W"] is params[0]["W"]
   assert net.merge(trainable, frozen) == params
   assert nl.MLP((4,), trainable=(False, True)).trainable == (False, True)
   assert nl.MLP((4,), trainable="readout").trainable == (False, True)

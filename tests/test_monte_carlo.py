@@ -99,7 +99,7 @@ def test_single_empirical_ntk_error_falls_like_inverse_sqrt_width():
     (
       lambda x: nl.monte_carlo_kernel(lambda p, x: x, jax.random.PRNGKey(0), x, n_samples=4),
       TypeError,
-      "model: expected an ntk_lab.MLP",
+      "model: expected a network of ntk_lab layers",
     ),
     (
       lambda x: nl.monte_carlo_kernel(nl.MLP((4,)), jax.random.PRNGKey(0), x, n_samples=1),

@@ -2,6 +2,7 @@
 that fill one directory, reports re-made from saved cells, and the CLI's exit codes."""
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -30,13 +31,34 @@ def stub_results(cfg, cells, options):
   return [{"rel_error": 0.1 / c.width, "max_abs_error": 0.2} for c in cells]
 
 
-def patch_experiment(monkeypatch, **changes):
-  """Replaces fields of the registered kernel_convergence experiment for one test."""
-  import dataclasses
+def all_keys():
+  """Every dotted key a config can set."""
+  from ntk_lab.config import DataConfig, ModelConfig, SweepConfig, TrainingConfig
 
+  return tuple(
+    f"{section}.{f.name}"
+    for section, cls in (("data", DataConfig), ("model", ModelConfig), ("training", TrainingConfig))
+    + (("sweep", SweepConfig),)
+    for f in dataclasses.fields(cls)
+  )
+
+
+def patch_experiment(monkeypatch, **changes):
+  """Replaces fields of the registered kernel_convergence experiment for one test; a stubbed
+  computation (`run_seeds` given) honours every key, so the tests of the runner's bookkeeping may
+  sweep any axis."""
   exp = EXPERIMENTS["kernel_convergence"]
+  if "run_seeds" in changes:
+    changes.setdefault("keys", all_keys())
   monkeypatch.setitem(EXPERIMENTS, "kernel_convergence", dataclasses.replace(exp, **changes))
   return exp
+
+
+@pytest.fixture
+def open_contract(monkeypatch):
+  """kernel_convergence honouring every key (for tests of the grid, not of the contract)."""
+  exp = EXPERIMENTS["kernel_convergence"]
+  monkeypatch.setitem(EXPERIMENTS, "kernel_convergence", dataclasses.replace(exp, keys=all_keys()))
 
 
 def files(out):
@@ -207,7 +229,7 @@ def test_learning_rates_that_print_alike_get_their_own_cells(tmp_path, monkeypat
     {"depths": [1, 2], "activations": ["erf", "relu"], "n": [6, 7]},
   ],
 )
-def test_cell_keys_are_unique_and_stable(sweep):
+def test_cell_keys_are_unique_and_stable(sweep, open_contract):
   from ntk_lab.config import cells, load_config
 
   grid = cells(load_config({**TINY, "sweep": sweep}))
@@ -377,3 +399,176 @@ def test_an_experiment_returning_malformed_results_is_named(tmp_path, monkeypatc
   with pytest.raises(runner.RunError, match=match):
     runner.run(TINY, tmp_path, progress=False)
   assert files(tmp_path) == []
+
+
+# ------------------------------------------------------------------------- one run per directory
+HOLDER = """
+import dataclasses, pathlib, sys, time
+from ntk_lab import cli
+from ntk_lab.experiments import EXPERIMENTS
+from tests.test_runner import all_keys, stub_report, stub_results
+
+started, go = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+
+def waiting(cfg, cells, options):  # holds the run (and its lock) until told to go on
+  started.write_text("computing")
+  deadline = time.time() + 120
+  while not go.exists() and time.time() < deadline:
+    time.sleep(0.02)
+  return stub_results(cfg, cells, options)
+
+exp = EXPERIMENTS["kernel_convergence"]
+EXPERIMENTS["kernel_convergence"] = dataclasses.replace(
+  exp, run_seeds=waiting, report=stub_report, keys=all_keys(), vmap_seeds_on_cpu=True
+)
+sys.exit(cli.main(sys.argv[3:]))
+"""
+
+
+def test_a_second_process_into_a_running_directory_is_refused(tmp_path, open_contract):
+  """Two real processes, two configs, one --out: the second is refused naming the first's pid,
+  and the directory ends with the first config and only its cells."""
+  import os
+  import pathlib
+  import time
+
+  root = pathlib.Path(__file__).resolve().parents[1]
+  mine, theirs, out = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "run"
+  mine.write_text(yaml.safe_dump(TINY))
+  theirs.write_text(yaml.safe_dump({**TINY, "model": {**TINY["model"], "W_std": 2.0}}))
+  started, go = tmp_path / "started", tmp_path / "go"
+  env = {**os.environ, "PYTHONPATH": str(root)}
+  first = subprocess.Popen(
+    [sys.executable, "-c", HOLDER, started, go, "run", mine, "--out", out],
+    cwd=root,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+  try:
+    deadline = time.time() + 120
+    while not started.exists() and first.poll() is None and time.time() < deadline:
+      time.sleep(0.05)
+    assert started.exists(), first.communicate()[1]
+    second = subprocess.run(
+      [sys.executable, "-m", "ntk_lab", "run", theirs, "--out", out],
+      cwd=root,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=300,
+    )
+  finally:
+    go.write_text("")
+    stdout, stderr = first.communicate(timeout=300)
+  assert first.returncode == 0, stderr
+  assert second.returncode == 2, second.stderr
+  (line,) = second.stderr.splitlines()
+  assert f"another ntk-lab run (pid {first.pid}) is writing into it" in line, line
+  assert yaml.safe_load((out / "config.yaml").read_text())["model"]["W_std"] == 1.0
+  fp = runner.fingerprint(runner.load_config(mine))  # under the holder's (open) contract
+  saved = [
+    json.loads(p.read_text())["provenance"]["config_fingerprint"] for p in (out / "cells").glob("*.json")
+  ]
+  assert saved == [fp] * 4
+  assert json.loads((out / ".holders").read_text()) == []  # the holder left
+
+
+def test_shards_of_one_config_share_a_directory_and_nothing_else_does(tmp_path, monkeypatch):
+  """A run holds its directory (in-process here: flock locks are per open file, so a lock held
+  through one descriptor refuses another in the same process): a shard of the same config joins a
+  shard, anything else is refused naming the holder's pid."""
+  import os
+
+  stubbed(monkeypatch)
+  cfg = runner.load_config(TINY)
+  resolved = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+  tmp_path.mkdir(exist_ok=True)
+  other = {**TINY, "model": {**TINY["model"], "W_std": 2.0}}
+  with runner._RunLock(tmp_path, resolved, resume=False, shard=(1, 2)):
+    holder = f"pid {os.getpid()}"
+    with pytest.raises(ConfigError, match=rf"another ntk-lab run \({holder}\) is writing into it"):
+      runner.run(TINY, tmp_path, progress=False)  # the whole grid: not a shard
+    with pytest.raises(ConfigError, match=rf"\({holder}\) .*shards of one config may share"):
+      runner.run(other, tmp_path, shard=(2, 2), progress=False)  # a shard of another config
+    runner.run(TINY, tmp_path, shard=(2, 2), progress=False)  # joins
+    assert len(files(tmp_path)) == 2
+  with runner._RunLock(tmp_path, resolved, resume=True, shard=None):
+    with pytest.raises(ConfigError, match=r"\(it runs the whole grid\)"):
+      runner.run(TINY, tmp_path, shard=(1, 2), progress=False)
+  runner.run(TINY, tmp_path, shard=(1, 2), progress=False)  # released: the last shard reports
+  assert len(files(tmp_path)) == 4 and (tmp_path / "summary.csv").exists()
+
+
+def test_the_report_sets_aside_cells_of_another_config(tmp_path, monkeypatch, capsys):
+  """A cell file with another fingerprint (copied in, or left by a run of another config) is moved
+  to cells/foreign/ by the report, as a resumed run would: the directory keeps only its config's
+  results, and nothing is deleted."""
+  stubbed(monkeypatch)
+  runner.run(TINY, tmp_path / "a", progress=False)
+  runner.run({**TINY, "model": {**TINY["model"], "W_std": 2.0}}, tmp_path / "b", progress=False)
+  victim = cell_of(tmp_path / "a", "w16_d1_erf_n6_lr1_s0")
+  intruder = (tmp_path / "b" / "cells" / victim.name).read_bytes()
+  victim.write_bytes(intruder)
+  (tmp_path / "a" / "cells" / "stray.json").write_text("{}")
+  capsys.readouterr()
+  assert len(runner.report(tmp_path / "a")) == 3
+  err = capsys.readouterr().err
+  assert "2 cell files of another config or grid moved to" in err
+  assert (tmp_path / "a" / "cells" / "foreign" / victim.name).read_bytes() == intruder
+  assert not victim.exists() and (tmp_path / "a" / "cells" / "foreign" / "stray.json").exists()
+  rows = list(csv.DictReader(open(tmp_path / "a" / "summary.csv")))
+  assert len(rows) == 3 and victim.stem not in {r["cell"] for r in rows}
+  runner.run(TINY, tmp_path / "a", resume=True, progress=False)  # recomputes the cell set aside
+  assert len(runner.report(tmp_path / "a")) == 4
+
+
+def test_each_cell_gets_its_own_resolved_config(tmp_path, monkeypatch):
+  """The runner substitutes a cell's sweep values into the config it hands the experiment: an
+  experiment that reads data.n or model.width from its config computes each cell's own."""
+  seen = []
+
+  def recording(cfg, cells, options):
+    seen.extend((cfg.model.width, cfg.model.depth, cfg.data.n, cfg.training.learning_rate, c) for c in cells)
+    return stub_results(cfg, cells, options)
+
+  stubbed(monkeypatch, run_seeds=recording)
+  sweep = {"widths": [16, 32], "depths": [1, 2], "n": [5, 7], "learning_rates": [0.5, 1.0], "seeds": [0]}
+  runner.run({**TINY, "sweep": sweep}, tmp_path, progress=False)
+  assert len(seen) == 16
+  assert all((w, d, n, lr) == (c.width, c.depth, c.n, c.learning_rate) for w, d, n, lr, c in seen)
+
+
+@pytest.mark.slow
+def test_generalization_bound_computes_each_n_of_its_sweep(tmp_path):
+  """sweep.n reaches the computation: each cell equals the experiment's own function at that n
+  (the independent route), and the two n differ."""
+  from ntk_lab.experiments import generalization_bound as gb
+
+  over = ["sweep.n=[6, 12]", "sweep.seeds=[0]", "data.n_test=5", "data.in_dim=3"]
+  out = runner.run("configs/generalization_bound.yaml", tmp_path, overrides=over, progress=False)
+  rows = {int(r["n"]): float(r["measure"]) for r in csv.DictReader(open(out / "summary.csv"))}
+  for n in (6, 12):
+    direct = float(gb._cell(jax.random.PRNGKey(20_000), n, 5, 3)["measure"])
+    assert abs(rows[n] - direct) <= 1e-12 * abs(direct)
+  assert rows[6] != rows[12]
+
+
+def test_a_saved_config_with_every_key_still_reports_and_resumes(tmp_path, monkeypatch):
+  """A config.yaml listing every key, those outside the contract too (as a hand-written or older
+  one may), is the same config: the report reads it and --resume keeps its cells."""
+  computed = []
+  stubbed(
+    monkeypatch,
+    run_seeds=lambda cfg, cells, o: computed.extend(cells) or stub_results(cfg, cells, o),
+    keys=EXPERIMENTS["kernel_convergence"].keys,  # the real contract
+  )
+  runner.run(TINY, tmp_path, progress=False)
+  full = dataclasses.asdict(runner.load_config(TINY))
+  (tmp_path / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(full)), sort_keys=False))
+  assert "learning_rate" in (tmp_path / "config.yaml").read_text()
+  assert len(runner.report(tmp_path)) == 4
+  computed.clear()
+  runner.run(TINY, tmp_path, resume=True, progress=False)
+  assert computed == [] and len(files(tmp_path)) == 4

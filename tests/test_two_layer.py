@@ -101,3 +101,48 @@ def test_seed003_q3a_all_weights_relu_ntk(s):
     )
     <= 1e-13
   )
+
+
+def test_ntk_complexity_is_kernel_complexity_even_for_repeated_inputs():
+  """One implementation: the trace form of `kernel_complexity` on H^∞ (a pseudo-inverse), finite
+  where a Cholesky solve of the singular H^∞ of a repeated input is not."""
+  x = unit(6, 4)
+  x = jnp.concatenate([x, x[:2]])  # two inputs repeated: H^∞ has rank 6 of 8
+  y = jnp.sign(x[:, 0])
+  c = nl.two_layer.ntk_complexity(x, y)
+  ref = nl.kernel_complexity(nl.two_layer.relu_h_infinity(x), y, definition="trace").value
+  assert np.isfinite(float(c)) and abs(float(c - ref)) <= 1e-12 * float(ref)
+  # The duplicates change nothing in yᵀH⁺y when their labels agree: H^∞ of the 6 distinct points.
+  H6 = np.asarray(nl.two_layer.relu_h_infinity(x[:6]))
+  quad = float(y[:6] @ np.linalg.solve(H6, y[:6]))
+  tr = float(np.trace(np.asarray(nl.two_layer.relu_h_infinity(x))))
+  assert abs(float(c) - math.sqrt(2 * quad * tr) / 8) <= 1e-9 * float(c)
+
+
+def test_relu_closed_forms_are_the_general_expectation():
+  """relu_h_infinity and relu_ntk_all_weights are h_infinity/g_infinity of relu (one
+  implementation), and still the arc-cosine formulas."""
+  x1, x2 = inputs(5, 3), inputs(4, 3, seed=6)
+  assert rel_err(nl.two_layer.relu_h_infinity(x1, x2), nl.two_layer.h_infinity(x1, x2)) == 0
+  K = nl.two_layer.relu_ntk_all_weights(x1, x2, first_layer_std=0.7)
+  G = nl.two_layer.g_infinity(x1, x2, first_layer_std=0.7)
+  assert rel_err(K, nl.two_layer.h_infinity(x1, x2, first_layer_std=0.7) + G) == 0
+  g = np.asarray(x1 @ x2.T)
+  n = np.outer(np.linalg.norm(x1, axis=1), np.linalg.norm(x2, axis=1))
+  th = np.arccos(np.clip(g / n, -1, 1))
+  assert rel_err(G, 0.49 * n * (np.sin(th) + (np.pi - th) * np.cos(th)) / (2 * np.pi)) <= 1e-13
+
+
+@pytest.mark.slow
+def test_two_layer_quadrature_under_jit_checks_its_rule():
+  """g_infinity/h_infinity under jit: the node count is fixed (32), the estimate runs inside the
+  program and raises when it misses the accuracy; forced nodes warn, as in analytic_kernel."""
+  x = 3.0 * unit(4, 2)
+  with pytest.raises(jax.errors.JaxRuntimeError, match=r"h_infinity under jit/grad: the 32-node"):
+    jax.block_until_ready(
+      jax.jit(lambda x: nl.two_layer.h_infinity(x, activation="tanh", first_layer_std=2.0))(x)
+    )
+  ok = jax.jit(lambda x: nl.two_layer.g_infinity(x, activation="tanh"))(unit(4, 2))
+  assert rel_err(ok, nl.two_layer.g_infinity(unit(4, 2), activation="tanh")) <= 1e-7
+  with pytest.warns(UserWarning, match=r"quadrature_nodes=4 in h_infinity"):
+    nl.two_layer.h_infinity(x, activation="tanh", quadrature_nodes=4)

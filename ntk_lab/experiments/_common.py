@@ -84,7 +84,7 @@ def check_gd_options(options, *, ints=("steps", "every"), kernel="Θ∞"):
   """ConfigError unless the options named in ``ints`` are positive integers, ``steps`` is a
   multiple of ``every`` (when both are given), and ``lr_fraction`` (the GD step as a fraction of
   2/λ_max of ``kernel``) lies in (0, 1)."""
-  from ntk_lab.config import ConfigError
+  from ntk_lab.experiments.registry import ConfigError
 
   for key in ints:
     v = options[key]

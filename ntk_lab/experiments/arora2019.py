@@ -41,14 +41,12 @@ PAPER = (
 )
 
 
-def _check(cfg, options):
-  from ntk_lab.config import ConfigError
+def check(cfg, options):
+  """ConfigError for options out of range and a split the two classes cannot give (the model keys
+  are fixed by the contract's allowed values)."""
+  from ntk_lab import datasets
+  from ntk_lab.experiments.registry import ConfigError
 
-  if cfg.model.depth != 1 or cfg.model.activation != "relu":
-    raise ConfigError(
-      "model: the paper's net is two-layer ReLU; set model.depth: 1 and "
-      f"model.activation: relu (got depth {cfg.model.depth}, {cfg.model.activation!r})."
-    )
   _common.check_gd_options(options, kernel="H^∞")
   c = options["corrupt"]
   if (
@@ -57,6 +55,12 @@ def _check(cfg, options):
     or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in c)
   ):
     raise ConfigError(f"options.corrupt: must be a non-empty list of fractions in [0, 1], got {c!r}.")
+  try:
+    datasets.digits(
+      classes=tuple(options["classes"]), n_train=cfg.data.n, n_test=cfg.data.n_test, labels="pm1", key=0
+    )
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"options.classes / data.n / data.n_test: {e}") from None
 
 
 def _accuracy(out, labels):
@@ -70,22 +74,26 @@ def run_seeds(cfg, cells, options):
 
   import ntk_lab as nl
   from ntk_lab import datasets
-  from ntk_lab.config import ConfigError
 
-  _check(cfg, options)
-  try:
-    clean = datasets.digits(
-      classes=tuple(options["classes"]), n_train=cfg.data.n, n_test=cfg.data.n_test, labels="pm1", key=0
-    )
-  except ValueError as e:
-    raise ConfigError(f"options.classes / data.n / data.n_test: {e}") from e
+  check(cfg, options)
+  clean = datasets.digits(
+    classes=tuple(options["classes"]), n_train=cfg.data.n, n_test=cfg.data.n_test, labels="pm1", key=0
+  )
   x, xt = clean.x_train, clean.x_test
   d = x.shape[1]
   H, Ht = nl.two_layer.relu_h_infinity(x), nl.two_layer.relu_h_infinity(xt, x)
   eta = options["lr_fraction"] * float(nl.max_learning_rate(H))
   lam, V = np.linalg.eigh(np.asarray(H))
   top = V[:, -max(1, len(lam) // 10) :]  # the top 10 % of H^∞'s eigenvectors
-  net = nl.MLP((cells[0].width,), activation="relu", W_std=1.0, b_std=None, trainable="hidden")
+  m = cfg.model  # the paper's net: the contract allows only its depth, σ, scale and no biases
+  net = nl.MLP(
+    (m.width,) * m.depth,
+    activation=m.activation,
+    parametrization=m.parametrization,
+    W_std=m.W_std,
+    b_std=m.b_std,
+    trainable="hidden",
+  )
   out = []
   for cell in cells:
     p0 = net.init(jax.random.PRNGKey(cell.seed), d)
@@ -211,6 +219,35 @@ def report(out, cfg, options, results):
 
 
 # One seed at a time: each corruption level is its own compiled training run.
+# The paper's setting: a two-layer ReLU net without biases whose NTK is H^∞ (unit weights' scale,
+# NTK parametrization), trained by gradient descent with the options' steps and step size. H^∞ is
+# that net's kernel only, so the model keys are restricted to it rather than honoured freely.
 EXPERIMENT = register(
-  Experiment("arora2019", DESCRIPTION, OPTIONS, run_seeds, report, vmap_seeds_on_cpu=False)
+  Experiment(
+    "arora2019",
+    DESCRIPTION,
+    OPTIONS,
+    run_seeds,
+    report,
+    vmap_seeds_on_cpu=False,
+    keys=(
+      "data.n",
+      "data.n_test",
+      "model.width",
+      "model.depth",
+      "model.activation",
+      "model.parametrization",
+      "model.W_std",
+      "model.b_std",
+      "sweep.widths",
+    ),
+    allowed={
+      "model.depth": (1,),
+      "model.activation": ("relu",),
+      "model.parametrization": ("ntk",),
+      "model.W_std": (1.0,),
+      "model.b_std": (None,),
+    },
+    check=check,
+  )
 )

@@ -42,12 +42,8 @@ def run_seeds(cfg, cells, options):
   n, d, m = cell.n, cfg.data.in_dim, cell.width
   x = jax.random.normal(jax.random.PRNGKey(30_000), (n, d))
   x = options["input_scale"] * x / jnp.linalg.norm(x, axis=1, keepdims=True)
+  check(cfg, options)
   act = nl.activations.get_activation(cell.activation)
-  if act.name in ("relu", "leaky_relu", "abs"):
-    raise ValueError(
-      f"model.activation: the bounds need a smooth σ with bounded σ', got "
-      f"{act.name!r}; use erf, tanh, sigmoid, gelu, softplus or sin."
-    )
   lip = lipschitz_derivative(act)
   w_std = float(cfg.model.W_std)
   kernel = nl.two_layer.h_infinity(x, activation=act, first_layer_std=w_std)
@@ -142,4 +138,43 @@ def report(out, cfg, options, results):
   print(md)
 
 
-EXPERIMENT = register(Experiment("concentration", DESCRIPTION, OPTIONS, run_seeds, report))
+def check(cfg, options):
+  """ConfigError for a σ the bounds do not cover and for options out of range."""
+  from ntk_lab.experiments.registry import ConfigError
+
+  if cfg.model.activation in NONSMOOTH:
+    raise ConfigError(
+      f"model.activation: the bounds need a smooth σ with bounded σ', got "
+      f"{cfg.model.activation!r}; use erf, tanh, sigmoid, gelu, softplus or sin."
+    )
+  draws = options["draws"]
+  if isinstance(draws, bool) or not isinstance(draws, int) or draws < 2:
+    raise ConfigError(f"options.draws: must be an integer ≥ 2 (draws per seed), got {draws!r}.")
+  scale = options["input_scale"]
+  if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
+    raise ConfigError(f"options.input_scale: must be a finite number > 0 (the inputs' norm), got {scale!r}.")
+
+
+NONSMOOTH = ("relu", "leaky_relu", "abs")
+
+# Random features of the first layer: the width, σ and its weights' scale; inputs on the sphere.
+EXPERIMENT = register(
+  Experiment(
+    "concentration",
+    DESCRIPTION,
+    OPTIONS,
+    run_seeds,
+    report,
+    keys=(
+      "data.n",
+      "data.in_dim",
+      "data.inputs",
+      "model.width",
+      "model.activation",
+      "model.W_std",
+      "sweep.widths",
+    ),
+    allowed={"data.inputs": ("sphere",)},
+    check=check,
+  )
+)

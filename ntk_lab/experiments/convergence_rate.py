@@ -14,7 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from ntk_lab.experiments import _common
-from ntk_lab.experiments.registry import Experiment, register
+from ntk_lab.experiments.registry import DATA, FLOW, MLP, Experiment, register
+
+# no test points: data.n_test is not used
+NO_TEST = tuple(k for k in DATA if k != "data.n_test")
+
 
 DESCRIPTION = "residual decay vs the exp(−2λ_min t) bound (Du et al. 2019)"
 OPTIONS = {}
@@ -105,5 +109,6 @@ EXPERIMENT = register(
     report,
     # vmapped adaptive solves cost more on a CPU (`_common.flow`)
     vmap_seeds_on_cpu=False,
+    keys=(*NO_TEST, *MLP, *FLOW, "sweep.widths"),
   )
 )

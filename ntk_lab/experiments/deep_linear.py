@@ -124,4 +124,43 @@ def report(out, cfg, options, results):
   print(md)
 
 
-EXPERIMENT = register(Experiment("deep_linear", DESCRIPTION, OPTIONS, run_seeds, report))
+def check(cfg, options):
+  from ntk_lab.experiments.registry import ConfigError
+
+  s = options["init_scale"]
+  if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s < float("inf"):
+    raise ConfigError(f"options.init_scale: must be a finite number > 0, got {s!r}.")
+
+
+def memory(cfg):
+  """Bytes of one draw's factors, their end-to-end product and the inputs (float64)."""
+  d0, w, dn, depth, n = cfg.data.in_dim, cfg.model.width, cfg.model.out_dim, cfg.model.depth, cfg.data.n
+  dims = (d0,) + (w,) * depth + (dn,)
+  return 8 * (sum(a * b for a, b in zip(dims, dims[1:])) + d0 * dn + (d0 + dn) * n)
+
+
+# Linear factors solved by their own ODE (`deep_linear.flow`): no activation, parametrization or
+# solver keys; the report compares depths.
+EXPERIMENT = register(
+  Experiment(
+    "deep_linear",
+    DESCRIPTION,
+    OPTIONS,
+    run_seeds,
+    report,
+    keys=(
+      "data.n",
+      "data.in_dim",
+      "model.width",
+      "model.depth",
+      "model.out_dim",
+      "training.time",
+      "training.n_times",
+      "training.rtol",
+      "training.atol",
+      "sweep.depths",
+    ),
+    check=check,
+    memory=memory,
+  )
+)

@@ -109,4 +109,16 @@ def report(out, cfg, options, results):
   print(md)
 
 
-EXPERIMENT = register(Experiment("generalization_bound", DESCRIPTION, OPTIONS, run_seeds, report))
+# The model is H^∞ of the two-layer ReLU net (no model or training keys); inputs on the sphere and
+# linear targets are the setting of the bound.
+EXPERIMENT = register(
+  Experiment(
+    "generalization_bound",
+    DESCRIPTION,
+    OPTIONS,
+    run_seeds,
+    report,
+    keys=("data.n", "data.n_test", "data.in_dim", "data.inputs", "data.target", "sweep.n"),
+    allowed={"data.inputs": ("sphere",), "data.target": ("linear",)},
+  )
+)

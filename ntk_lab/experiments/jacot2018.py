@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ntk_lab.experiments import _common
-from ntk_lab.experiments.registry import Experiment, register
+from ntk_lab.experiments.registry import MLP, Experiment, register
 
 DESCRIPTION = "Jacot et al. 2018 Fig. 1: NTK of depth-4 ReLU nets on the circle, init vs trained vs limit"
 OPTIONS = {"angles": 64, "steps": 200, "lr_fraction": 0.5}
@@ -104,6 +104,11 @@ def summary(results):
   return rows
 
 
+def _beta(cfg):
+  b = cfg.model.b_std
+  return "no biases" if b is None else f"β = {b:g}"
+
+
 def report(out, cfg, options, results):
   gamma = -np.pi + 2 * np.pi * np.arange(options["angles"]) / options["angles"]
   widths = sorted({r["width"] for r in results})
@@ -132,7 +137,8 @@ def report(out, cfg, options, results):
   axes[0].plot(gamma, results[0]["theta_limit"], "k-", lw=1.6, label="n → ∞ (analytic)")
   axes[0].set_xlabel("γ"), axes[0].set_ylabel("Θ(x₀, x(γ))")
   axes[0].set_title(
-    f"NTK on the circle, depth {results[0]['depth'] + 1}, ReLU, β = {cfg.model.b_std:g}", fontsize=9
+    f"NTK on the circle, depth {results[0]['depth'] + 1}, {results[0]['activation']}, {_beta(cfg)}",
+    fontsize=9,
   )
   axes[0].legend(fontsize=7)
   rows = summary(results)
@@ -168,7 +174,8 @@ def report(out, cfg, options, results):
   )
   md = (
     f"Jacot et al. 2018, Fig. 1. Paper: {PAPER}.\n\n"
-    f"This run: depth-{results[0]['depth'] + 1} ReLU nets (β = {cfg.model.b_std:g}), Θ(x₀, x(γ)) on "
+    f"This run: depth-{results[0]['depth'] + 1} {results[0]['activation']} nets ({_beta(cfg)}), "
+    f"Θ(x₀, x(γ)) on "
     f"{options['angles']} angles, {options['steps']} GD steps (η = {results[0]['learning_rate_used']:.3g}, "
     f"{options['lr_fraction']:g} × 2/λ_max(Θ∞)) on {cfg.data.n} circle points, y = x₁x₂.\n\n" + table + "\n"
   )
@@ -183,7 +190,22 @@ def report(out, cfg, options, results):
   print(md)
 
 
-# One seed at a time: a vmapped width-10,000 net would hold every seed's parameters at once.
+def check(cfg, options):
+  _common.check_gd_options(options, ints=("angles", "steps"))
+
+
+# One seed at a time: a vmapped width-10,000 net would hold every seed's parameters at once. The
+# inputs are the circle (no data keys but n) and training is gradient descent with the options'
+# steps and step size (no training keys).
 EXPERIMENT = register(
-  Experiment("jacot2018", DESCRIPTION, OPTIONS, run_seeds, report, vmap_seeds_on_cpu=False)
+  Experiment(
+    "jacot2018",
+    DESCRIPTION,
+    OPTIONS,
+    run_seeds,
+    report,
+    vmap_seeds_on_cpu=False,
+    keys=("data.n", *MLP, "sweep.widths"),
+    check=check,
+  )
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ntk_lab.experiments import _common
-from ntk_lab.experiments.registry import Experiment, register
+from ntk_lab.experiments.registry import MLP, Experiment, register
 
 DESCRIPTION = "empirical NTK vs its infinite-width limit over widths (Jacot et al. 2018)"
 OPTIONS = {}
@@ -52,4 +52,14 @@ def report(out, cfg, options, results):
   print(md)
 
 
-EXPERIMENT = register(Experiment("kernel_convergence", DESCRIPTION, OPTIONS, run_seeds, report))
+# Only the inputs matter (no targets, no test points, no training).
+EXPERIMENT = register(
+  Experiment(
+    "kernel_convergence",
+    DESCRIPTION,
+    OPTIONS,
+    run_seeds,
+    report,
+    keys=("data.n", "data.in_dim", "data.inputs", *MLP, "sweep.widths"),
+  )
+)

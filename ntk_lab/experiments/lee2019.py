@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ntk_lab.experiments import _common
-from ntk_lab.experiments.registry import Experiment, register
+from ntk_lab.experiments.registry import DATA, MLP, Experiment, register
 
 DESCRIPTION = "Lee et al. 2019: network vs linearized vs infinite-width outputs over GD, gaps vs width"
 OPTIONS = {"steps": 300, "every": 10, "lr_fraction": 0.5}
@@ -138,4 +138,20 @@ def report(out, cfg, options, results):
 
 
 # One seed at a time: each seed's run is one compiled lax.scan already.
-EXPERIMENT = register(Experiment("lee2019", DESCRIPTION, OPTIONS, run_seeds, report, vmap_seeds_on_cpu=False))
+def check(cfg, options):
+  _common.check_gd_options(options)
+
+
+# Gradient descent with the options' steps and step size: no training keys.
+EXPERIMENT = register(
+  Experiment(
+    "lee2019",
+    DESCRIPTION,
+    OPTIONS,
+    run_seeds,
+    report,
+    vmap_seeds_on_cpu=False,
+    keys=(*DATA, *MLP, "sweep.widths"),
+    check=check,
+  )
+)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ntk_lab.experiments import _common
-from ntk_lab.experiments.registry import Experiment, register
+from ntk_lab.experiments.registry import DATA, FLOW, MLP, Experiment, register
 
 DESCRIPTION = "‖u_NN(t) − u_NTK(t)‖ over training for several widths, train and test (Lee et al. 2019)"
 OPTIONS = {}
@@ -94,5 +94,6 @@ EXPERIMENT = register(
     report,
     # vmapped adaptive solves cost more on a CPU (`_common.flow`)
     vmap_seeds_on_cpu=False,
+    keys=(*DATA, *MLP, *FLOW, "sweep.widths"),
   )
 )

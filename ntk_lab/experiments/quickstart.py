@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ntk_lab.experiments import _common
-from ntk_lab.experiments.registry import Experiment, register
+from ntk_lab.experiments.registry import DATA, FLOW, MLP, Experiment, register
 
 DESCRIPTION = "small default sweep: kernel error, kernel drift and NN-vs-NTK gap against width"
 OPTIONS = {}
@@ -110,5 +110,6 @@ EXPERIMENT = register(
     report,
     # vmapped adaptive solves cost more on a CPU (`_common.flow`)
     vmap_seeds_on_cpu=False,
+    keys=(*DATA, *MLP, *FLOW, "sweep.widths"),
   )
 )

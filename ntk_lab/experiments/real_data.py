@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ntk_lab.experiments import _common
-from ntk_lab.experiments.registry import Experiment, register
+from ntk_lab.experiments.registry import FLOW, MLP, Experiment, register
 
 DESCRIPTION = "NTK/NNGP regression vs trained finite nets of growing width on scikit-learn's digits"
 OPTIONS = {"dataset": "digits", "corrupt": 0.0}
@@ -31,16 +31,23 @@ def load(cfg, options):
   with ``normalize="unit"``, rescaled to norm √64; targets one-hot − 0.1; a fraction
   ``options.corrupt`` of the training labels replaced by random classes)."""
   from ntk_lab import datasets
-  from ntk_lab.config import ConfigError
+
+  check(cfg, options)
+  n, n_test = cfg.data.n, cfg.data.n_test
+  d = datasets.digits(
+    n_train=n, n_test=n_test, normalize="unit", labels="onehot", corrupt=float(options["corrupt"]), key=0
+  )
+  x, xt = np.asarray(d.x_train) * 8.0, np.asarray(d.x_test) * 8.0
+  return x, np.asarray(d.y_train) - 0.1, xt, np.asarray(d.y_test) - 0.1, np.argmax(d.y_test, axis=1)
+
+
+def check(cfg, options):
+  """ConfigError for a data set, corruption or split the digits cannot give."""
+  from ntk_lab.experiments.registry import ConfigError
 
   if options["dataset"] != "digits":
     raise ConfigError(
       f"options.dataset: only 'digits' (scikit-learn, no download) is supported, got {options['dataset']!r}."
-    )
-  if cfg.model.out_dim != 10:
-    raise ConfigError(
-      f"model.out_dim: the digits have 10 classes (one output each), got {cfg.model.out_dim}; "
-      "set model.out_dim: 10."
     )
   corrupt = options["corrupt"]
   if isinstance(corrupt, bool) or not isinstance(corrupt, (int, float)) or not 0 <= corrupt <= 1:
@@ -48,11 +55,6 @@ def load(cfg, options):
   n, n_test = cfg.data.n, cfg.data.n_test
   if n + n_test > 1797:
     raise ConfigError(f"data.n + data.n_test: the digits have 1797 images, asked for {n} + {n_test}.")
-  d = datasets.digits(
-    n_train=n, n_test=n_test, normalize="unit", labels="onehot", corrupt=float(corrupt), key=0
-  )
-  x, xt = np.asarray(d.x_train) * 8.0, np.asarray(d.x_test) * 8.0
-  return x, np.asarray(d.y_train) - 0.1, xt, np.asarray(d.y_test) - 0.1, np.argmax(d.y_test, axis=1)
 
 
 def _accuracy(outputs, labels):
@@ -150,5 +152,9 @@ EXPERIMENT = register(
     report,
     # vmapped adaptive solves cost more on a CPU (`_common.flow`)
     vmap_seeds_on_cpu=False,
+    # the digits fix the inputs (64 pixels) and the targets (10 one-hot classes)
+    keys=("data.n", "data.n_test", *MLP, "model.out_dim", *FLOW, "sweep.widths"),
+    allowed={"model.out_dim": (10,)},
+    check=check,
   )
 )
