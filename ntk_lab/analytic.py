@@ -193,6 +193,7 @@ def _plan(
       f"got {type(model).__name__}; a plain apply_fn has no infinite-width rule."
     )
   get = _checks.kernel_fields(get)
+  diagonal = _checks.boolean(diagonal, "diagonal")
   x1, x2 = _checks.input_pair(x1, x2)
   _check_network_takes(model, x1)
   if quadrature_nodes is not None:

@@ -93,6 +93,9 @@ def empirical_ntk(
     (5,)
   """
   _checks.choice(method, "method", METHODS)
+  trace_outputs = _checks.boolean(trace_outputs, "trace_outputs")
+  diagonal = _checks.boolean(diagonal, "diagonal")
+  per_layer = _checks.boolean(per_layer, "per_layer")
   if tile_size is not None:
     tile_size = _checks.positive_int(tile_size, "tile_size")
   _checks.memory_budget(memory_budget)
@@ -222,6 +225,8 @@ def empirical_nngp(model, params, x1, x2=None, *, trace_outputs: bool = True, di
   """
   apply_fn = apply_fn_of(model)
   root = model.root if isinstance(model, Wrapper) else model
+  trace_outputs = _checks.boolean(trace_outputs, "trace_outputs")
+  diagonal = _checks.boolean(diagonal, "diagonal")
   _checks.finite_tree(params, "params")
   if isinstance(root, Layer):
     x1, x2 = root.check_inputs(params, x1, x2)

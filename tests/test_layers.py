@@ -284,3 +284,20 @@ def test_training_and_observables_take_a_network():
 def test_errors(call, exc, match):
   with pytest.raises(exc, match=match):
     call()
+
+
+@pytest.mark.parametrize(
+  "call, name",
+  [
+    (lambda net, p, x: nl.empirical_ntk(net, p, x, trace_outputs="False"), "trace_outputs"),
+    (lambda net, p, x: nl.empirical_ntk(net, p, x, diagonal="no"), "diagonal"),
+    (lambda net, p, x: nl.empirical_ntk(net, p, x, per_layer=1), "per_layer"),
+    (lambda net, p, x: nl.empirical_nngp(net, p, x, trace_outputs="True"), "trace_outputs"),
+    (lambda net, p, x: nl.analytic_kernel(net, x, diagonal="False"), "diagonal"),
+  ],
+)
+def test_switches_take_booleans_only(call, name):
+  net = serial(Dense(4), Relu(), Dense(1))
+  x = inputs(3, 2)
+  with pytest.raises((TypeError, ValueError), match=name):
+    call(net, net.init(jax.random.PRNGKey(0), 2), x)
