@@ -5,7 +5,9 @@
 * the tables copied from generated files (`<!-- include: PATH -->` … `<!-- end include -->`) are
   those files verbatim; after a new benchmark or quickstart run, refresh them with
   ``python -m tests.test_docs sync``;
-* docs/index.md links every page; no page cites the course exercise sheets or issue numbers.
+* docs/index.md links every page; no page cites the course exercise sheets or issue numbers;
+* the site (mkdocs.yml, `make docs`) has every page in its navigation and an API page for every
+  public module, each naming a module that exists (or is expected from another branch).
 
 Pages written on other branches are listed in EXPECTED_PAGES: a link to one of them is skipped only
 while that file is absent, so once they are merged every link is checked.
@@ -13,11 +15,13 @@ while that file is absent, so once they are merged every link is checked.
 
 from __future__ import annotations
 
+import importlib.util
 import pathlib
 import re
 import sys
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -153,6 +157,114 @@ def test_the_checks_can_fail(tmp_path):
   assert _FORBIDDEN.findall(text) == ["seed 002", "issue 14"]
   spans = _CODE_SPAN.findall("`make run` and `make reference && make bench`; `make` installs `it`")
   assert _MAKE.findall("\n".join(spans)) == ["run", "reference", "bench"]
+
+
+def _mkdocs_config() -> dict:
+  """mkdocs.yml as data (its ``!ENV`` tags read as None)."""
+
+  class Loader(yaml.SafeLoader):
+    pass
+
+  Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+  return yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=Loader)
+
+
+def _nav_pages(nav) -> list[str]:
+  if isinstance(nav, str):
+    return [nav]
+  if isinstance(nav, dict):
+    return [p for v in nav.values() for p in _nav_pages(v)]
+  return [p for item in nav for p in _nav_pages(item)]
+
+
+def _hooks():
+  """docs/hooks.py, the site's MkDocs hooks (its text functions need neither mkdocs nor griffe)."""
+  spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs" / "hooks.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_site_navigation_lists_every_page():
+  config = _mkdocs_config()
+  nav = _nav_pages(config["nav"])
+  generated = {"overview.md"} | {n for n in _hooks().ROOT_FILES if n.endswith(".md")}
+  excluded = {"papers", "quickstart"}  # fragments copied from runs; papers.md and experiments.md show them
+  on_disk = {
+    _rel(p).removeprefix("docs/")
+    for p in [*(ROOT / "docs").rglob("*.md"), *(ROOT / "docs").rglob("*.ipynb")]
+    if p.relative_to(ROOT / "docs").parts[0] not in excluded
+  }
+  assert not on_disk - set(nav), f"pages missing from mkdocs.yml's nav: {sorted(on_disk - set(nav))}"
+  stale = [p for p in nav if p not in on_disk | generated]
+  assert not stale, f"mkdocs.yml's nav names pages that do not exist: {stale}"
+  assert config["strict"] is True
+
+
+def _public_modules() -> set[str]:
+  names = {"ntk_lab"}
+  for path in (ROOT / "ntk_lab").iterdir():
+    name = path.stem if path.suffix == ".py" else path.name
+    if name.startswith("_") or not (path.suffix == ".py" or (path / "__init__.py").is_file()):
+      continue
+    names.add(f"ntk_lab.{name}")
+  return names
+
+
+def test_every_public_module_has_an_api_page():
+  hooks = _hooks()
+  pages = {}
+  for page in sorted((ROOT / "docs" / "api").glob("*.md")):
+    for name in re.findall(r"^::: (\S+)", page.read_text(), flags=re.MULTILINE):
+      pages[name] = _rel(page)
+  missing = _public_modules() - set(pages)
+  assert not missing, f"public modules without a page under docs/api/: {sorted(missing)}"
+  # a directive names a module, or an object of one (`::: ntk_lab.linearize.linearize`)
+  absent = [
+    n
+    for n in pages
+    if not (hooks.module_exists(n) or hooks.module_exists(n.rpartition(".")[0]))
+    and n not in hooks.EXPECTED_MODULES
+  ]
+  assert not absent, f"API pages name modules that do not exist: {absent}"
+  for page in (ROOT / "docs" / "api").glob("*.md"):
+    assert f"(api/{page.name})" in (ROOT / "docs" / "api.md").read_text(), (
+      f"docs/api.md does not link {page.name}"
+    )
+
+
+def test_docstrings_read_as_written():
+  """The griffe extension of the site: ``Example:`` is a doctest section, shared argument lines
+  document each name, and nothing outside an Args section changes."""
+  google_as_written = _hooks().google_as_written
+  doc = (
+    "Fits.\n\n  Args:\n    x, y: positive numbers.\n      More on x, y: here.\n    level: a level.\n\n"
+    "  Returns:\n    a, b: not arguments.\n\n  Example:\n    >>> 1 + 1\n    2"
+  )
+  assert google_as_written(doc).splitlines() == [
+    "Fits.",
+    "",
+    "  Args:",
+    "    x: positive numbers.",
+    "    y: positive numbers.",
+    "      More on x, y: here.",
+    "    level: a level.",
+    "",
+    "  Returns:",
+    "    a, b: not arguments.",
+    "",
+    "  Examples:",
+    "    >>> 1 + 1",
+    "    2",
+  ]
+
+
+def test_the_site_sees_the_readme_from_docs():
+  hooks = _hooks()
+  assert hooks.readme_as_page("[API](docs/api.md) ![p](docs/q/p.png) [NT](https://x.org/docs/a)") == (
+    "[API](api.md) ![p](q/p.png) [NT](https://x.org/docs/a)"
+  )
+  assert all((ROOT / name).is_file() for name in hooks.ROOT_FILES)
 
 
 def sync() -> list[str]:
