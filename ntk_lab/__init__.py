@@ -26,6 +26,7 @@ Public API (explicit re-exports; everything else lives in its module):
 """
 
 from ntk_lab import datasets, deep_linear, layers, stats, two_layer
+from ntk_lab._version import __version__ as __version__
 from ntk_lab.activations import Activation
 from ntk_lab.analytic import Kernel, analytic_kernel
 from ntk_lab.complexity import kernel_complexity
@@ -38,8 +39,6 @@ from ntk_lab.mlp import MLP
 from ntk_lab.models import centered
 from ntk_lab.monte_carlo import MonteCarloKernel, monte_carlo_kernel
 from ntk_lab.training import DivergenceError, SolverError, Trajectory, gradient_flow, train
-
-__version__ = "0.1.0"
 
 __all__ = [
   "Activation",

@@ -367,7 +367,10 @@ def _input_state(xa, xc, *, paired=False, same=False, ntk=True) -> KernelState:
 
 
 def _rule(model, state, w, b, nodes, get):
-  out = model.kernel_rule(state, RuleContext(W_std=w, b_std=b, nodes=nodes))
+  return _fields(model.kernel_rule(state, RuleContext(W_std=w, b_std=b, nodes=nodes)), get)
+
+
+def _fields(out, get):
   if isinstance(out, (list, tuple)):
     raise ValueError(
       f"model: the network ends in {len(out)} branches; join them (e.g. FanInSum()) so it has one output."
@@ -375,18 +378,31 @@ def _rule(model, state, w, b, nodes, get):
   return {k: getattr(out, k) for k in get}
 
 
+def _pointwise(model, x, w, b, nodes, get):
+  """The points with themselves: the kernels' diagonals, and the input variances of every
+  nonlinearity (which the tiles take instead of recomputing them)."""
+  ctx = RuleContext(W_std=w, b_std=b, nodes=nodes, record=True)
+  out = model.kernel_rule(_input_state(x, None, same=True, ntk="ntk" in get), ctx)
+  return _fields(out, get), ctx.variances
+
+
 @functools.partial(jax.jit, static_argnames=("model", "nodes", "get", "block", "mesh"))
 def _kernel(model, x1, x2, w, b, *, nodes, get, block, mesh):
-  def tile(xa, xc):
-    return _rule(model, _input_state(xa, xc, ntk="ntk" in get), w, b, nodes, get)
+  diag, q1 = _pointwise(model, x1, w, b, nodes, get)
+  a = (x1, q1)
+  c = a if x2 is None else (x2, _pointwise(model, x2, w, b, nodes, get)[1])
 
-  c = x1 if x2 is None else x2
+  def tile(a, c):
+    (xa, qa), (xc, qc) = a, c
+    ctx = RuleContext(W_std=w, b_std=b, nodes=nodes, known=(qa, qc))
+    return _fields(model.kernel_rule(_input_state(xa, xc, ntk="ntk" in get), ctx), get)
+
   if mesh is None:
-    out = _tiling.tiled(tile, x1, c, block, symmetric=x2 is None, swap_axes=None)
+    out = _tiling.tiled(tile, a, c, block, symmetric=x2 is None, swap_axes=None)
   else:  # rows of x1 split over devices; each device runs the tiled evaluation of its rows
     n1, n_dev = x1.shape[0], mesh.devices.size
     pad = -n1 % n_dev
-    a = jnp.pad(x1, [(0, pad), (0, 0)])
+    a = jax.tree_util.tree_map(lambda v: jnp.pad(v, [(0, pad)] + [(0, 0)] * (v.ndim - 1)), a)
     rows = jax.P("points")
 
     def local(a_local, c_all):
@@ -399,7 +415,6 @@ def _kernel(model, x1, x2, w, b, *, nodes, get, block, mesh):
   if x2 is None:
     # A point paired with itself: its pointwise value, with cos θ = 1 exactly. In the tiles, the
     # rounding of xᵀx against |x|² leaves cos θ = 1 − ε, which arccos turns into θ ≈ √(2ε).
-    diag = _rule(model, _input_state(x1, None, same=True, ntk="ntk" in get), w, b, nodes, get)
     i = jnp.arange(x1.shape[0])
     out = {k: v.at[i, i].set(diag[k]) for k, v in out.items()}
   return out

@@ -91,12 +91,17 @@ class RuleContext:
       them.
     nodes: quadrature nodes per nonlinearity (0 for a closed form), or None for the default.
     record: if True, each nonlinearity records the variances of its input (`variances`).
+    known: None, or the variances each nonlinearity's input has at the x1 and at the x2 points,
+      ``(list for x1, list for x2)`` in the network's order, as a pass with ``record`` gave them.
+      Tiles take them from here rather than carrying Σ(x, x) through every layer: computed once
+      per point, not once per tile (where XLA would fuse them into every entry).
   """
 
-  def __init__(self, *, W_std=None, b_std=None, nodes=None, record: bool = False):
+  def __init__(self, *, W_std=None, b_std=None, nodes=None, record: bool = False, known=None):
     self._w, self._b, self._nodes = W_std, b_std, nodes
-    self._weighted = self._nonlinear = 0
+    self._weighted = self._nonlinear = self._known = 0
     self.record = record
+    self.known = known
     self.variances: list = []
 
   def scales(self, layer) -> tuple:
@@ -106,6 +111,14 @@ class RuleContext:
     w = layer.W_std if self._w is None else self._w[i]
     b = (layer.b_std or 0.0) if self._b is None else self._b[i]
     return w, b
+
+  def next_known(self):
+    """(Σ(x, x) at the x1 points, at the x2 points) of the next nonlinearity, or None."""
+    if self.known is None:
+      return None
+    i = self._known
+    self._known += 1
+    return self.known[0][i], self.known[1][i]
 
   def nodes(self, default: int) -> int:
     """Quadrature nodes of the next nonlinearity."""

@@ -75,10 +75,15 @@ class Activation(Layer):
         ctx.variances.append(k)
       t, tdot = gaussian_expectations(act, k, k, k, nodes=nodes, derivative=want_ntk)
       return state.replace(nngp=t, ntk=state.ntk * tdot if want_ntk else None, is_gaussian=False)
-    k11, k22 = state.variances()
+    known = ctx.next_known()
+    if known is None:
+      k11, k22 = state.variances()
+      var1 = _variance(act, state.var1, nodes)
+      var2 = var1 if state.var2 is state.var1 else _variance(act, state.var2, nodes)
+    else:  # the variances were computed per point beforehand; no need to carry them on
+      k11, k22 = known if state.paired else (known[0][:, None], known[1][None, :])
+      var1 = var2 = None
     t, tdot = gaussian_expectations(act, k11, k22, state.nngp, nodes=nodes, derivative=want_ntk)
-    var1 = _variance(act, state.var1, nodes)
-    var2 = var1 if state.var2 is state.var1 else _variance(act, state.var2, nodes)
     return state.replace(
       nngp=t, ntk=state.ntk * tdot if want_ntk else None, var1=var1, var2=var2, is_gaussian=False
     )
