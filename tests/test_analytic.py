@@ -327,7 +327,7 @@ def test_readout_initialisation_and_frozen_layers():
   base = nl.MLP((10, 10), activation="erf", b_std=0.2)
   sym = nl.MLP((10, 10), activation="erf", b_std=0.2, readout_init="symmetric")
   k, ks = base.kernel(x), sym.kernel(x)
-  assert rel_err(ks.ntk, k.ntk) == 0  # E[c²] = 1 either way
+  assert rel_err(ks.ntk, k.ntk) <= 1e-15  # E[c²] = 1 either way (to rounding: other programs)
   assert float(jnp.abs(ks.nngp).max()) == 0  # f(x; θ₀) ≡ 0 has no prior variance
   # Frozen layers drop their own terms: the per-layer terms of the all-trainable kernel add up.
   only_readout = nl.MLP((10, 10), activation="erf", b_std=0.2, trainable="readout").kernel(x).ntk
