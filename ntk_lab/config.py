@@ -44,9 +44,9 @@ import yaml
 
 from ntk_lab import _checks
 from ntk_lab.experiments.registry import ConfigError  # defined beside the registry that raises it too
+from ntk_lab.mlp import PARAMETRIZATIONS
 
 ConfigError.__module__ = __name__  # users meet it as ntk_lab.config.ConfigError
-from ntk_lab.mlp import PARAMETRIZATIONS
 
 __all__ = [
   "Cell",
