@@ -32,28 +32,11 @@ from ntk_lab import _checks, analytic
 from ntk_lab.activations import Activation, get_activation
 from ntk_lab.layers import Activation as ActivationLayer
 from ntk_lab.layers import Dense, Layer, serial
-from ntk_lab.models import (  # re-exported: where these lived before the layer model
-  Centered,
-  Wrapper,
-  apply_fn_of,
-  centered,
-  root_model,
-  split_trainable,
-  trainable_merge,
-)
+from ntk_lab.layers.dense import PARAMETERIZATIONS as PARAMETRIZATIONS
+from ntk_lab.models import split_trainable
 
-__all__ = [
-  "MLP",
-  "Centered",
-  "Wrapper",
-  "apply_fn_of",
-  "centered",
-  "root_model",
-  "split_trainable",
-  "trainable_merge",
-]
+__all__ = ["MLP"]
 
-PARAMETRIZATIONS = ("ntk", "standard")
 READOUT_INITS = ("gaussian", "rademacher", "symmetric")
 _TRAINABLE_NAMES = ("all", "hidden", "readout")
 

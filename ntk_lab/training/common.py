@@ -13,7 +13,7 @@ import numpy as np
 import optax
 
 from ntk_lab import _checks, _tiling
-from ntk_lab.mlp import apply_fn_of, trainable_merge
+from ntk_lab.models import apply_fn_of, trainable_merge
 from ntk_lab.observables import State, compute
 
 LOSSES = ("mse", "cross_entropy")

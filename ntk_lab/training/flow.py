@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntk_lab import _checks
-from ntk_lab.mlp import split_trainable, trainable_merge
+from ntk_lab.models import split_trainable, trainable_merge
 from ntk_lab.observables import Observer
 from ntk_lab.training import common, flow_solve
 from ntk_lab.training.flow_solve import FlowInputs, FlowProgram

@@ -10,7 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ntk_lab.mlp import apply_fn_of, trainable_merge
+from ntk_lab.models import apply_fn_of, trainable_merge
 from ntk_lab.training import common
 
 

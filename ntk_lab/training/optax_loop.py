@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from ntk_lab import _checks
-from ntk_lab.mlp import apply_fn_of, split_trainable, trainable_merge
+from ntk_lab.models import apply_fn_of, split_trainable, trainable_merge
 from ntk_lab.observables import Observer
 from ntk_lab.training import common, optimizers
 from ntk_lab.training.results import DivergenceError, Trajectory
