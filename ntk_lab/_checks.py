@@ -3,9 +3,9 @@
 Shape and type checks run in Python at trace time, so they raise the same `ValueError`/`TypeError`
 under `jax.jit` as in a plain call. Value checks (finiteness, signs, order) need concrete numbers:
 on concrete values they raise `ValueError` at once; on traced values (inside `jit`, `grad`, `vmap`)
-a host callback raises the same message when the program runs, surfacing under `jit` as a
-`jax.errors.JaxRuntimeError`. Under a plain `jax.vmap` the callback runs once per batch element
-and raises the original exception.
+a host callback (`host_check`) raises the same message when the program runs, surfacing under
+`jit` as a `jax.errors.JaxRuntimeError`. Under a plain `jax.vmap` the callback checks every batch
+element and raises the original exception.
 
 Numbers: a Python int/float, a NumPy scalar or a 0-d NumPy/JAX array is a number; a bool is not
 (``learning_rate=True`` is a slip, not 1.0); NaN and ±Inf are refused unless a check says
@@ -66,13 +66,37 @@ TRACED = (
 )
 
 
+def host_check(check, *args) -> None:
+  """``check(*args)`` from the running program (`jax.debug.callback`), on every batch element
+  under `jax.vmap`: one callback that loops over the batch on the host. (JAX's own rule for a
+  vmapped callback unrolls the program once per element, so its compile time grows with the
+  batch: minutes for a vmap over a few thousand seeds.) Arguments carry no derivative."""
+  args = jax.tree.map(jax.lax.stop_gradient, args)
+
+  @jax.custom_batching.custom_vmap
+  def call(args):
+    jax.debug.callback(check, *args)
+    return jnp.zeros((), jnp.bool_)
+
+  @call.def_vmap
+  def _batched(axis_size, in_batched, args):
+    def each(*values):
+      for i in range(axis_size):
+        check(*[v[i] if batched else v for v, batched in zip(values, in_batched[0])])
+
+    jax.debug.callback(each, *args)
+    return jnp.zeros((), jnp.bool_), False
+
+  call(args)
+
+
 def now_or_at_run_time(check, *args):
   """Calls ``check(*args)`` on concrete values now, or, when any is traced (jit, vmap), from the
-  running program through `jax.debug.callback` (once per batch element under vmap)."""
+  running program (`host_check`)."""
   try:
     concrete = jax.tree.map(np.asarray, args)
   except TRACED:
-    jax.debug.callback(check, *args)
+    host_check(check, *args)
     return
   check(*concrete)
 
@@ -83,7 +107,7 @@ def check_finite(x, name: str):
   try:
     concrete = bool(ok)
   except jax.errors.ConcretizationTypeError:
-    jax.debug.callback(_raise_if_not_finite, ok, name=name)
+    host_check(functools.partial(_raise_if_not_finite, name=name), ok)
     return
   if not concrete:
     raise ValueError(_finite_message(name, np.asarray(x)))
@@ -186,7 +210,7 @@ def number(
           f"{name}: must be a concrete number (it selects the compiled program), got "
           "a traced value; pass a Python float, not a jit argument."
         )
-      jax.debug.callback(
+      host_check(
         functools.partial(_check_number, name=name, low=low, strict=strict, inf_ok=inf_ok, what=what), value
       )
       return value
@@ -297,6 +321,22 @@ def input_pair(x1, x2, in_dim: int | None = None):
   return x1, x2
 
 
+def point_pair(x1, x2):
+  """(x1, x2) of any network's inputs: vectors (N, d) as `input_pair` checks them, or sequences
+  (N, L, C) and images (N, H, W, C), x2 (or None) with x1's per-point shape."""
+  x1 = as_batch(x1, "x1")
+  if x1.ndim <= 2:
+    return input_pair(x1, x2)
+  if x2 is not None:
+    x2 = as_batch(x2, "x2")
+    if x2.shape[1:] != x1.shape[1:]:
+      raise ValueError(
+        f"x2: per-point shape {tuple(x2.shape[1:])} differs from x1's {tuple(x1.shape[1:])}; "
+        "both need the same shape."
+      )
+  return x1, x2
+
+
 def targets(y, name: str, n: int, o: int | None = None):
   """Targets (n,) or (n, O) as (n, O) (O = `o` when given)."""
   y = as_batch(y, name)
@@ -340,7 +380,7 @@ def finite_tree(tree, name: str):
   try:
     ok_now = np.asarray(ok)
   except TRACED:
-    jax.debug.callback(functools.partial(_raise_tree, paths=tuple(paths)), ok)
+    host_check(functools.partial(_raise_tree, paths=tuple(paths)), ok)
     return tree
   if not ok_now.all():
     i = int(np.argmin(ok_now))

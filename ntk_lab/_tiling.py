@@ -30,7 +30,7 @@ def choose_block(n1: int, n2: int, tile_bytes, budget: float) -> int | None:
   (a multiple of 128 where possible) whose estimated temporaries ``tile_bytes(B)`` fit."""
   if tile_bytes(max(n1, n2)) <= budget:
     return None
-  lo, hi = 8, max(n1, n2)
+  lo, hi = 1, max(n1, n2)
   while lo < hi:  # largest B with tile_bytes(B) <= budget
     mid = (lo + hi + 1) // 2
     lo, hi = (mid, hi) if tile_bytes(mid) <= budget else (lo, mid - 1)

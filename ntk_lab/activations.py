@@ -137,21 +137,43 @@ def _abrelu_kernel(p, k11, k22, k12, derivative):
   a, b = p
   s, c, theta = _angle(k11, k22, k12)
   sin = _safe_sqrt(1 - c * c)
-  t = s * ((a * a + b * b) * (sin + (math.pi - theta) * c) - 2 * a * b * (sin - theta * c)) / (2 * math.pi)
-  tdot = ((a * a + b * b) * (math.pi - theta) + 2 * a * b * theta) / (2 * math.pi)
+  # Terms with a zero coefficient (ReLU: a = 0) are left out rather than multiplied by 0, which
+  # XLA may not simplify away (0·x is NaN for infinite x): they cost as much as the rest.
+  t = _terms((a * a + b * b, lambda: sin + (math.pi - theta) * c), (-2 * a * b, lambda: sin - theta * c))
+  t = s * t / (2 * math.pi)
+  tdot = _terms((a * a + b * b, lambda: math.pi - theta), (2 * a * b, lambda: theta)) / (2 * math.pi)
   return _price_at_zero_variance(t, tdot, s, k12), (tdot if derivative else None)
 
 
+def _terms(*pairs):
+  """Σ coefficient · term(), skipping the terms whose coefficient is a Python zero."""
+  out = [coef * term() if coef != 1 else term() for coef, term in pairs if not _is_zero(coef)]
+  return sum(out[1:], out[0]) if out else 0.0
+
+
+def _is_zero(v):
+  return isinstance(v, (int, float)) and v == 0
+
+
+@jax.custom_jvp
 def _price_at_zero_variance(t, tdot, s, k12):
-  """Σ with ∂Σ/∂k12 = Σ̇ where a side has zero variance (s = 0), its value unchanged.
+  """Σ (= t, unchanged), whose derivative along k12 is Σ̇ where a side has zero variance (s = 0).
 
   There the angle is pinned (cos θ = 0), so autodiff of a kinked form would see no dependence on
   k12 at all. The kernel is not differentiable there (positively homogeneous in that input);
   ntk_lab's gradient is Price's theorem, ∂Σ/∂k12 = Σ̇, with Σ̇ at cos θ = 0: E[ρ'(u)]E[ρ'(v)], the
   mean of the one-sided slopes of ρ at 0 times E[ρ'(v)]. For one hidden layer this is the
-  symmetric derivative (the central finite difference) exactly (docs/kernels.md)."""
-  price = (k12 - jax.lax.stop_gradient(k12)) * tdot  # value 0, derivative Σ̇ along k12
-  return t + jnp.where(s > 0, 0.0, price)
+  symmetric derivative (the central finite difference) exactly (docs/kernels.md). A custom JVP
+  rather than a zero-valued term added to Σ: evaluating the kernel then costs nothing extra."""
+  del tdot, s, k12
+  return t
+
+
+@_price_at_zero_variance.defjvp
+def _price_jvp(primals, tangents):
+  t, tdot, s, k12 = primals
+  dt, _, _, dk12 = tangents
+  return t, dt + jnp.where(s > 0, 0.0, dk12 * tdot)
 
 
 def _erf_kernel(p, k11, k22, k12, derivative):

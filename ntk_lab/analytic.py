@@ -25,6 +25,7 @@ against the memory available before compiling.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -84,9 +85,14 @@ def analytic_kernel(
   """The infinite-width NNGP Σ(x, x') and NTK Θ(x, x') of a network of layers.
 
   Args:
-    model: a network of `ntk_lab.layers` — an `MLP`, ``nl.layers.serial(...)``, a residual block —
-      each of whose layers has an infinite-width rule.
-    x1: inputs (N1, in_dim); x2: inputs (N2, in_dim) or None for x1.
+    model: a network of `ntk_lab.layers` — an `MLP`, ``nl.layers.serial(...)``, a residual block,
+      a CNN or CNTK (`Conv`, pooling, `LayerNorm`) — each of whose layers has an infinite-width
+      rule, and whose output is one vector per point (a convolutional network ends in `Flatten`
+      or `GlobalAvgPool` and a `Dense` readout).
+    x1: inputs (N1, in_dim), or (N1, L, C) sequences and (N1, H, W, C) images, channels last;
+      x2: inputs of the same per-point shape (N2, …) or None for x1. Convolutional kernels keep
+      the covariances of every pair of positions when a pooling layer mixes them, else those of
+      equal positions only; tiles of pairs of points are then sized to fit ``memory_budget``.
     get: which of ``"nngp"``, ``"ntk"`` to compute (the other field is None).
     W_std: overrides the spec's σ_w: a scalar or one value per weighted layer (each `Dense`, in
       the network's order; L for an MLP), and may be a traced array, so ``jax.grad`` of a kernel
@@ -194,7 +200,7 @@ def _plan(
     )
   get = _checks.kernel_fields(get)
   diagonal = _checks.boolean(diagonal, "diagonal")
-  x1, x2 = _checks.input_pair(x1, x2)
+  x1, x2 = _checks.point_pair(x1, x2)
   _check_network_takes(model, x1)
   if quadrature_nodes is not None:
     _checks.positive_int(quadrature_nodes, "quadrature_nodes")
@@ -250,8 +256,8 @@ def _plan(
   _tiling.check_fits("analytic_kernel", n1, n2, out_bytes=out_bytes, temp_bytes=0, devices=devices)
   node_counts = nodes()
   # Temporaries per kernel entry: a few per layer, and for quadrature the inner nodes of one
-  # outer step (the scan holds one at a time).
-  per_entry = 16 + 16 * max(node_counts, default=0)
+  # outer step (the scan holds one at a time); each as many times as the layout has positions.
+  per_entry = (16 + 16 * max(node_counts, default=0)) * _positions(model, x1)
   if tile_size is None:
     # Small tiles keep each tile's elementwise temporaries in cache (XLA materialises several per
     # layer); a larger single pass is slower, not faster. The budget caps them for quadrature.
@@ -272,13 +278,25 @@ def _plan(
 
 
 def _check_network_takes(model, x1):
-  """Refuses, naming the layer, a network that cannot take inputs of this shape."""
+  """Refuses, naming the layer, a network that cannot take inputs of this shape, or whose
+  output has spatial axes left (the kernels here are those of one output vector per point)."""
   try:
-    model.output_shape_of(tuple(x1.shape[1:]))
+    out = model.output_shape_of(tuple(x1.shape[1:]))
   except (TypeError, ValueError, IndexError) as e:
     raise ValueError(
       f"x1: the network cannot take inputs of per-point shape {tuple(x1.shape[1:])}: {e}"
     ) from e
+  if isinstance(out, tuple) and len(out) > 1:
+    raise ValueError(
+      f"model: its output has per-point shape {out}, with spatial axes; end the network with "
+      "Flatten() or GlobalAvgPool() (and a Dense readout) so each point has one output vector."
+    )
+
+
+def _positions(model, x1) -> int:
+  """The number of spatial entries per pair of points in the kernels' layout (1 for vectors)."""
+  size = math.prod(x1.shape[1:-1])
+  return size * size if _full_layout(model) else size
 
 
 OVERFLOW = (
@@ -332,8 +350,8 @@ def _check_traced_rule(model, acts, x1, x2, w, b, nodes, rtol):
 def _layer_variances(model, x, w, b, *, nodes):
   """The pre-activation variances Σ(x, x) of every nonlinearity, in the network's order."""
   ctx = RuleContext(W_std=w, b_std=b, nodes=nodes, record=True)
-  model.kernel_rule(_input_state(x, None, paired=True, same=True, ntk=False), ctx)
-  return ctx.variances
+  model.kernel_rule(_input_state(x, None, same=True, ntk=False, full=_full_layout(model)), ctx)
+  return [v for layer, v in zip(ctx.recorded_by, ctx.variances) if layer.nonlinearity is not None]
 
 
 def _layer_values(value, name, own, dtype):
@@ -355,15 +373,38 @@ def _layer_values(value, name, own, dtype):
   return jnp.broadcast_to(arr, (L,))
 
 
-def _input_state(xa, xc, *, paired=False, same=False, ntk=True) -> KernelState:
-  """The state of the inputs: Σ(x, x') = xᵀx'/n₀ (per pair, per tile or per point), Θ = 0."""
-  d = xa.shape[1]
-  var_a = jnp.sum(xa * xa, axis=1) / d
+def _input_state(xa, xc, *, paired=False, same=False, ntk=True, full=False) -> KernelState:
+  """The state of the inputs: Σ(x, x') = Σ_c x[p, c] x'[p', c] / C over the channels (the last
+  axis) at each pair of positions (p, p') the layout keeps (`KernelState`), Θ = 0."""
+  spatial, channels = xa.ndim - 2, xa.shape[-1]
+
+  def cov(a, c, pairs):
+    if spatial == 0:
+      return jnp.sum(a * c, axis=-1) / channels if pairs else a @ c.T / channels
+    letters = "defghijk"[:spatial]
+    first = "a" + letters
+    second = ("a" if pairs else "b") + (letters.upper() if full else letters)
+    batch = "a" if pairs else "ab"
+    out = batch + ("".join(p + p.upper() for p in letters) if full else letters)
+    return jnp.einsum(f"{first}z,{second}z->{out}", a, c) / channels
+
+  def own(v):
+    return cov(v, v, True)
+
+  var_a = own(xa)
+  kw = dict(width=channels, spatial=spatial, full=full and spatial > 0)
   if same:
-    return KernelState(var_a, jnp.zeros_like(var_a) if ntk else None, None, None, d, paired=True, same=True)
-  var_c = jnp.sum(xc * xc, axis=1) / d
-  cov = jnp.sum(xa * xc, axis=1) / d if paired else xa @ xc.T / d
-  return KernelState(cov, jnp.zeros_like(cov) if ntk else None, var_a, var_c, d, paired=paired)
+    return KernelState(
+      var_a, jnp.zeros_like(var_a) if ntk else None, None, None, paired=True, same=True, **kw
+    )
+  var_c = own(xc)
+  nngp = cov(xa, xc, paired)
+  return KernelState(nngp, jnp.zeros_like(nngp) if ntk else None, var_a, var_c, paired=paired, **kw)
+
+
+def _full_layout(model) -> bool:
+  """Whether the kernels need every pair of positions: when some layer mixes positions (pooling)."""
+  return any(getattr(leaf, "mixes_positions", False) for leaf in model.leaves())
 
 
 def _rule(model, state, w, b, nodes, get):
@@ -382,20 +423,34 @@ def _pointwise(model, x, w, b, nodes, get):
   """The points with themselves: the kernels' diagonals, and the input variances of every
   nonlinearity (which the tiles take instead of recomputing them)."""
   ctx = RuleContext(W_std=w, b_std=b, nodes=nodes, record=True)
-  out = model.kernel_rule(_input_state(x, None, same=True, ntk="ntk" in get), ctx)
+  out = model.kernel_rule(_input_state(x, None, same=True, ntk="ntk" in get, full=_full_layout(model)), ctx)
   return _fields(out, get), ctx.variances
+
+
+def _pointwise_in_batches(model, x, w, b, nodes, get, block):
+  """`_pointwise`, for inputs with spatial axes in batches of ``block`` points: a point's own
+  covariances over pairs of positions take as much memory as a tile entry does."""
+  if x.ndim <= 2 or block is None or block >= x.shape[0]:
+    return _pointwise(model, x, w, b, nodes, get)
+
+  def one(point):
+    out = _pointwise(model, point[None], w, b, nodes, get)
+    return jax.tree_util.tree_map(lambda v: v[0], out)
+
+  return jax.lax.map(one, x, batch_size=block)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "nodes", "get", "block", "mesh"))
 def _kernel(model, x1, x2, w, b, *, nodes, get, block, mesh):
-  diag, q1 = _pointwise(model, x1, w, b, nodes, get)
+  diag, q1 = _pointwise_in_batches(model, x1, w, b, nodes, get, block)
   a = (x1, q1)
-  c = a if x2 is None else (x2, _pointwise(model, x2, w, b, nodes, get)[1])
+  c = a if x2 is None else (x2, _pointwise_in_batches(model, x2, w, b, nodes, get, block)[1])
 
   def tile(a, c):
     (xa, qa), (xc, qc) = a, c
     ctx = RuleContext(W_std=w, b_std=b, nodes=nodes, known=(qa, qc))
-    return _fields(model.kernel_rule(_input_state(xa, xc, ntk="ntk" in get), ctx), get)
+    state = _input_state(xa, xc, ntk="ntk" in get, full=_full_layout(model))
+    return _fields(model.kernel_rule(state, ctx), get)
 
   if mesh is None:
     out = _tiling.tiled(tile, a, c, block, symmetric=x2 is None, swap_axes=None)
@@ -424,7 +479,7 @@ def _kernel(model, x1, x2, w, b, *, nodes, get, block, mesh):
 def _kernel_diagonal(model, x1, x2, w, b, *, nodes, get):
   """The kernels at the pairs (x1_i, x2_i), or (x_i, x_i) when x2 is None: each (N,)."""
   if x2 is None:
-    state = _input_state(x1, None, same=True, ntk="ntk" in get)
+    state = _input_state(x1, None, same=True, ntk="ntk" in get, full=_full_layout(model))
   else:
-    state = _input_state(x1, x2, paired=True, ntk="ntk" in get)
+    state = _input_state(x1, x2, paired=True, ntk="ntk" in get, full=_full_layout(model))
   return _rule(model, state, w, b, nodes, get)

@@ -44,7 +44,7 @@ def monte_carlo_kernel(
     model: a network of `ntk_lab.layers` (e.g. an `MLP`); its `init` draws the samples (so width,
       parametrization and readout init all matter).
     key: a `jax.random` key; sample s uses ``jax.random.fold_in(key, s)``.
-    x1: inputs (N1, in_dim); x2: inputs (N2, in_dim) or None for x1.
+    x1: inputs (N1, *in_shape); x2: inputs (N2, *in_shape) or None for x1.
     n_samples: S ≥ 2, the number of networks drawn.
     get: which of ``"nngp"``, ``"ntk"`` to estimate.
     samples_per_step: networks evaluated at once (vmapped); more is faster, with memory for that
@@ -72,7 +72,7 @@ def monte_carlo_kernel(
   if n_samples < 2:
     raise ValueError("n_samples: needs at least 2 samples for a standard error, got 1.")
   samples_per_step = _checks.positive_int(samples_per_step, "samples_per_step")
-  x1, x2 = _checks.input_pair(x1, x2)
+  x1, x2 = _checks.point_pair(x1, x2)
   step = min(samples_per_step, n_samples)
   moments = _moments(model, key, x1, x2, n_samples=n_samples, step=step, get=get)
   out = {}

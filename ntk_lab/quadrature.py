@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntk_lab import _checks
 from ntk_lab.activations import REGISTRY, Activation, _safe_sqrt, get_activation, value_and_derivative
 
 __all__ = [
@@ -445,7 +446,7 @@ def check_traced_nodes(act, nodes: int, variances, rtol: float, *, what: str):
   if act.has_closed_form:
     return
   errs = _probe_errors(act, nodes, jax.lax.stop_gradient(variances))
-  jax.debug.callback(functools.partial(_raise_traced, act=act, nodes=nodes, rtol=rtol, what=what), errs)
+  _checks.host_check(functools.partial(_raise_traced, act=act, nodes=nodes, rtol=rtol, what=what), errs)
 
 
 def _raise_traced(errs, *, act, nodes, rtol, what):

@@ -104,7 +104,8 @@ def build(spec):
 def build_network(node):
   """NT's network for a layer tree written by the tests: ["serial", [...]], ["parallel", [...]],
   ["dense", out_dim, W_std, b_std, parameterization], ["act", spec], ["fanout", n],
-  ["faninsum"], ["identity"]."""
+  ["faninsum"], ["identity"], ["conv", ...], ["avgpool", ...], ["gap"], ["flatten"],
+  ["layernorm", eps]."""
   kind = node[0]
   if kind in ("serial", "parallel"):
     return getattr(stax, kind)(*[build_network(child) for child in node[1]])
@@ -118,13 +119,24 @@ def build_network(node):
     return stax.FanInSum()
   if kind == "identity":
     return stax.Identity()
+  if kind == "conv":  # ["conv", out_chan, filter_shape, strides, padding, W_std, b_std, parameterization]
+    out_chan, filt, strides, padding, w, b, param = node[1:]
+    return stax.Conv(out_chan, tuple(filt), strides and tuple(strides), padding, w, b, parameterization=param)
+  if kind == "avgpool":  # ["avgpool", window_shape, strides, padding]
+    return stax.AvgPool(tuple(node[1]), node[2] and tuple(node[2]), node[3])
+  if kind == "gap":
+    return stax.GlobalAvgPool()
+  if kind == "flatten":
+    return stax.Flatten()
+  if kind == "layernorm":
+    return stax.LayerNorm(axis=-1, eps=node[1])
   raise ValueError(f"unknown layer kind {kind!r}")
 
 
-def network_params(init_fn, leaves, in_dim):
-  """NT's params tree with ntk_lab's arrays: both flatten the Dense layers in network order as
-  (W, b), NT's b of shape (1, n)."""
-  _, template = init_fn(jax.random.PRNGKey(0), (-1, in_dim))
+def network_params(init_fn, leaves, in_shape):
+  """NT's params tree with ntk_lab's arrays: both flatten the Dense and Conv layers in network
+  order as (W, b), NT's b of shape (1, n) or (1, 1, 1, n); ``in_shape`` one input's shape."""
+  _, template = init_fn(jax.random.PRNGKey(0), (-1, *in_shape))
   flat, tree = jax.tree_util.tree_flatten(template)
   assert len(flat) == len(leaves), (len(flat), len(leaves))
   return jax.tree_util.tree_unflatten(tree, [jnp.asarray(v).reshape(t.shape) for v, t in zip(leaves, flat)])
@@ -198,7 +210,7 @@ def cmd_batch(args):
       k = kernel_fn(x1, x2, ("nngp", "ntk"))
       out[p + "nngp"], out[p + "ntk"] = np.asarray(k.nngp), np.asarray(k.ntk)
       leaves = [data[f"{p}leaf{j}"] for j in range(int(data[p + "n_leaves"]))]
-      params = network_params(init_fn, leaves, x1.shape[1])
+      params = network_params(init_fn, leaves, x1.shape[1:])
       for impl in (1, 2, 3):
         fn = nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), implementation=impl)
         out[p + f"ntk_trace_{impl}"] = np.asarray(fn(x1, x2, params))

@@ -16,6 +16,7 @@ Example (an NT user changes ``from neural_tangents import stax`` to this):
 
 from ntk_lab.layers.base import KernelState, Layer, RuleContext
 from ntk_lab.layers.combinators import FanInSum, FanOut, Identity, Parallel, Serial, parallel, serial
+from ntk_lab.layers.conv import AvgPool, Conv, Flatten, GlobalAvgPool
 from ntk_lab.layers.dense import Dense
 from ntk_lab.layers.elementwise import (
   ABRelu,
@@ -35,8 +36,14 @@ from ntk_lab.layers.elementwise import (
   Sign,
   Sin,
 )
+from ntk_lab.layers.normalization import LayerNorm
 
 __all__ = [
+  "AvgPool",
+  "Conv",
+  "Flatten",
+  "GlobalAvgPool",
+  "LayerNorm",
   "ABRelu",
   "Abs",
   "Activation",

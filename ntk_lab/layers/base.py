@@ -50,6 +50,13 @@ class KernelState:
       which a nonlinearity's Gaussian expectations need.
     paired: the arrays hold the pairs (x1_i, x2_i) rather than a tile.
     same: the arrays hold the pairs (x_i, x_i): Σ(x, x') is the variance itself.
+    spatial: the number of spatial axes of the output (0 for vectors, 1 for sequences, 2 for
+      images). Each array then has spatial axes after its batch axes (N1, N2) or (N,):
+    full: the layout of those axes. False (pixel-diagonal): one axis per spatial axis, Σ at the
+      pairs of equal positions, (N1, N2, H, W) for images, which is all a network that never mixes
+      positions needs. True: every pair of positions, two axes per spatial axis side by side,
+      (N1, N2, H, H', W, W') (neural-tangents' layout), which pooling layers need. ``var1`` and
+      ``var2`` hold each point's covariances with itself in the same layout, (N, H, H', W, W').
   """
 
   nngp: Any
@@ -60,14 +67,51 @@ class KernelState:
   is_gaussian: bool = False
   paired: bool = False
   same: bool = False
+  spatial: int = 0
+  full: bool = False
+
+  @property
+  def batch_ndim(self) -> int:
+    """The number of leading batch axes of the arrays: 2 for a tile, 1 for pairs or points."""
+    return 1 if (self.paired or self.same) else 2
+
+  def pixel_variances(self, own):
+    """Σ(x, x) at each position, (N, *spatial), from a point's own covariances ``own`` (N, *layout)."""
+    if not self.full:
+      return own
+    for _ in range(self.spatial):  # each call takes the diagonal of the next pair, put last
+      own = jnp.diagonal(own, axis1=1, axis2=2)
+    return own
+
+  def broadcast_pixels(self, p1, p2):
+    """Per-position variances of the x1 and x2 points, (N1, *spatial) and (N2, *spatial), shaped
+    to broadcast against ``nngp`` (the first at the position of x, the second at that of x')."""
+    return _expand(p1, self, first=True), _expand(p2, self, first=False)
 
   def variances(self):
     """(k11, k22): Σ(x, x) and Σ(x', x') broadcast against ``nngp``."""
     if self.same:
-      return self.nngp, self.nngp
-    if self.paired:
-      return self.var1, self.var2
-    return self.var1[:, None], self.var2[None, :]
+      if not self.full:
+        return self.nngp, self.nngp
+      p = self.pixel_variances(self.nngp)
+      return self.broadcast_pixels(p, p)
+    return self.broadcast_pixels(self.pixel_variances(self.var1), self.pixel_variances(self.var2))
+
+  def own_state(self, own) -> KernelState:
+    """The points' covariances with themselves (``var1`` or ``var2``) as a ``same`` state."""
+    return dataclasses.replace(self, nngp=own, ntk=None, var1=None, var2=None, paired=True, same=True)
+
+  def map_spatial(self, fn, *, ntk: bool = True):
+    """The state with ``fn(array, batch_ndim)`` applied to Σ(x, x'), the points' own covariances
+    and (``ntk``) Θ: a linear map of the spatial axes (convolution, pooling)."""
+    own = lambda v: None if v is None else fn(v, 1)
+    return dataclasses.replace(
+      self,
+      nngp=fn(self.nngp, self.batch_ndim),
+      ntk=fn(self.ntk, self.batch_ndim) if (ntk and self.ntk is not None) else self.ntk,
+      var1=own(self.var1),
+      var2=own(self.var2),
+    )
 
   def map_covariances(self, fn):
     """The state with ``fn`` applied to Σ(x, x'), Σ(x, x) and Σ(x', x') alike."""
@@ -82,6 +126,17 @@ class KernelState:
     return dataclasses.replace(self, **changes)
 
 
+def _expand(p, state: KernelState, *, first: bool):
+  """(N, S1, …, Sk) per-position values as the batch and spatial axes of ``state.nngp``."""
+  n, sizes = p.shape[0], p.shape[1:]
+  lead = (n,) if state.batch_ndim == 1 else ((n, 1) if first else (1, n))
+  if state.full:
+    spatial = sum(((s, 1) if first else (1, s) for s in sizes), ())
+  else:
+    spatial = tuple(sizes)
+  return p.reshape(lead + spatial)
+
+
 class RuleContext:
   """What a network's kernel rules share while they run, handed out in traversal order.
 
@@ -90,8 +145,9 @@ class RuleContext:
       (e.g. every `Dense`), possibly traced, so that kernels can be differentiated with respect to
       them.
     nodes: quadrature nodes per nonlinearity (0 for a closed form), or None for the default.
-    record: if True, each nonlinearity records the variances of its input (`variances`).
-    known: None, or the variances each nonlinearity's input has at the x1 and at the x2 points,
+    record: if True, each layer whose rule needs Σ(x, x) (nonlinearities, normalisations)
+      records the per-position variances of its input (`variances`, `recorded_by`).
+    known: None, or the variances each such layer's input has at the x1 and at the x2 points,
       ``(list for x1, list for x2)`` in the network's order, as a pass with ``record`` gave them.
       Tiles take them from here rather than carrying Σ(x, x) through every layer: computed once
       per point, not once per tile (where XLA would fuse them into every entry).
@@ -103,6 +159,7 @@ class RuleContext:
     self.record = record
     self.known = known
     self.variances: list = []
+    self.recorded_by: list = []  # the layer of each entry of `variances`
 
   def scales(self, layer) -> tuple:
     """(σ_w, σ_b) of the next weighted layer: the override's entries, or the layer's own."""
@@ -111,6 +168,12 @@ class RuleContext:
     w = layer.W_std if self._w is None else self._w[i]
     b = (layer.b_std or 0.0) if self._b is None else self._b[i]
     return w, b
+
+  def record_variances(self, layer, pixel_variances) -> None:
+    """With ``record``: keeps the per-position variances Σ(x, x) of `layer`'s input."""
+    if self.record:
+      self.variances.append(pixel_variances)
+      self.recorded_by.append(layer)
 
   def next_known(self):
     """(Σ(x, x) at the x1 points, at the x2 points) of the next nonlinearity, or None."""

@@ -20,7 +20,7 @@ import dataclasses
 import jax
 
 from ntk_lab import _checks
-from ntk_lab.layers.base import KernelState, Layer, RuleContext, Taps
+from ntk_lab.layers.base import Layer, RuleContext, Taps
 
 __all__ = ["FanInSum", "FanOut", "Identity", "Parallel", "Serial", "parallel", "serial"]
 
@@ -203,15 +203,12 @@ class FanInSum(Layer):
     total = lambda field: (
       None if any(getattr(s, field) is None for s in state) else sum(getattr(s, field) for s in state)
     )
-    return KernelState(
+    return first.replace(
       nngp=total("nngp"),
       ntk=total("ntk"),
       var1=total("var1"),
       var2=total("var2"),
-      width=first.width,
       is_gaussian=all(s.is_gaussian for s in state),
-      paired=first.paired,
-      same=first.same,
     )
 
 

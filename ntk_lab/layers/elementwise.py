@@ -63,25 +63,23 @@ class Activation(Layer):
     if not state.is_gaussian:
       raise ValueError(
         f"Activation({self.activation.name!r}): its infinite-width rule takes Gaussian "
-        "expectations, so its input must be Gaussian in the limit — the output of a Dense layer "
-        "(or a sum of such); put a Dense layer before it."
+        "expectations, so its input must be Gaussian in the limit — the output of a Dense or "
+        "Conv layer (or a sum of such); put one before it."
       )
     nodes = ctx.nodes(TRACED_NODES)
     want_ntk = state.ntk is not None
     act = self.activation
-    if state.same:  # Σ(x, x') is the variance: the one-dimensional rule
-      k = state.nngp
-      if ctx.record:
-        ctx.variances.append(k)
-      t, tdot = gaussian_expectations(act, k, k, k, nodes=nodes, derivative=want_ntk)
+    if state.same:  # the points with themselves
+      ctx.record_variances(self, state.pixel_variances(state.nngp))
+      t, tdot = _own_expectations(act, state, state.nngp, nodes, want_ntk)
       return state.replace(nngp=t, ntk=state.ntk * tdot if want_ntk else None, is_gaussian=False)
     known = ctx.next_known()
     if known is None:
       k11, k22 = state.variances()
-      var1 = _variance(act, state.var1, nodes)
-      var2 = var1 if state.var2 is state.var1 else _variance(act, state.var2, nodes)
+      var1 = _own_expectations(act, state, state.var1, nodes, False)[0]
+      var2 = var1 if state.var2 is state.var1 else _own_expectations(act, state, state.var2, nodes, False)[0]
     else:  # the variances were computed per point beforehand; no need to carry them on
-      k11, k22 = known if state.paired else (known[0][:, None], known[1][None, :])
+      k11, k22 = state.broadcast_pixels(*known)
       var1 = var2 = None
     t, tdot = gaussian_expectations(act, k11, k22, state.nngp, nodes=nodes, derivative=want_ntk)
     return state.replace(
@@ -89,8 +87,15 @@ class Activation(Layer):
     )
 
 
-def _variance(act, k, nodes):
-  return gaussian_expectations(act, k, k, k, nodes=nodes, derivative=False)[0]
+def _own_expectations(act, state, own, nodes, derivative):
+  """E[ρ(u)ρ(u')] (and E[ρ'ρ']) over a point's own pairs of positions, ``own`` its covariances.
+
+  Pixel-diagonal (or no spatial axes): Σ(x, x) is the variance, and the one-dimensional rule
+  serves. With every pair of positions, the variances at the two positions differ."""
+  if not state.full:
+    return gaussian_expectations(act, own, own, own, nodes=nodes, derivative=derivative)
+  k11, k22 = state.own_state(own).variances()
+  return gaussian_expectations(act, k11, k22, own, nodes=nodes, derivative=derivative)
 
 
 # ------------------------------------------------------------------ neural-tangents' names
