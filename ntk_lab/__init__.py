@@ -20,7 +20,7 @@ Public API (explicit re-exports; everything else lives in its module):
 * `from_equinox`, `from_nnx`: an Equinox or Flax NNX module as ``(apply_fn, params)``, for every
   function that takes an apply_fn.
 * `kernel_complexity`: yᵀH⁻¹y complexity measures of a kernel (Arora et al. 2019).
-* Submodules: `datasets` (digits and synthetic sets), `two_layer` (two-layer kernels in closed
+* Submodules: `datasets` (digits, CIFAR-10 and synthetic sets), `two_layer` (two-layer kernels in closed
   form: Du et al. 2019; Arora et al. 2019), `deep_linear` (balanced deep linear networks: Arora et
   al. 2018), `stats` (log-log slope fits).
 """
