@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NT_VENV := .venv-nt
 
-.PHONY: install run notebook docs wheel-check lint test test-slow test-nt atlas bench bench-analytic bench-training reference golden clean
+.PHONY: install run notebook docs wheel-check lint test test-slow test-nt atlas bench bench-analytic bench-training bench-conv reference golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ bench: $(STAMP)
 ## rule they replaced (writes JSON + Markdown under results/).
 bench-analytic: $(STAMP)
 	$(PY) -m benchmarks.bench_analytic --out results --quadrature --quad-n 100
+
+## Benchmark of convolutional kernels (CNN, CNTK, Myrtle-5; empirical CNN NTK) beside neural-tangents.
+bench-conv: $(STAMP) reference
+	$(PY) -m benchmarks.bench_conv --out results
 
 ## Benchmark of gradient flow (diffrax) and optax GD over widths (writes JSON + Markdown under results/).
 bench-training: $(STAMP)

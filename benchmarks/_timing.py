@@ -23,6 +23,23 @@ def median_time(fn, *args, repeats: int = 5, warmup: int = 1) -> tuple[float, li
   return statistics.median(times), times
 
 
+def timed_cell(fn, x, repeats: int) -> dict:
+  """A benchmark cell's measurements of ``fn(x)``: the first call (compilation included), the
+  median of `repeats` more, and the peak resident memory above the memory before the first call."""
+  base = rss_mb()
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn(x))
+  first = time.perf_counter() - t0
+  med, times = median_time(fn, x, repeats=repeats, warmup=0)
+  return {
+    "median_s": med,
+    "times_s": times,
+    "first_call_s": first,
+    "peak_rss_mb": peak_rss_mb(),
+    "baseline_rss_mb": base,
+  }
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
   """The experiments' Markdown table (imported when called: a benchmark cell may run against
   another version of the library, see `bench_analytic`'s previous-rule baseline)."""

@@ -84,28 +84,13 @@ def run_cell(args):
   import jax.numpy as jnp
 
   import ntk_lab as nl
-  from benchmarks._timing import median_time, peak_rss_mb, rss_mb
+  from benchmarks._timing import timed_cell
 
   net = nl.MLP((512,) * DEPTH, activation="relu", b_std=0.1)
   x = jax.random.normal(jax.random.PRNGKey(1), (args.n, IN_DIM), jnp.float32)
   x.block_until_ready()
-  base = rss_mb()
   fn = lambda x: nl.analytic_kernel(net, x)  # noqa: E731 - jitted inside
-  t0 = time.perf_counter()
-  jax.block_until_ready(fn(x))
-  first = time.perf_counter() - t0
-  med, times = median_time(fn, x, repeats=args.repeats, warmup=0)
-  print(
-    json.dumps(
-      {
-        "median_s": med,
-        "times_s": times,
-        "first_call_s": first,
-        "peak_rss_mb": peak_rss_mb(),
-        "baseline_rss_mb": base,
-      }
-    )
-  )
+  print(json.dumps(timed_cell(fn, x, args.repeats)))
 
 
 def copy_rate(repeats):

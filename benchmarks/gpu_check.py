@@ -11,7 +11,8 @@ take the others' time; what it finished before the cap is kept):
   jacobian and ntvp routes; a cell whose estimated time exceeds the cap is skipped with the estimate);
 * ``analytic``: cells of benchmarks/bench_analytic.py (ReLU NNGP + NTK over N, one quadrature cell);
 * ``training``: cells of benchmarks/bench_training.py (gradient flow and optax GD over widths);
-* ``conv``: reserved for a convolutional-layer benchmark; reported as not available (none exists yet);
+* ``conv``: cells of benchmarks/bench_conv.py (infinite-width CNTK with global average pooling,
+  CNN with `Flatten` and Myrtle-5 on 16 × 16 × 3 images; the empirical NTK of a small CNN);
 * ``kernel_convergence`` and ``nn_vs_ntk``: the runner's sweeps (configs/*.yaml, via
   ``python -m ntk_lab run … --set …``) up to width 2^16.
 
@@ -58,8 +59,14 @@ GPU = {
     ],
   },
   "analytic": {"cap_s": 60, "repeats": 3, "sizes": [1000, 5000, 20000, 40000], "quad": ["tanh", 1000]},
-  "training": {"cap_s": 110, "repeats": 1, "n": 256, "gd_steps": 1000, "widths": [1024, 16384, 65536]},
-  "conv": {"cap_s": 0},
+  "training": {"cap_s": 90, "repeats": 1, "n": 256, "gd_steps": 1000, "widths": [1024, 16384, 65536]},
+  # [network, depth, image side, N]; then [route, N] of the empirical CNN NTK
+  "conv": {
+    "cap_s": 50,
+    "repeats": 3,
+    "cells": [["cntk_gap", 5, 16, 256], ["cnn_flatten", 10, 16, 1000], ["myrtle5", 5, 16, 256]],
+    "empirical": [["jacobian", 256], ["ntvp", 256]],
+  },
   # float64 (the config's dtype; TF32 matmuls would blur the width^(-1/2) error), one seed: the
   # 2^16 × 2^16 hidden layer alone is 34 GB.
   "kernel_convergence": {
@@ -68,7 +75,7 @@ GPU = {
   },
   # one hidden layer: gradient flow holds ~10 copies of θ, too many at 2^16 × 2^16.
   "nn_vs_ntk": {
-    "cap_s": 110,
+    "cap_s": 80,
     "set": ["model.depth=1", "sweep.widths=[1024, 8192, 65536]", "sweep.seeds=[0, 1]"],
   },
 }
@@ -83,7 +90,7 @@ SMOKE = {
   },
   "analytic": {"cap_s": 300, "repeats": 1, "sizes": [64], "quad": ["tanh", 8]},
   "training": {"cap_s": 300, "repeats": 1, "n": 16, "gd_steps": 20, "widths": [32]},
-  "conv": {"cap_s": 0},
+  "conv": {"cap_s": 300, "repeats": 1, "cells": [["cntk_gap", 2, 6, 4]], "empirical": [["auto", 4]]},
   "kernel_convergence": {
     "cap_s": 300,
     "set": ["sweep.widths=[16, 32]", "sweep.seeds=[0]", "data.n=8"],
@@ -102,7 +109,6 @@ SMOKE = {
   },
 }
 METRIC = {"kernel_convergence": "rel_error", "nn_vs_ntk": "final_gap"}
-CONV_NOTE = "not available: ntk_lab has no convolutional layers yet, so there is no conv benchmark to run"
 
 
 # ------------------------------------------------------------------ in the section subprocess
@@ -187,7 +193,50 @@ def _cells_training(spec):
     )
 
 
-CELLS = {"empirical_ntk": _cells_empirical, "analytic": _cells_analytic, "training": _cells_training}
+def _cells_conv(spec):
+  import json as _json
+
+  from benchmarks import bench_conv as bench
+
+  trees = {
+    "cntk_gap": bench.cntk_gap,
+    "cnn_flatten": bench.cnn_flatten,
+    "myrtle5": lambda depth: bench.myrtle5(),
+  }
+  for name, depth, side, n in spec["cells"]:
+    args = argparse.Namespace(
+      tree=_json.dumps(trees[name](depth)),
+      shape=f"[{side}, {side}, 3]",
+      n=n,
+      method=None,
+      repeats=spec["repeats"],
+    )
+
+    def timed(args=args, n=n):
+      res = _captured(bench.run_cell, args)
+      return {**res, "ms_per_entry": res["median_s"] * 1e3 / n**2}
+
+    yield {"network": f"{name}, depth {depth}", "input": f"{side}×{side}×3", "n": n}, timed
+  for method, n in spec["empirical"]:
+    args = argparse.Namespace(
+      tree=_json.dumps(bench.EMPIRICAL_TREE),
+      shape=_json.dumps(list(bench.EMPIRICAL_SHAPE)),
+      n=n,
+      method=method,
+      repeats=spec["repeats"],
+    )
+    yield (
+      {"network": f"empirical CNN NTK, {method}", "input": "8×8×3", "n": n},
+      lambda args=args: _captured(bench.run_cell, args),
+    )
+
+
+CELLS = {
+  "empirical_ntk": _cells_empirical,
+  "analytic": _cells_analytic,
+  "training": _cells_training,
+  "conv": _cells_conv,
+}
 
 
 def run_section(name: str, spec: dict, log: pathlib.Path):
@@ -331,9 +380,7 @@ def main(argv=None) -> int:
     left = budget - (time.perf_counter() - start)
     entry = {"cap_s": spec["cap_s"], "spec": spec}
     t0 = time.perf_counter()
-    if name == "conv":
-      entry.update(status="not available", note=CONV_NOTE, cells=[])
-    elif left < 5:
+    if left < 5:
       entry.update(status="skipped", note=f"the total budget of {budget:.0f} s is spent", cells=[])
     else:
       timeout = min(spec["cap_s"], left)
@@ -407,6 +454,18 @@ TABLES = {
       f"{c['num_accepted_steps']:,} / {c['num_rejected_steps']:,}" if "num_accepted_steps" in c else "–",
       _fmt(c.get("loss_ratio"), ".1e"),
       _fmt(c.get("gd_steps_per_s"), ",.0f"),
+      c.get("error", ""),
+    ],
+  ),
+  "conv": (
+    ["network", "input", "N", "median", "per entry", "first call", "note"],
+    lambda c: [
+      c.get("network"),
+      c.get("input"),
+      c.get("n"),
+      _ms(c.get("median_s")),
+      f"{c['ms_per_entry']:.4f} ms" if "ms_per_entry" in c else "–",
+      _ms(c.get("first_call_s")),
       c.get("error", ""),
     ],
   ),

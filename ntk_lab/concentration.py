@@ -14,7 +14,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
 from ntk_lab.activations import get_activation
 from ntk_lab.two_layer import h_infinity
@@ -60,6 +59,8 @@ def tail_check(samples, scale, bound, *, level=0.05):
   τ, largest excess of the lower limit over the bound (> 0: a significant violation), its τ)."""
   r = len(samples)
   k = np.array([(samples > tau * scale).sum() for tau in TAUS])
+  from scipy import stats  # imported when used: it takes seconds
+
   lower = np.where(k > 0, stats.beta.ppf(level / len(TAUS), np.maximum(k, 1), r - k + 1), 0.0)
   excess = lower - bound
   i = int(np.argmax(excess))

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
 
 from ntk_lab import _checks
 
@@ -65,6 +64,8 @@ def loglog_fit(x, y, level: float = 0.95) -> LogLogFit:
     raise ValueError(f"x, y: a fit needs at least two points, got {len(lx)}.")
   if np.all(lx == lx[0]):
     raise ValueError(f"x: every point has the same x ({np.exp(lx[0]):g}); a slope needs two distinct x.")
+  from scipy import stats  # here: importing scipy.stats takes seconds, and few callers fit
+
   res = stats.linregress(lx, ly)
   if len(lx) < 3:
     return LogLogFit(float(res.slope), float("nan"), float("nan"), float(res.intercept))

@@ -4,6 +4,7 @@
     .venv-nt/bin/python reference/nt_oracle.py analytic IN.npz OUT.npz
     .venv-nt/bin/python reference/nt_oracle.py batch IN.npz OUT.npz
     .venv-nt/bin/python reference/nt_oracle.py bench --n 1000 --width 512 --depth 3 --impl 1 2 3
+    .venv-nt/bin/python reference/nt_oracle.py bench-conv --tree JSON --shape '[8, 8, 3]' --n 32 --mode analytic
 
 `empirical` reads a spec (JSON string under key "spec": hidden, out_dim, activation, alpha,
 parametrization, W_std, b_std) with ntk_lab-layout params (W0, b0, W1, …) and inputs x1[, x2], and
@@ -321,16 +322,22 @@ def cmd_bench_analytic(args):
     fn = nt.batch(kernel_fn, batch_size=args.batch_size, store_on_device=True)
   else:
     fn = jax.jit(kernel_fn, static_argnames="get")
+  print(json.dumps(_timed(lambda: fn(x, None, ("nngp", "ntk")), args.repeats, base)))
+
+
+def _timed(call, repeats, base):
+  """The first call's time, the median of `repeats` more, and the peak resident memory; or the
+  error, reported rather than fatal."""
   try:
     t0 = time.perf_counter()
-    jax.block_until_ready(fn(x, None, ("nngp", "ntk")))
+    jax.block_until_ready(call())
     first = time.perf_counter() - t0
     times = []
-    for _ in range(args.repeats):
+    for _ in range(repeats):
       t0 = time.perf_counter()
-      jax.block_until_ready(fn(x, None, ("nngp", "ntk")))
+      jax.block_until_ready(call())
       times.append(time.perf_counter() - t0)
-    out = {
+    return {
       "median_s": statistics.median(times),
       "times_s": times,
       "first_call_s": first,
@@ -338,8 +345,24 @@ def cmd_bench_analytic(args):
       "baseline_rss_mb": base,
     }
   except Exception as e:  # noqa: BLE001 - reported, not fatal
-    out = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
-  print(json.dumps(out))
+    return {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+
+
+def cmd_bench_conv(args):
+  """Times NT on a layer tree (`build_network`), float32: its jitted kernel_fn (nngp and ntk,
+  x2 = None; ``--mode analytic``) or empirical_ntk_fn (``--mode empirical --impl k``)."""
+  tree, shape = json.loads(args.tree), tuple(json.loads(args.shape))
+  init_fn, apply_fn, kernel_fn = build_network(tree)
+  x = jax.random.normal(jax.random.PRNGKey(1), (args.n, *shape), jnp.float32)
+  x.block_until_ready()
+  base = rss_mb()
+  if args.mode == "analytic":
+    fn = jax.jit(lambda x: kernel_fn(x, None, ("nngp", "ntk")))
+  else:
+    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    ntk_fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), implementation=args.impl))
+    fn = lambda x: ntk_fn(x, None, params)  # noqa: E731
+  print(json.dumps(_timed(lambda: fn(x), args.repeats, base)))
 
 
 def main(argv=None):
@@ -369,8 +392,16 @@ def main(argv=None):
   ba.add_argument("--impl", choices=("kernel_fn", "batch"), required=True)
   ba.add_argument("--batch-size", type=int, default=1000)
   ba.add_argument("--repeats", type=int, default=3)
+  bc = sub.add_parser("bench-conv")
+  bc.add_argument("--tree", required=True)
+  bc.add_argument("--shape", required=True)
+  bc.add_argument("--n", type=int, required=True)
+  bc.add_argument("--mode", choices=("analytic", "empirical"), required=True)
+  bc.add_argument("--impl", type=int, default=1)
+  bc.add_argument("--repeats", type=int, default=3)
   args = parser.parse_args(argv)
   {
+    "bench-conv": cmd_bench_conv,
     "bench-analytic": cmd_bench_analytic,
     "empirical": cmd_empirical,
     "analytic": cmd_analytic,

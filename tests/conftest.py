@@ -57,6 +57,7 @@ THINNED = {
   "test_per_layer_analytic_kernel_is_the_monte_carlo_mean": 3,
   "test_every_error_control_reaches_the_tight_solution": 3,
   "test_linearized_flow_is_the_closed_form": 2,
+  "test_analytic_kernel_is_the_monte_carlo_mean": 3,
 }
 
 

@@ -157,6 +157,7 @@ def test_empirical_routes_agree_and_structured_names_the_conv_layer():
     nl.empirical_ntk(CNTK, params, x1, x2, method="structured")
 
 
+@pytest.mark.slow
 def test_empirical_ntk_converges_to_the_limit_in_width():
   def net(width):
     return L.serial(
@@ -188,6 +189,7 @@ def test_kernels_under_jit_and_grad():
   assert abs(g - (f(1.3 + h) - f(1.3 - h)) / (2 * h)) <= 1e-6 * abs(g)
 
 
+@pytest.mark.slow
 def test_training_a_cnn_through_the_layer_model():
   """optax training and gradient flow of a CNN, with the NTK observable, and its linearisation:
   a wide CNN trained a short time stays close to its linearised model (Lee et al. 2019)."""

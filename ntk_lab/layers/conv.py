@@ -339,15 +339,12 @@ class Flatten(Layer):
   def kernel_rule(self, state, ctx):
     if state.spatial == 0:
       return state
-    positions = 1
+    sizes = state.nngp.shape[state.batch_ndim :: 2 if state.full else 1]
 
     def mean_of_diagonal(x, batch_ndim):
-      nonlocal positions
-      for _ in range(state.spatial if state.full else 0):
+      for _ in range(state.spatial if state.full else 0):  # equal positions only
         x = jnp.diagonal(x, axis1=batch_ndim, axis2=batch_ndim + 1)
-      axes = tuple(range(batch_ndim, x.ndim))
-      positions = math.prod(x.shape[a] for a in axes)
-      return jnp.mean(x, axis=axes)
+      return jnp.mean(x, axis=tuple(range(batch_ndim, x.ndim)))
 
     out = state.map_spatial(mean_of_diagonal)
-    return out.replace(spatial=0, full=False, width=state.width * positions)
+    return out.replace(spatial=0, full=False, width=state.width * math.prod(sizes))

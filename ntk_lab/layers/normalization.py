@@ -2,8 +2,8 @@
 
 Infinite-width rule (channels → ∞, Gaussian inputs of mean zero): each position's mean over the
 channels tends to 0 and its variance to Σ(x, x)[p, p], so Σ(x, x')[p, p'] and Θ(x, x')[p, p']
-are both divided by √((ε + Σ(x, x)[p, p]) · (ε + Σ(x', x')[p', p'])) (Xiong et al. 2020; as
-neural-tangents computes it). It has no params.
+are both divided by √((ε + Σ(x, x)[p, p]) · (ε + Σ(x', x')[p', p'])) (Ba et al. 2016 for the
+layer; the rule as neural-tangents computes it). It has no params.
 """
 
 from __future__ import annotations
