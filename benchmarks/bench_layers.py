@@ -2,7 +2,8 @@
 infinite-width kernels of the same MLPs, timed by the current `ntk_lab` and by the last commit
 before the layer model (`PREVIOUS`, extracted with ``git archive`` into a temporary folder and
 imported in the cell's own process). Cells alternate between the two versions, so both see the
-same machine conditions; each is the median of several calls after a warm-up (compilation).
+same machine conditions, over several rounds; each cell is the median over rounds of the median of
+several calls after a warm-up (compilation).
 
     python -m benchmarks.bench_layers --out results            # the table (N ≥ 1000)
     python -m benchmarks.bench_layers cell --version new --kind structured --n 1000 --width 512
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,8 +103,9 @@ def run(kind, n, width, version, previous, repeats):
 def to_markdown(meta, records):
   lines = [
     f"Layer model against commit {meta['previous']} (same run, cells alternating; float32, MLP depth "
-    f"{DEPTH}, input dimension {IN_DIM}; analytic kernels of width-independent MLPs; median of "
-    f"{meta['repeats']} calls after a warm-up). {meta['machine']}",
+    f"{DEPTH}, input dimension {IN_DIM}; analytic kernels of width-independent MLPs; per cell the "
+    f"median over {meta.get('rounds', 1)} alternating rounds of the median of {meta['repeats']} "
+    f"calls after a warm-up). {meta['machine']}",
     "",
     "| kernel | N | width | before (s) | layer model (s) | speed, before = 1 |",
     "|---|---:|---:|---:|---:|---:|",
@@ -126,6 +129,7 @@ def main(argv=None):
   c.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--out", default="results")
   parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--rounds", type=int, default=3, help="alternating old/new processes per cell")
   parser.add_argument("--machine", default="2-core CPU", help="a line describing the machine conditions")
   args = parser.parse_args(argv)
   if args.command == "cell":
@@ -136,14 +140,21 @@ def main(argv=None):
   with tempfile.TemporaryDirectory() as tmp:
     previous = previous_tree(pathlib.Path(tmp))
     for kind, n, width in CELLS:
-      old = run(kind, n, width, "old", previous, args.repeats)["median_s"]
-      new = run(kind, n, width, "new", previous, args.repeats)["median_s"]
-      records.append({"kind": kind, "n": n, "width": width, "old": old, "new": new})
+      # `rounds` alternating pairs of processes, the median of their medians: a burst of load from
+      # another process lands on one round, not on one version.
+      olds, news = [], []
+      for _ in range(args.rounds):
+        olds.append(run(kind, n, width, "old", previous, args.repeats)["median_s"])
+        news.append(run(kind, n, width, "new", previous, args.repeats)["median_s"])
+      old, new = statistics.median(olds), statistics.median(news)
+      records.append(
+        {"kind": kind, "n": n, "width": width, "old": old, "new": new, "old_rounds": olds, "new_rounds": news}
+      )
       print(
         f"{kind} N={n} width={width}: before {old:.3f} s, layer model {new:.3f} s ({old / new:.2f}×)",
         flush=True,
       )
-  meta = {"previous": PREVIOUS, "repeats": args.repeats, "machine": args.machine}
+  meta = {"previous": PREVIOUS, "repeats": args.repeats, "rounds": args.rounds, "machine": args.machine}
   (out / "bench_layers.json").write_text(json.dumps({"meta": meta, "records": records}, indent=1))
   (out / "bench_layers.md").write_text(to_markdown(meta, records))
 

@@ -182,8 +182,17 @@ def _why_not_structured(net, params, x1) -> str | None:
   for leaf, _ in net.param_leaves():
     if leaf.trainable and not leaf.has_ntk_term:
       return f"layer {leaf!r} declares no structured term of its own"
+  shapes, tree = jax.tree.flatten(jax.tree.map(lambda p: jax.ShapeDtypeStruct(jnp.shape(p), p.dtype), params))
+  return _why_not_for_shapes(net, tuple(x1.shape[1:]), x1.dtype, tree, tuple(shapes))
+
+
+@functools.lru_cache(maxsize=256)
+def _why_not_for_shapes(net, in_shape, dtype, tree, shapes):
+  """`_why_not_structured`'s shape check, once per network and shapes (tracing the forward pass
+  on every call cost milliseconds)."""
   taps = Taps()
-  jax.eval_shape(lambda p, x: net.forward(p, x, taps), params, x1[:1])
+  x = jax.ShapeDtypeStruct((1, *in_shape), dtype)
+  jax.eval_shape(lambda p, x: net.forward(p, x, taps), jax.tree.unflatten(tree, shapes), x)
   for layer, h in zip(taps.layers, taps.inputs):
     if not layer.supports_ntk_term(tuple(h.shape[1:])):
       return f"layer {layer!r} has no structured term for inputs of per-point shape {tuple(h.shape[1:])}"

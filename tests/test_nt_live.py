@@ -1,6 +1,6 @@
 """Live cross-check against neural-tangents 0.6.5 (marker `nt`; `make test-nt`, which CI runs).
 
-A generated grid of MLPs — depth 1–5, every activation NT has in closed form, W_std (scalar and
+A generated grid of MLPs — depths 1, 2 and 5 for every activation NT has in closed form, W_std (scalar and
 per layer) and b_std values including b_std = 0 and no bias, both parametrizations, out_dim > 1 and
 N1 ≠ N2 — goes to NT's own interpreter (reference/nt_oracle.py, `make reference` builds it) in
 one request file; ntk_lab must match NT's `kernel_fn` and `empirical_ntk_fn` (implementations 1–3)
@@ -65,7 +65,8 @@ def grid():
   W_stds = [0.5, 1.0, 1.7, "per-layer"]
   b_stds = [None, 0.0, 0.3, 1.1]
   cases = []
-  for i, (act, depth) in enumerate(itertools.product(CLOSED, range(1, 6))):
+  # Depths 1, 2 and 5: one hidden layer, a composition, a deep net (3 and 4 take no other path).
+  for i, (act, depth) in enumerate(itertools.product(CLOSED, (1, 2, 5))):
     W = W_stds[i % 4]
     cases.append(
       dict(
@@ -647,7 +648,7 @@ def test_convolutional_networks_match_nt(nt_conv_answers, name):
     assert rel_err(getattr(k, field), answers[p + field]) <= tol, field
   kd = nl.analytic_kernel(net, x1[:3], x2, diagonal=True)
   assert rel_err(kd.ntk, np.diag(answers[p + "ntk"][:3])) <= tol
-  for method in ("jacobian", "ntvp", "auto"):
+  for method in ("jacobian", "ntvp"):  # (auto takes one of these for a CNN)
     ours = nl.empirical_ntk(net, params, x1, x2, method=method)
     for impl in (1, 2, 3):
       assert rel_err(ours, answers[p + f"ntk_trace_{impl}"]) <= 1e-10, (method, impl)
