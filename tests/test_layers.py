@@ -247,7 +247,7 @@ def test_training_and_observables_take_a_network():
     (
       lambda: nl.analytic_kernel(serial(Relu(), Dense(1)), inputs(3, 2)),
       ValueError,
-      r"must be Gaussian.*put a Dense layer before it",
+      r"must be Gaussian.*a Dense or Conv layer.*put one before it",
     ),
     (
       lambda: nl.analytic_kernel(serial(Dense(4), FanOut(2)), inputs(3, 2)),
