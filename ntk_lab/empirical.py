@@ -182,7 +182,9 @@ def _why_not_structured(net, params, x1) -> str | None:
   for leaf, _ in net.param_leaves():
     if leaf.trainable and not leaf.has_ntk_term:
       return f"layer {leaf!r} declares no structured term of its own"
-  shapes, tree = jax.tree.flatten(jax.tree.map(lambda p: jax.ShapeDtypeStruct(jnp.shape(p), p.dtype), params))
+  shapes, tree = jax.tree.flatten(
+    jax.tree.map(lambda p: jax.ShapeDtypeStruct(jnp.shape(p), jnp.result_type(p)), params)
+  )
   return _why_not_for_shapes(net, tuple(x1.shape[1:]), x1.dtype, tree, tuple(shapes))
 
 
