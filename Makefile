@@ -68,7 +68,7 @@ atlas: $(STAMP)
 
 ## Live cross-checks against neural-tangents (builds its pinned environment first); CI runs them.
 test-nt: $(STAMP) reference
-	$(PY) -m pytest -q -m nt
+	$(PY) -m pytest -q -m nt -n 2 --dist loadfile  # two files, one batched NT call each
 
 ## Benchmarks of the empirical NTK (writes JSON + Markdown under results/).
 bench: $(STAMP)

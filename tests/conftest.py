@@ -3,7 +3,18 @@
 Exact identities are checked in float64 at 1e-10 relative; float32 runs use `TOL[float32]`.
 """
 
-import jax
+import os
+
+# The suite is compile-bound: most tests compile small programs and run them once. LLVM's
+# optimisation of XLA's CPU code is most of that compile time; at level 0 the suite runs about a
+# third faster (measured on 2 cores), with IEEE semantics unchanged (matrix products call the same
+# libraries). Read when the backend starts, so set before any test touches jax; a user's own
+# XLA_FLAGS are kept (and win, coming last).
+os.environ["XLA_FLAGS"] = " ".join(
+  f for f in ("--xla_backend_optimization_level=0", os.environ.get("XLA_FLAGS", "")) if f
+)
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 

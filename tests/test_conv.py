@@ -4,7 +4,7 @@ Each against an independent route: apply against explicit sums over patches and 
 infinite-width kernels against Monte Carlo means (one hidden layer, where the mean over draws is
 the limit at any width), against themselves tiled, diagonal and paired; the empirical routes
 against each other; the empirical NTK converging to the limit in width. neural-tangents' own
-kernels for a grid of CNNs, CNTKs, Myrtle-5 and a ResNet are in `test_nt_live.py` (`make test-nt`).
+kernels for a grid of CNNs, CNTKs, Myrtle-5 and a ResNet are in `test_nt_live_layers.py` (`make test-nt`).
 """
 
 import itertools
@@ -60,6 +60,45 @@ def test_conv_apply_is_the_sum_over_patches(padding, strides, filt, parameteriza
   got = layer.apply(params, x)
   assert got.shape == want.shape == (2, *layer.output_shape((5, 6, 2))[:2], 3)
   np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+  "strides,padding,filt,shape",
+  [
+    ((1, 1), "SAME", (3, 3), (3, 6, 5, 2)),
+    ((2, 1), "VALID", (3, 2), (3, 7, 5, 2)),
+    ((2,), "SAME", (3,), (2, 9, 2)),
+  ],
+)
+def test_conv_derivatives_are_those_of_the_lax_convolution(strides, padding, filt, shape):
+  """`Conv`'s convolution takes its derivatives from a product of patches on the CPU (fast inside
+  loops): gradients, JVPs and second derivatives equal those of `lax.conv_general_dilated`,
+  with respect to inputs and filters, in and out of a `lax.scan`."""
+  from ntk_lab.layers import conv as C
+
+  x = jax.random.normal(jax.random.PRNGKey(1), shape)
+  W = jax.random.normal(jax.random.PRNGKey(2), (*filt, shape[-1], 4))
+  ours = lambda x, W: jnp.sum(jnp.sin(C._convolve(x, W, strides, padding)))
+  lax_ = lambda x, W: jnp.sum(jnp.sin(C._conv_lax(x, W, strides, padding)))
+  np.testing.assert_allclose(
+    C._conv_patches(x, W, strides, padding), C._conv_lax(x, W, strides, padding), rtol=1e-12, atol=1e-12
+  )
+  for a, b in zip(jax.grad(ours, (0, 1))(x, W), jax.grad(lax_, (0, 1))(x, W), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+  for argnums in (0, 1):  # only one argument differentiated: the other's tangent is a symbolic zero
+    np.testing.assert_allclose(
+      jax.grad(ours, argnums)(x, W), jax.grad(lax_, argnums)(x, W), rtol=1e-12, atol=1e-12
+    )
+  tangents = (0.3 * x, 0.7 * W)
+  np.testing.assert_allclose(
+    jax.jvp(ours, (x, W), tangents)[1], jax.jvp(lax_, (x, W), tangents)[1], rtol=1e-12, atol=1e-12
+  )
+  hvp = lambda f: jax.jvp(jax.grad(f, 1), (x, W), tangents)[1]
+  np.testing.assert_allclose(hvp(ours), hvp(lax_), rtol=1e-10, atol=1e-12)
+  in_scan = lambda f: jax.lax.scan(lambda c, _: (c + jax.grad(f, 1)(x, W), None), jnp.zeros_like(W), None, 2)[
+    0
+  ]
+  np.testing.assert_allclose(in_scan(ours), 2 * jax.grad(lax_, 1)(x, W), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("padding", ["VALID", "SAME", "CIRCULAR"])

@@ -129,6 +129,15 @@ REDUCED = {
     "options.every=10",
     "options.corrupt=[0.0, 1.0]",
   ],
+  "cntk_small_data": [
+    "sweep.n=[10, 20]",
+    "data.n_test=10",
+    "model.depth=1",
+    "model.width=4",
+    "options.steps=10",
+    "options.every=5",
+  ],
+  "myrtle": ["sweep.n=[10, 20]", "sweep.depths=[5]", "data.n_test=10"],
 }
 
 
@@ -150,6 +159,8 @@ SLOW = {
   "lee2019",
   "arora2019",
   "convergence_rate",
+  "cntk_small_data",
+  "myrtle",
 }
 
 
@@ -235,3 +246,66 @@ def test_real_data_loads_through_datasets_and_corrupts_training_labels_only():
   assert 0.35 < changed < 0.55  # half redrawn from 10 classes: 0.45 expected
   with pytest.raises(ConfigError, match="options.corrupt: must be a fraction"):
     real_data.load(cfg, {"dataset": "digits", "corrupt": 2})
+
+
+def test_training_subsets_are_nested_class_balanced_and_seeded():
+  from ntk_lab.experiments import _convnets
+
+  _, labels, _, _ = _convnets.split(200)
+  order = _convnets.subset_order(labels, 0, True)
+  assert sorted(order) == list(range(len(labels)))  # an order of the whole pool
+  np.testing.assert_array_equal(order, _convnets.subset_order(labels, 0, True))
+  for n in (10, 25, 160):  # a prefix: nested subsets, each class ⌊n/10⌋ or ⌈n/10⌉ times
+    counts = np.bincount(labels[order[:n]], minlength=10)
+    assert counts.min() == n // 10 and counts.max() == -(-n // 10)
+  assert set(order[:40]) != set(_convnets.subset_order(labels, 1, True)[:40])
+  assert sorted(_convnets.subset_order(labels, 0, False)) == list(range(len(labels)))
+
+
+@pytest.mark.parametrize("depth", [5, 7, 10])
+def test_myrtle_adapted_to_8x8_images(depth):
+  """Myrtle-d on 8×8 inputs: its convolutions at 8×8, 4×4 and 2×2 (2, 1, 1 of them for d = 5;
+  2, 2, 2 for 7; 3, 3, 3 for 10), pooled to 1×1 before the readout; d counts them and it."""
+  import ntk_lab as nl
+  from ntk_lab.experiments import _convnets
+
+  net = _convnets.network("myrtle", depth, 3, 2**0.5, None)
+  shape, sizes = (8, 8, 1), []
+  for layer in net.layers:
+    if isinstance(layer, nl.layers.Conv):
+      sizes.append(shape[0])
+    shape = layer.output_shape_of(shape)
+  blocks = _convnets.MYRTLE_BLOCKS[depth]
+  assert sizes == [8] * blocks[0] + [4] * blocks[1] + [2] * blocks[2] and len(sizes) + 1 == depth
+  assert shape == (10,)
+
+
+def test_kernels_are_computed_once_per_run_and_sliced_per_cell(monkeypatch):
+  """Every cell of a run reads the one kernel on the union of the seeds' subsets and the test
+  images, and its slices are the kernel of the cell's own images."""
+  import jax.numpy as jnp
+
+  import ntk_lab as nl
+  from ntk_lab.config import cell_config, cells, load_config
+  from ntk_lab.experiments import _convnets
+
+  cfg = load_config(
+    ROOT / "configs" / "cntk_small_data.yaml",
+    overrides=["sweep.n=[4, 8]", "sweep.seeds=[0, 1]", "data.n_test=5", "model.depth=1", "model.width=2"],
+  )
+  real, calls = nl.analytic_kernel, []
+  monkeypatch.setattr(nl, "analytic_kernel", lambda *a, **k: calls.append(a) or real(*a, **k))
+  monkeypatch.setattr(_convnets, "_KERNELS", {})
+  net = _convnets.network("gap", 1, 2, 2**0.5, None)
+  kerns = [_convnets.run_kernels(cell_config(cfg, c), net, True) for c in cells(cfg)]
+  assert len(calls) == 1 and all(k is kerns[0] for k in kerns)
+  kern = kerns[0]
+  x_pool, labels_pool, x_test, _ = _convnets.split(5)
+  mine = _convnets.subset_order(labels_pool, 1, True)[:8]
+  rows = _convnets.subset_rows(kern, 1, 8)
+  np.testing.assert_array_equal(kern["x"][rows], x_pool[mine])
+  np.testing.assert_array_equal(kern["labels"][rows], labels_pool[mine])
+  direct = real(net, jnp.asarray(x_test), jnp.asarray(x_pool[mine]))
+  for field in ("nngp", "ntk"):
+    got = np.asarray(getattr(kern["k"], field))[kern["test"]][:, rows]
+    np.testing.assert_allclose(got, getattr(direct, field), rtol=1e-10, atol=1e-12)

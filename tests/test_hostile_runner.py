@@ -158,6 +158,47 @@ CASES = [
     Raises(ConfigError, r"options.corrupt: must be a non-empty list of fractions"),
   ),
   (
+    "cntk_small_data momentum",
+    lambda: config("cntk_small_data", "options.momentum=1"),
+    Raises(ConfigError, r"options.momentum: the heavy-ball β must be in \[0, 1\), got 1"),
+  ),
+  (
+    "cntk_small_data negative ridge",
+    lambda: config("cntk_small_data", "options.ridge=-0.1"),
+    Raises(ConfigError, r"options.ridge: the ridge .* must be a number ≥ 0"),
+  ),
+  (
+    "cntk_small_data more images than the digits",
+    lambda: config("cntk_small_data", "sweep.n=[10, 1700]"),
+    Raises(
+      ConfigError,
+      r"data.n \+ data.n_test: the digits have 1797 images, asked for a training set of up to 1700",
+    ),
+  ),
+  (
+    "cntk_small_data a balanced subset the pool cannot give",
+    lambda: config("cntk_small_data", "sweep.n=[10, 1590]"),
+    Raises(
+      ConfigError,
+      r"data.n: a class-balanced subset of 1590 needs 159 images of each class; .*balanced: false",
+    ),
+  ),
+  (
+    "cntk_small_data activation",
+    lambda: config("cntk_small_data", "model.activation=tanh"),
+    Raises(ConfigError, rf"model.activation: experiment 'cntk_small_data' {NOT_USED}"),
+  ),
+  (
+    "myrtle depth",
+    lambda: config("myrtle", "sweep.depths=[5, 6]"),
+    Raises(ConfigError, r"sweep.depths: experiment 'myrtle' .*allows only 5 or 7 or 10, got 6"),
+  ),
+  (
+    "myrtle width",
+    lambda: config("myrtle", "model.width=64"),
+    Raises(ConfigError, rf"model.width: experiment 'myrtle' {NOT_USED}"),
+  ),
+  (
     "kernel_convergence learning rate",
     lambda: config("kernel_convergence", "training.learning_rate=0.5"),
     Raises(ConfigError, rf"training.learning_rate: experiment 'kernel_convergence' {NOT_USED}"),

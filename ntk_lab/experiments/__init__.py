@@ -4,6 +4,7 @@ is an `Experiment` passed to `register`."""
 
 from ntk_lab.experiments import (  # noqa: F401
   arora2019,
+  cntk_small_data,
   concentration,
   convergence_rate,
   deep_linear,
@@ -12,6 +13,7 @@ from ntk_lab.experiments import (  # noqa: F401
   kernel_convergence,
   lazy_training,
   lee2019,
+  myrtle,
   nn_vs_ntk,
   quickstart,
   real_data,

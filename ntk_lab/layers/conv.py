@@ -20,10 +20,13 @@ adds nothing; the amounts are those of `jax.lax` ``SAME``.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import math
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
 from ntk_lab import _checks
 from ntk_lab.layers.base import KernelState, Layer, RuleContext
@@ -212,11 +215,9 @@ class Conv(Layer):
         lo, hi, _ = _pads(n, f, s, "SAME")
         x = _pad_axis(x, 1 + i, lo, hi, "CIRCULAR")
       padding = "VALID"
-    spec = "N" + "DHW"[-k:] if k <= 3 else None
-    if spec is None:
+    if k > 3:
       raise ValueError(f"Conv: 1 to 3 spatial axes are supported, got {k}.")
-    dims = (spec + "C", "DHW"[-k:] + "IO", spec + "C")
-    z = jax.lax.conv_general_dilated(x, params["W"], self.strides, padding, dimension_numbers=dims)
+    z = _convolve(x, params["W"], self.strides, padding)
     if self.parameterization == "ntk":
       z = z * (self.W_std / math.sqrt(self._fan_in(x.shape[-1])))
       if "b" in params:
@@ -239,6 +240,56 @@ class Conv(Layer):
         own = self._fan_in(state.width) * mapped.nngp + (1.0 if self.has_bias else 0.0)
       ntk = (own if self.trainable else 0.0) + w**2 * ntk
     return out.replace(ntk=ntk, width=self.out_chan, is_gaussian=True)
+
+
+def _conv_lax(x, W, strides, padding):
+  """The convolution (N, *spatial, C) ⊛ (*filter, C, O), stride `strides`, ``VALID``/``SAME``."""
+  k = W.ndim - 2
+  spec = "N" + "DHW"[-k:] + "C"
+  dims = (spec, "DHW"[-k:] + "IO", spec)
+  return jax.lax.conv_general_dilated(x, W, strides, padding, dimension_numbers=dims)
+
+
+def _conv_patches(x, W, strides, padding):
+  """The same convolution as a product of patches: one strided slice of the padded input per
+  filter offset, contracted with the filter in one `einsum` (im2col)."""
+  filt = W.shape[:-2]
+  for i, (n, f, s) in enumerate(zip(x.shape[1:-1], filt, strides)):
+    lo, hi, _ = _pads(n, f, s, padding)
+    x = _pad_axis(x, 1 + i, lo, hi, "SAME")
+  outs = [_pads(n, f, s, "VALID")[2] for n, f, s in zip(x.shape[1:-1], filt, strides)]
+  patches = []
+  for offset in itertools.product(*(range(f) for f in filt)):
+    start = (0, *offset, 0)
+    limit = (x.shape[0], *((o - 1) * s + d + 1 for o, s, d in zip(outs, strides, offset)), x.shape[-1])
+    patches.append(jax.lax.slice(x, start, limit, (1, *strides, 1)))
+  patches = jnp.stack(patches, axis=-2)  # (N, *out, |F|, C)
+  return jnp.einsum("...fc,fco->...o", patches, W.reshape(-1, *W.shape[-2:]))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _convolve(x, W, strides, padding):
+  """`_conv_lax`, whose derivatives on the CPU are those of `_conv_patches` (the same linear map).
+
+  XLA's CPU backend runs the derivative convolutions slowly inside loops (the `lax.scan` of
+  `ntk_lab.train`, the `lax.map` of tiled kernels): measured on 2 cores, a 32-channel 3 × 3 layer
+  on 160 8 × 8 images took 0.37 s per filter gradient in a `scan` against 19 ms outside one, and
+  0.055 s against 9 ms per input gradient. The patch product's derivatives are matrix products and
+  slices, as fast in a loop as outside. The forward convolution is fast in both places and stays.
+  """
+  return _conv_lax(x, W, strides, padding)
+
+
+@functools.partial(_convolve.defjvp, symbolic_zeros=True)
+def _convolve_jvp(strides, padding, primals, tangents):
+  x, W = primals
+  dx, dW = tangents
+  linear = _conv_patches if jax.default_backend() == "cpu" else _conv_lax
+  dz = [linear(dx, W, strides, padding)] if not isinstance(dx, SymbolicZero) else []
+  if not isinstance(dW, SymbolicZero):
+    dz.append(linear(x, dW, strides, padding))
+  z = _conv_lax(x, W, strides, padding)
+  return z, sum(dz[1:], dz[0]) if dz else jnp.zeros_like(z)
 
 
 @dataclasses.dataclass(frozen=True)
